@@ -1,0 +1,1221 @@
+#!/usr/bin/env python3
+"""IPFSMaster: a web console for the operator of an IPFS (Kubo) node.
+
+It keeps a local catalogue of the node's pins in SQLite and runs long jobs,
+above all syncing the pin list, as background tasks: each task is a row in
+``background_tasks`` and a detached ``worker.py`` process that records its
+progress there, while the browser (or the command line) watches, cancels,
+retries and cleans up.
+
+Run the console (standard library only, Python 3.9+):
+
+    python3 ipfsmaster.py [serve] [--host 127.0.0.1] [--port 8080]
+                          [--db ipfsmaster.db] [--ipfs-api http://127.0.0.1:5001]
+
+Other commands: ``sync``, ``tasks``, ``show``, ``cancel``, ``retry``,
+``cleanup``, ``reap``; ``python3 ipfsmaster.py COMMAND --help`` explains each.
+
+The module reads top to bottom: settings, database, tasks, errors and
+messages, request helpers, handlers, the route table, the app, the server,
+the command line. Nothing runs at import time.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import socketserver
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from urllib.parse import parse_qs, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_PATH = os.path.join(HERE, "schema.sql")
+STATIC_DIR = os.path.join(HERE, "static")
+WORKER_PATH = os.path.join(HERE, "worker.py")
+
+log = logging.getLogger("ipfsmaster")
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+DEFAULTS = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "db": "ipfsmaster.db",
+    "ipfs_api": "http://127.0.0.1:5001",
+    "stale_seconds": 30,
+    "cancel_grace_seconds": 10,
+    "retention_days": 30,
+}
+
+# Setting name -> (environment variable, type).
+ENVIRONMENT = {
+    "host": ("IPFSMASTER_HOST", str),
+    "port": ("IPFSMASTER_PORT", int),
+    "db": ("IPFSMASTER_DB", str),
+    "ipfs_api": ("IPFSMASTER_IPFS_API", str),
+    "stale_seconds": ("IPFSMASTER_STALE_SECONDS", int),
+    "cancel_grace_seconds": ("IPFSMASTER_CANCEL_GRACE_SECONDS", int),
+    "retention_days": ("IPFSMASTER_RETENTION_DAYS", int),
+}
+
+
+class Settings:
+    """The console's configuration: defaults, then the environment, then flags."""
+
+    def __init__(self, **overrides):
+        for name, value in DEFAULTS.items():
+            setattr(self, name, value)
+        for name, value in overrides.items():
+            if name not in DEFAULTS:
+                raise TypeError("unknown setting %r" % name)
+            if value is not None:
+                setattr(self, name, value)
+
+    @classmethod
+    def from_environment(cls, environ=None, **flags):
+        """Settings from ``environ`` (default ``os.environ``), overridden by flags."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, (variable, kind) in ENVIRONMENT.items():
+            raw = environ.get(variable, "").strip()
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError:
+                    raise SystemExit("%s must be %s, not %r" % (variable, "a whole number" if kind is int else "text", raw))
+        values.update((name, value) for name, value in flags.items() if value is not None)
+        return cls(**values)
+
+    @property
+    def task_dir(self):
+        """The folder beside the database that holds task logs and upload spools."""
+        base, _ = os.path.splitext(os.path.abspath(self.db))
+        return base + "-tasks"
+
+
+def task_log_path(settings, task_id):
+    return os.path.join(settings.task_dir, "task-%d.log" % int(task_id))
+
+
+# ---------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30000
+ACTIVE_STATUSES = ("pending", "running")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+def connect(path):
+    """Open the database the way every part of IPFSMaster uses it.
+
+    WAL lets pollers read while a worker writes; the busy timeout makes a
+    writer wait for the lock instead of failing with "database is locked".
+    Transactions are explicit (see ``transaction``), so autocommit is on.
+    """
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = %d" % BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    """A write transaction: BEGIN IMMEDIATE takes the write lock up front, so
+    the busy timeout applies to it, instead of failing at the first write."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def private_file(path):
+    """Create ``path`` (if missing) readable by its owner only."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def init_db(path):
+    """Create the database from schema.sql if needed; never loses data."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(path):
+        private_file(path)
+    conn = connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SystemExit("%s was written by a newer IPFSMaster (schema %d; this one knows %d)"
+                             % (path, version, SCHEMA_VERSION))
+        with open(SCHEMA_PATH, encoding="utf-8") as f:
+            schema = f.read()
+        # executescript commits on its own; the statements are idempotent.
+        conn.executescript(schema)
+        if version < SCHEMA_VERSION:
+            conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+    finally:
+        conn.close()
+
+
+def now_text():
+    """UTC now in SQLite's datetime('now') form."""
+    return datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ---------------------------------------------------------------------------
+# Tasks: the store shared by the server, the command line and the worker
+# ---------------------------------------------------------------------------
+
+class TaskConflict(Exception):
+    """A single-flight task type already has an active task."""
+
+    def __init__(self, task_type, active_id):
+        super().__init__(task_type, active_id)
+        self.task_type = task_type
+        self.active_id = active_id
+
+
+class TaskStateError(Exception):
+    """The task is not in a status that allows the requested change."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+def task_types():
+    """The registry of task types, which lives with the code that runs them."""
+    import worker  # worker imports this module, so import it only when needed
+    return worker.TASK_TYPES
+
+
+def task_as_json(row):
+    """A task row as the contract's JSON object."""
+    task = {key: row[key] for key in row.keys()}
+    total, progress = task["total"] or 0, task["progress"] or 0
+    if task["status"] == "completed":
+        task["percentage"] = 100
+    elif total > 0:
+        task["percentage"] = max(0, min(100, progress * 100 // total))
+    else:
+        task["percentage"] = 0
+    for key in ("result", "params"):
+        try:
+            value = json.loads(task[key]) if task[key] else None
+        except ValueError:
+            value = {"unparsed": task[key]}
+        task[key] = value if isinstance(value, dict) or value is None else {"value": value}
+    task["params"] = task["params"] or {}
+    task["single_flight"] = bool(task["single_flight"])
+    return task
+
+
+def get_task(conn, task_id):
+    return conn.execute("SELECT * FROM background_tasks WHERE id = ?", (task_id,)).fetchone()
+
+
+def find_active_task(conn, task_type):
+    row = conn.execute(
+        "SELECT id FROM background_tasks WHERE task_type = ? AND status IN ('pending', 'running')"
+        " AND single_flight = 1 ORDER BY id LIMIT 1", (task_type,)).fetchone()
+    return row["id"] if row else None
+
+
+def create_task(conn, task_type, params=None, retry_of=None):
+    """Insert a pending task and return its id; TaskConflict if single flight forbids it.
+
+    Single flight is the partial unique index idx_tasks_one_active: the
+    database, not a check-then-insert, decides who wins a race.
+    """
+    single_flight = 1 if task_types()[task_type].single_flight else 0
+    for _ in range(3):
+        try:
+            with transaction(conn):
+                cur = conn.execute(
+                    "INSERT INTO background_tasks (task_type, status, params, retry_of, single_flight)"
+                    " VALUES (?, 'pending', ?, ?, ?)",
+                    (task_type, json.dumps(params or {}, sort_keys=True), retry_of, single_flight))
+                return cur.lastrowid
+        except sqlite3.IntegrityError:
+            active = find_active_task(conn, task_type)
+            if active is not None:
+                raise TaskConflict(task_type, active)
+            # The winner finished between our insert and the look-up: try again.
+    raise TaskConflict(task_type, None)
+
+
+def list_tasks(conn, status=None, task_type=None, limit=50, offset=0):
+    """Tasks, newest first, with the total that match the filters."""
+    where, args = [], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if task_type:
+        where.append("task_type = ?")
+        args.append(task_type)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = conn.execute("SELECT COUNT(*) FROM background_tasks" + clause, args).fetchone()[0]
+    rows = conn.execute("SELECT * FROM background_tasks" + clause + " ORDER BY id DESC LIMIT ? OFFSET ?",
+                        args + [limit, offset]).fetchall()
+    return rows, total
+
+
+def finish_task(conn, task_id, status, from_status, error_message=None, result=None):
+    """Compare-and-set a task to a final status; True if this call did it."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE background_tasks SET status = ?, error_message = COALESCE(?, error_message),"
+            " result = COALESCE(?, result), completed_at = datetime('now')"
+            " WHERE id = ? AND status = ?",
+            (status, error_message, None if result is None else json.dumps(result), task_id, from_status))
+        return cur.rowcount == 1
+
+
+def cancel_task(conn, task_id):
+    """Cancel a pending task at once, or ask a running one to stop.
+
+    Returns "cancelled" or "cancelling"; TaskStateError if already final.
+    """
+    for _ in range(3):
+        row = get_task(conn, task_id)
+        if row is None:
+            raise KeyError(task_id)
+        if row["status"] == "pending":
+            if finish_task(conn, task_id, "cancelled", "pending", error_message="Cancelled before it started"):
+                return "cancelled"
+        elif row["status"] == "running":
+            with transaction(conn):
+                cur = conn.execute(
+                    "UPDATE background_tasks SET cancel_requested_at = COALESCE(cancel_requested_at, datetime('now'))"
+                    " WHERE id = ? AND status = 'running'", (task_id,))
+            if cur.rowcount == 1:
+                return "cancelling"
+        else:
+            raise TaskStateError(row["status"])
+    raise TaskStateError(get_task(conn, task_id)["status"])
+
+
+def retry_task(conn, task_id):
+    """Start a new task like a failed or cancelled one; returns the new id."""
+    row = get_task(conn, task_id)
+    if row is None:
+        raise KeyError(task_id)
+    if row["status"] not in ("failed", "cancelled"):
+        raise TaskStateError(row["status"])
+    params = json.loads(row["params"] or "{}")
+    return create_task(conn, row["task_type"], params, retry_of=task_id)
+
+
+# Process handling: the server and the command line start workers detached,
+# check that they live and, when a cancel is ignored, stop them.
+
+WINDOWS_DETACH_FLAGS = (
+    getattr(subprocess, "DETACHED_PROCESS", 0x00000008)
+    | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x00000200)
+    | getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000))
+
+
+def detach_options(os_name=os.name):
+    """Popen options that detach a worker from the server and its terminal."""
+    if os_name == "nt":
+        return {"creationflags": WINDOWS_DETACH_FLAGS}
+    return {"start_new_session": True}
+
+
+def spawn_worker(settings, task_id):
+    """Start ``worker.py TASK_ID`` detached, its output going to the task's log."""
+    os.makedirs(settings.task_dir, mode=0o700, exist_ok=True)
+    log_path = task_log_path(settings, task_id)
+    args = [sys.executable, WORKER_PATH, str(int(task_id)), "--db", os.path.abspath(settings.db)]
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                                close_fds=True, cwd=HERE, **detach_options())
+    finally:
+        os.close(fd)
+    # Collect the exit status so a finished worker does not linger as a zombie
+    # (a zombie still answers to its pid and would look alive).
+    threading.Thread(target=proc.wait, name="reap-%d" % proc.pid, daemon=True).start()
+    return proc.pid
+
+
+def process_alive(pid):
+    """True if a process with this pid exists and has not exited."""
+    if not pid or pid <= 0:
+        return False
+    if os.name == "nt":
+        return _windows_process_alive(pid)
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            # The state follows the command name in parentheses; Z is a zombie.
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_task_worker(pid, task_id):
+    """True if ``pid`` is a live worker.py process for this task (pids are reused)."""
+    if not process_alive(pid):
+        return False
+    if os.name == "nt":
+        return True  # no cheap command-line check; the heartbeat guards this case
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        out = subprocess.run(["ps", "-o", "args=", "-p", str(int(pid))], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, check=False).stdout
+        argv = out.split()
+    return any(arg.endswith(b"worker.py") for arg in argv) and str(int(task_id)).encode() in argv
+
+
+def terminate_process(pid):
+    """SIGTERM on POSIX, TerminateProcess on Windows."""
+    if os.name == "nt":
+        _windows_terminate(pid)
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _windows_process_alive(pid):
+    import ctypes
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _windows_terminate(pid):
+    import ctypes
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x0001, False, pid)  # PROCESS_TERMINATE
+    if handle:
+        try:
+            kernel32.TerminateProcess(handle, 1)
+        finally:
+            kernel32.CloseHandle(handle)
+
+
+WORKER_DIED = "worker process exited unexpectedly"
+WORKER_NEVER_STARTED = "worker process never started"
+CANCEL_FORCED = "Cancelled: the worker did not stop in time and was terminated"
+
+
+def mark_stale_tasks(conn, settings):
+    """Fail tasks whose worker is gone, and force cancels the worker ignored.
+
+    Runs whenever tasks are read or a task is requested, at server start and
+    as ``ipfsmaster.py reap``: no cron needed. Returns the ids it changed.
+    """
+    changed = []
+    stale = "-%d seconds" % settings.stale_seconds
+    grace = "-%d seconds" % settings.cancel_grace_seconds
+    rows = conn.execute(
+        "SELECT id, status, pid,"
+        " COALESCE(heartbeat_at, started_at, created_at) < datetime('now', ?) AS silent,"
+        " cancel_requested_at IS NOT NULL AND cancel_requested_at < datetime('now', ?) AS overdue"
+        " FROM background_tasks WHERE status IN ('pending', 'running')", (stale, grace)).fetchall()
+    for row in rows:
+        if row["status"] == "pending":
+            if row["silent"] and finish_task(conn, row["id"], "failed", "pending", WORKER_NEVER_STARTED):
+                changed.append(row["id"])
+        elif row["overdue"]:
+            if is_task_worker(row["pid"], row["id"]):
+                terminate_process(row["pid"])
+            if finish_task(conn, row["id"], "cancelled", "running", CANCEL_FORCED):
+                changed.append(row["id"])
+        elif row["silent"] or not process_alive(row["pid"]):
+            if finish_task(conn, row["id"], "failed", "running", WORKER_DIED):
+                changed.append(row["id"])
+    return changed
+
+
+def cleanup_tasks(conn, settings, days):
+    """Delete finished tasks older than ``days`` and their files; returns the ids."""
+    rows = conn.execute(
+        "SELECT id FROM background_tasks WHERE status IN ('completed', 'failed', 'cancelled')"
+        " AND created_at < datetime('now', ?)", ("-%d days" % days,)).fetchall()
+    ids = [row["id"] for row in rows]
+    with transaction(conn):
+        conn.executemany("DELETE FROM background_tasks WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')",
+                         [(task_id,) for task_id in ids])
+    for task_id in ids:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(task_log_path(settings, task_id))
+    return ids
+
+
+def read_log_tail(settings, task_id, max_bytes=16384):
+    """The last ``max_bytes`` of a task's worker output ('' if none)."""
+    try:
+        with open(task_log_path(settings, task_id), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > max_bytes and "\n" in text:
+        text = text.split("\n", 1)[1]  # drop the partial first line
+    return text
+
+
+def start_task(settings, conn, task_type, params=None, retry_of=None):
+    """Create a task and start its worker; returns the new id."""
+    mark_stale_tasks(conn, settings)
+    task_id = create_task(conn, task_type, params, retry_of=retry_of)
+    try:
+        spawn_worker(settings, task_id)
+    except OSError as exc:
+        finish_task(conn, task_id, "failed", "pending", "could not start the worker: %s" % exc.strerror)
+        raise
+    return task_id
+
+
+# ---------------------------------------------------------------------------
+# Errors and messages
+# ---------------------------------------------------------------------------
+
+# Every sentence the server says to a person, in Simplified Chinese. The key
+# is the English template; {name} fields are filled in after translation.
+MESSAGES_ZH = {
+    "Not found.": "未找到。",
+    "This address does not accept {method}. Use {allowed}.": "此地址不接受 {method} 请求，请使用 {allowed}。",
+    "The task id is missing.": "缺少任务编号。",
+    "The task id must be a positive whole number.": "任务编号必须是正整数。",
+    "There is no task {id}.": "不存在编号为 {id} 的任务。",
+    "A pin sync is already running (task {id}).": "已有一个 Pin 同步任务正在进行（任务 {id}）。",
+    "A task of this type is already running (task {id}).": "已有同类任务正在进行（任务 {id}）。",
+    "Task {id} has already finished ({status}).": "任务 {id} 已经结束（{status}）。",
+    "Only failed or cancelled tasks can be retried; task {id} is {status}.":
+        "只有失败或已取消的任务可以重试；任务 {id} 当前为 {status}。",
+    "{name} must be a whole number from {low} to {high}.": "{name} 必须是 {low} 到 {high} 之间的整数。",
+    "Unknown status {value!r}.": "未知的状态 {value!r}。",
+    "Unknown task type {value!r}.": "未知的任务类型 {value!r}。",
+    "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
+    "The request body is too large.": "请求体过大。",
+    "Cross-site requests are not allowed.": "不允许跨站请求。",
+    "The worker could not be started.": "无法启动后台进程。",
+    "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
+}
+
+LANGUAGES = ("en", "zh")
+
+
+def translate(template, lang, **values):
+    if lang == "zh":
+        template = MESSAGES_ZH.get(template, template)
+    return template.format(**values)
+
+
+class HTTPError(Exception):
+    """Raised anywhere in a handler; ``app`` turns it into the JSON error."""
+
+    def __init__(self, status, template, headers=None, extra=None, **values):
+        super().__init__(status, template)
+        self.status = status
+        self.template = template
+        self.values = values
+        self.headers = headers or []
+        self.extra = extra or {}
+
+
+STATUS_LINES = {
+    200: "200 OK", 202: "202 Accepted", 302: "302 Found", 400: "400 Bad Request", 403: "403 Forbidden",
+    404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict", 411: "411 Length Required",
+    413: "413 Payload Too Large", 500: "500 Internal Server Error",
+}
+
+
+# ---------------------------------------------------------------------------
+# Request helpers
+# ---------------------------------------------------------------------------
+
+MAX_ID = 2 ** 63 - 1
+MAX_FORM_BODY = 64 * 1024
+ID_PATTERN = re.compile(r"[0-9]{1,19}")
+
+
+def pick_language(environ):
+    """The language of the answer: the `lang` cookie, else Accept-Language."""
+    cookies = environ.get("HTTP_COOKIE", "")
+    for part in cookies.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "lang" and value in LANGUAGES:
+            return value
+    best, best_q = "en", 0.0
+    for item in environ.get("HTTP_ACCEPT_LANGUAGE", "").split(","):
+        tag, _, q = item.strip().partition(";q=")
+        primary = tag.strip().lower().split("-")[0]
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if primary in LANGUAGES and weight > best_q:
+            best, best_q = primary, weight
+    return best
+
+
+class Request:
+    """One HTTP request: its method, path, query and language."""
+
+    def __init__(self, environ, settings):
+        self.environ = environ
+        self.settings = settings
+        self.method = environ["REQUEST_METHOD"].upper()
+        self.path = environ.get("PATH_INFO") or "/"
+        self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        self.lang = pick_language(environ)
+        self._db = None
+
+    def arg(self, name, default=""):
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def task_id(self):
+        """The ``id`` argument as a task id, or a 400."""
+        raw = self.arg("id")
+        if not raw:
+            raise HTTPError(400, "The task id is missing.")
+        if not ID_PATTERN.fullmatch(raw) or not 0 < int(raw) <= MAX_ID:
+            raise HTTPError(400, "The task id must be a positive whole number.")
+        return int(raw)
+
+    def int_arg(self, name, default, low, high):
+        raw = self.arg(name).strip()
+        if not raw:
+            return default
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+            raise HTTPError(400, "{name} must be a whole number from {low} to {high}.", name=name, low=low, high=high)
+        return int(raw)
+
+    def content_length(self):
+        raw = self.environ.get("CONTENT_LENGTH") or "0"
+        if not raw.isdigit():
+            raise HTTPError(400, "The request body is too large.")
+        return int(raw)
+
+    def discard_body(self, limit=MAX_FORM_BODY):
+        """Read and drop a small body; 413 if it is larger than ``limit``."""
+        length = self.content_length()
+        if length > limit:
+            raise HTTPError(413, "The request body is too large.")
+        if length:
+            self.environ["wsgi.input"].read(length)
+
+    @property
+    def db(self):
+        """This request's database connection, opened on first use."""
+        if self._db is None:
+            self._db = connect(self.settings.db)
+        return self._db
+
+    def close(self):
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class Response:
+    """What a handler returns: status, headers and a body (bytes or an iterable)."""
+
+    def __init__(self, body=b"", status=200, content_type="application/json; charset=utf-8", headers=None):
+        self.status = status
+        self.headers = [("Content-Type", content_type)] + list(headers or [])
+        self.body = body
+
+
+def json_response(data, status=200, headers=None):
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return Response(body, status, headers=[("Cache-Control", "no-store")] + list(headers or []))
+
+
+def error_response(error, lang):
+    data = {"success": False, "error": translate(error.template, lang, **error.values)}
+    data.update(error.extra)
+    return json_response(data, error.status, error.headers)
+
+
+def check_same_origin(environ):
+    """Refuse a state-changing request that a page on another site sent."""
+    if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
+        raise HTTPError(403, "Cross-site requests are not allowed.")
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        return
+    host = environ.get("HTTP_HOST") or "%s:%s" % (environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", ""))
+    if urlsplit(origin).netloc.lower() != host.lower():
+        raise HTTPError(403, "Cross-site requests are not allowed.")
+
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+    ".ico": "image/x-icon", ".json": "application/json; charset=utf-8",
+}
+
+
+def static_file(relative):
+    """A file inside static/, or a 404 for anything that escapes it."""
+    if not relative or "\\" in relative or "\0" in relative or any(
+            part in ("", ".", "..") for part in relative.split("/")):
+        raise HTTPError(404, "Not found.")
+    root = os.path.realpath(STATIC_DIR)
+    path = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+        raise HTTPError(404, "Not found.")
+    content_type = CONTENT_TYPES.get(os.path.splitext(path)[1].lower())
+    if content_type is None:
+        raise HTTPError(404, "Not found.")
+    with open(path, "rb") as f:
+        return Response(f.read(), content_type=content_type, headers=[("Cache-Control", "no-cache")])
+
+
+def page(name, lang):
+    """An HTML page from static/, marked with the reader's language."""
+    response = static_file(name)
+    if lang != "en":
+        response.body = response.body.replace(b'<html lang="en">', b'<html lang="%s">' % lang.encode(), 1)
+    response.headers.append(("Vary", "Accept-Language, Cookie"))
+    return response
+
+
+# ---------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------
+
+def task_or_404(req, task_id):
+    row = get_task(req.db, task_id)
+    if row is None:
+        raise HTTPError(404, "There is no task {id}.", id=task_id)
+    return row
+
+
+def conflict_error(conflict):
+    template = ("A pin sync is already running (task {id})." if conflict.task_type == "pin_sync"
+                else "A task of this type is already running (task {id}).")
+    return HTTPError(409, template, extra={"taskId": conflict.active_id}, id=conflict.active_id)
+
+
+def start_task_for(req, task_type, params, retry_of=None):
+    """Create and start a task for an HTTP caller, mapping failures to errors."""
+    try:
+        return start_task(req.settings, req.db, task_type, params, retry_of=retry_of)
+    except TaskConflict as conflict:
+        raise conflict_error(conflict)
+    except OSError:
+        log.exception("could not start a worker")
+        raise HTTPError(500, "The worker could not be started.")
+
+
+def handle_index(req):
+    """Send the browser to the pins page."""
+    return Response(b"", 302, content_type="text/plain; charset=utf-8", headers=[("Location", "/pins")])
+
+
+def handle_pins_page(req):
+    """The pins page."""
+    return page("pins.html", req.lang)
+
+
+def handle_tasks_page(req):
+    """The task console."""
+    return page("tasks.html", req.lang)
+
+
+def handle_static(req):
+    """A file from static/."""
+    return static_file(req.path[len("/static/"):])
+
+
+def handle_pin_sync(req):
+    """Start a pin sync, or say which one is already running."""
+    req.discard_body()
+    task_id = start_task_for(req, "pin_sync", {"ipfs_api": req.settings.ipfs_api})
+    return json_response({"success": True, "taskId": task_id}, 202)
+
+
+def handle_task_status(req):
+    """One task, for the poller."""
+    task_id = req.task_id()
+    mark_stale_tasks(req.db, req.settings)
+    return json_response(task_as_json(task_or_404(req, task_id)))
+
+
+PIN_SORTS = {
+    "name": "name ASC, id ASC", "-name": "name DESC, id DESC",
+    "size": "size ASC, id ASC", "-size": "size DESC, id DESC",
+    "synced": "synced_at ASC, id ASC", "-synced": "synced_at DESC, id DESC",
+    "cid": "cid ASC", "-cid": "cid DESC",
+}
+
+
+def handle_pins_api(req):
+    """The catalogue: search, sort and page."""
+    sort = req.arg("sort", "-synced") or "-synced"
+    if sort not in PIN_SORTS:
+        raise HTTPError(400, "Unknown sort order {value!r}.", value=sort[:40])
+    limit = req.int_arg("limit", 50, 1, 1000)
+    offset = req.int_arg("offset", 0, 0, 100000000)
+    q = req.arg("q").strip()[:200]
+    where, args = "", []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = " WHERE cid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
+        args = [pattern, pattern]
+    conn = req.db
+    total = conn.execute("SELECT COUNT(*) FROM pins" + where, args).fetchone()[0]
+    rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + where
+                        + " ORDER BY " + PIN_SORTS[sort] + " LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
+    summary = conn.execute("SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS size,"
+                           " SUM(size IS NULL) AS unsized FROM pins").fetchone()
+    last = conn.execute("SELECT id, completed_at FROM background_tasks WHERE task_type = 'pin_sync'"
+                        " AND status = 'completed' ORDER BY id DESC LIMIT 1").fetchone()
+    return json_response({
+        "pins": [dict(row) for row in rows],
+        "total": total,
+        "summary": {"count": summary["count"], "total_size": summary["size"], "unsized": summary["unsized"] or 0,
+                    "last_sync": dict(last) if last else None},
+    })
+
+
+def handle_tasks_api(req):
+    """Every task, newest first, filtered and paged."""
+    status = req.arg("status").strip()
+    if status and status not in ACTIVE_STATUSES + FINAL_STATUSES:
+        raise HTTPError(400, "Unknown status {value!r}.", value=status[:40])
+    task_type = req.arg("type").strip()
+    if task_type and task_type not in task_types():
+        raise HTTPError(400, "Unknown task type {value!r}.", value=task_type[:40])
+    limit = req.int_arg("limit", 50, 1, 500)
+    offset = req.int_arg("offset", 0, 0, 100000000)
+    mark_stale_tasks(req.db, req.settings)
+    rows, total = list_tasks(req.db, status or None, task_type or None, limit, offset)
+    return json_response({"tasks": [task_as_json(row) for row in rows], "total": total})
+
+
+def handle_task_cancel(req):
+    """Cancel a pending task, or ask a running one to stop."""
+    task_id = req.task_id()
+    req.discard_body()
+    task_or_404(req, task_id)
+    try:
+        status = cancel_task(req.db, task_id)
+    except TaskStateError as exc:
+        raise HTTPError(409, "Task {id} has already finished ({status}).", id=task_id, status=exc.status)
+    if status == "cancelling":
+        # Enforce the grace period even if nobody polls meanwhile.
+        timer = threading.Timer(req.settings.cancel_grace_seconds + 1, enforce_cancel, (req.settings,))
+        timer.daemon = True
+        timer.start()
+    return json_response({"success": True, "status": status})
+
+
+def enforce_cancel(settings):
+    conn = connect(settings.db)
+    try:
+        mark_stale_tasks(conn, settings)
+    finally:
+        conn.close()
+
+
+def handle_task_retry(req):
+    """Start a new task like a failed or cancelled one."""
+    task_id = req.task_id()
+    req.discard_body()
+    row = task_or_404(req, task_id)
+    if row["status"] not in ("failed", "cancelled"):
+        raise HTTPError(409, "Only failed or cancelled tasks can be retried; task {id} is {status}.",
+                        id=task_id, status=row["status"])
+    params = json.loads(row["params"] or "{}")
+    new_id = start_task_for(req, row["task_type"], params, retry_of=task_id)
+    return json_response({"success": True, "taskId": new_id, "retryOf": task_id}, 202)
+
+
+def handle_task_log(req):
+    """The tail of a task's worker output, as plain text."""
+    task_id = req.task_id()
+    task_or_404(req, task_id)
+    text = read_log_tail(req.settings, task_id)
+    return Response(text.encode("utf-8"), content_type="text/plain; charset=utf-8",
+                    headers=[("Cache-Control", "no-store")])
+
+
+# ---------------------------------------------------------------------------
+# Routes
+# ---------------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/", handle_index),
+    ("GET", "/pins", handle_pins_page),
+    ("POST", "/pins/sync", handle_pin_sync),
+    ("GET", "/pins/task-status", handle_task_status),
+    ("GET", "/api/pins", handle_pins_api),
+    ("GET", "/tasks", handle_tasks_page),
+    ("GET", "/api/tasks", handle_tasks_api),
+    ("POST", "/tasks/cancel", handle_task_cancel),
+    ("POST", "/tasks/retry", handle_task_retry),
+    ("GET", "/tasks/log", handle_task_log),
+]
+PREFIX_ROUTES = [
+    ("GET", "/static/", handle_static),
+]
+
+
+def route(method, path):
+    """The handler for a request, or an HTTPError (404, or 405 with Allow)."""
+    allowed = [m for m, p, _ in ROUTES if p == path]
+    allowed += [m for m, prefix, _ in PREFIX_ROUTES if path.startswith(prefix)]
+    if not allowed:
+        raise HTTPError(404, "Not found.")
+    if method == "HEAD" and "GET" in allowed:
+        method = "GET"
+    for m, p, handler in ROUTES:
+        if m == method and p == path:
+            return handler
+    for m, prefix, handler in PREFIX_ROUTES:
+        if m == method and path.startswith(prefix):
+            return handler
+    allow = ", ".join(sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set())))
+    raise HTTPError(405, "This address does not accept {method}. Use {allowed}.",
+                    headers=[("Allow", allow)], method=method[:20], allowed=allow)
+
+
+# ---------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------
+
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+                                " connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
+                                " frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+class App:
+    """The WSGI application: routes a request, turns errors into JSON."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __call__(self, environ, start_response):
+        req = Request(environ, self.settings)
+        try:
+            handler = route(req.method, req.path)
+            if req.method == "POST":
+                check_same_origin(environ)
+            response = handler(req)
+        except HTTPError as error:
+            response = error_response(error, req.lang)
+        except Exception:
+            log.error("unexpected error for %s %s\n%s", req.method, req.path, traceback.format_exc())
+            response = error_response(HTTPError(500, "Something went wrong on the server; the details are in its log."),
+                                      req.lang)
+        finally:
+            req.close()
+        body = response.body if isinstance(response.body, bytes) else b"".join(response.body)
+        if req.method == "HEAD":
+            body = b""
+        headers = response.headers + SECURITY_HEADERS + [("Content-Length", str(len(body)))]
+        start_response(STATUS_LINES.get(response.status, "%d Status" % response.status), headers)
+        return [body]
+
+
+# ---------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """wsgiref's server, one thread per request, so a slow request never
+    blocks a status poll."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
+class RequestHandler(WSGIRequestHandler):
+    """Logs through ``logging``, times out idle clients and sends replies
+    without Nagle's delay (headers and body leave in separate writes)."""
+
+    timeout = 60
+
+    def setup(self):
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format, *args):
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def make_server(settings):
+    """A bound server (``port=0`` picks a free port), ready for serve_forever."""
+    init_db(settings.db)
+    server = ThreadingWSGIServer((settings.host, settings.port), RequestHandler)
+    server.set_app(App(settings))
+    return server
+
+
+def housekeeping(settings, stop, interval=24 * 3600):
+    """Once a day: delete finished tasks past the retention period."""
+    while True:
+        conn = connect(settings.db)
+        try:
+            removed = cleanup_tasks(conn, settings, settings.retention_days)
+            if removed:
+                log.info("cleanup: removed %d finished tasks older than %d days", len(removed), settings.retention_days)
+        except sqlite3.Error:
+            log.exception("cleanup failed")
+        finally:
+            conn.close()
+        if stop.wait(interval):
+            return
+
+
+def serve(settings):
+    server = make_server(settings)
+    conn = connect(settings.db)
+    try:
+        for task_id in mark_stale_tasks(conn, settings):
+            log.warning("task %d: its worker is gone; marked failed", task_id)
+    finally:
+        conn.close()
+    stop = threading.Event()
+    threading.Thread(target=housekeeping, args=(settings, stop), name="housekeeping", daemon=True).start()
+    host, port = server.server_address[:2]
+    print("IPFSMaster serving on http://%s:%d/ (IPFS API %s, database %s)"
+          % (host, port, settings.ipfs_api, os.path.abspath(settings.db)), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def add_db_flag(parser):
+    parser.add_argument("--db", help="SQLite database file (env IPFSMASTER_DB; default ipfsmaster.db)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ipfsmaster.py", description="IPFSMaster: a web console for an IPFS (Kubo) node.",
+        epilog="Without a command, runs `serve`. Each command has its own --help.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve_parser = commands.add_parser("serve", help="run the web console (the default)",
+                                       description="Run the web console.")
+    add_serve_flags(serve_parser)
+
+    sync = commands.add_parser("sync", help="start a pin sync", description="Start a pin sync in the background.")
+    add_db_flag(sync)
+    sync.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
+    sync.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
+
+    tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
+    add_db_flag(tasks)
+    tasks.add_argument("--status", choices=ACTIVE_STATUSES + FINAL_STATUSES, help="only tasks with this status")
+    tasks.add_argument("--type", dest="task_type", help="only tasks of this type (pin_sync, file_upload)")
+    tasks.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    for name, text in (("show", "show one task"), ("cancel", "cancel a task"), ("retry", "retry a failed or cancelled task")):
+        sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        add_db_flag(sub)
+        sub.add_argument("id", type=int, help="the task id")
+        if name == "show":
+            sub.add_argument("--json", action="store_true", help="print JSON")
+
+    cleanup = commands.add_parser("cleanup", help="delete old finished tasks",
+                                  description="Delete completed, failed and cancelled tasks older than N days,"
+                                              " with their logs. Pending and running tasks are never touched.")
+    add_db_flag(cleanup)
+    cleanup.add_argument("--days", type=int, help="age in days (env IPFSMASTER_RETENTION_DAYS; default 30)")
+
+    reap = commands.add_parser("reap", help="mark tasks whose worker is gone as failed",
+                               description="Mark running tasks whose worker died, and pending tasks whose"
+                                           " worker never started, as failed.")
+    add_db_flag(reap)
+    reap.add_argument("--stale-seconds", type=int, help="heartbeat age that counts as dead (default 30)")
+    return parser
+
+
+def add_serve_flags(parser):
+    parser.add_argument("--host", help="address to listen on (env IPFSMASTER_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 8080)")
+    add_db_flag(parser)
+    parser.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API;"
+                                           " default http://127.0.0.1:5001)")
+    parser.add_argument("--stale-seconds", type=int,
+                        help="a running task silent this long is failed (env IPFSMASTER_STALE_SECONDS; default 30)")
+    parser.add_argument("--retention-days", type=int,
+                        help="finished tasks are deleted after this many days (env IPFSMASTER_RETENTION_DAYS;"
+                             " default 30)")
+
+
+def print_task_line(task):
+    print("%6d  %-11s  %-9s  %3d%%  %s  %s" % (
+        task["id"], task["task_type"], task["status"], task["percentage"], task["created_at"],
+        task["error_message"] or task["current_item"] or ""))
+
+
+def wait_for_task(settings, conn, task_id, out=sys.stderr):
+    """Draw a progress bar until the task ends; returns its final row."""
+    while True:
+        mark_stale_tasks(conn, settings)
+        task = task_as_json(get_task(conn, task_id))
+        width = 30
+        filled = width * task["percentage"] // 100
+        out.write("\r[%s%s] %3d%%  %d / %d  %-12s" % ("#" * filled, "." * (width - filled), task["percentage"],
+                                                      task["progress"], task["total"], task["status"]))
+        out.flush()
+        if task["status"] in FINAL_STATUSES:
+            out.write("\n")
+            return task
+        time.sleep(0.5)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    flags = {name: getattr(args, name, None) for name in DEFAULTS}
+    if args.command == "cleanup":
+        flags["retention_days"] = args.days
+    settings = Settings.from_environment(**flags)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    if args.command == "serve":
+        serve(settings)
+        return 0
+
+    init_db(settings.db)
+    conn = connect(settings.db)
+    try:
+        return run_command(args, settings, conn)
+    finally:
+        conn.close()
+
+
+def run_command(args, settings, conn):
+    """The commands other than serve; returns the exit code."""
+    if args.command == "sync":
+        try:
+            task_id = start_task(settings, conn, "pin_sync", {"ipfs_api": settings.ipfs_api})
+        except TaskConflict as conflict:
+            print("A pin sync is already running (task %s)." % conflict.active_id, file=sys.stderr)
+            return 3
+        print(task_id)
+        if args.wait:
+            task = wait_for_task(settings, conn, task_id)
+            if task["status"] != "completed":
+                print("Task %d %s: %s" % (task_id, task["status"], task["error_message"] or ""), file=sys.stderr)
+                return 1
+            print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
+        return 0
+
+    if args.command == "tasks":
+        mark_stale_tasks(conn, settings)
+        rows, total = list_tasks(conn, args.status, args.task_type, max(1, args.limit), 0)
+        tasks = [task_as_json(row) for row in rows]
+        if args.json:
+            print(json.dumps({"tasks": tasks, "total": total}, ensure_ascii=False, indent=2))
+        else:
+            for task in tasks:
+                print_task_line(task)
+        return 0
+
+    if args.command in ("show", "cancel", "retry"):
+        mark_stale_tasks(conn, settings)
+        if get_task(conn, args.id) is None:
+            print("There is no task %d." % args.id, file=sys.stderr)
+            return 4
+        try:
+            if args.command == "cancel":
+                print(cancel_task(conn, args.id))
+                return 0
+            if args.command == "retry":
+                row = get_task(conn, args.id)
+                if row["status"] not in ("failed", "cancelled"):
+                    raise TaskStateError(row["status"])
+                print(start_task(settings, conn, row["task_type"], json.loads(row["params"] or "{}"),
+                                 retry_of=args.id))
+                return 0
+        except TaskStateError as exc:
+            print("Task %d is %s; that is not possible now." % (args.id, exc.status), file=sys.stderr)
+            return 3
+        except TaskConflict as conflict:
+            print("A task of this type is already running (task %s)." % conflict.active_id, file=sys.stderr)
+            return 3
+        task = task_as_json(get_task(conn, args.id))
+        if args.json:
+            print(json.dumps(task, ensure_ascii=False, indent=2))
+        else:
+            for key, value in task.items():
+                print("%-20s %s" % (key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value))
+        return 0
+
+    if args.command == "cleanup":
+        removed = cleanup_tasks(conn, settings, settings.retention_days)
+        print("Removed %d finished tasks older than %d days." % (len(removed), settings.retention_days))
+        return 0
+
+    if args.command == "reap":
+        changed = mark_stale_tasks(conn, settings)
+        print("Marked %d stale tasks failed." % len(changed))
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.modules.setdefault("ipfsmaster", sys.modules[__name__])
+    sys.exit(main())

@@ -1,0 +1,59 @@
+-- IPFSMaster's database schema: the only place tables are defined.
+--
+-- Every statement is idempotent (IF NOT EXISTS) and runs on every start, so a
+-- fresh file gets everything and an existing one loses nothing. Changes to an
+-- existing database go through numbered steps keyed on PRAGMA user_version in
+-- ipfsmaster.py. Timestamps are UTC text in SQLite's datetime('now') form.
+
+-- One row per background job: a pin sync, an upload, ...
+CREATE TABLE IF NOT EXISTS background_tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- task id, never reused
+    task_type TEXT NOT NULL,                    -- a key of worker.TASK_TYPES: 'pin_sync', 'file_upload'
+    status TEXT NOT NULL DEFAULT 'pending'      -- pending -> running -> completed | failed | cancelled
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    progress INTEGER NOT NULL DEFAULT 0,        -- items (or bytes) done so far
+    total INTEGER NOT NULL DEFAULT 0,           -- items (or bytes) in all; 0 while unknown
+    current_item TEXT,                          -- what the worker is on now (a CID, a file name)
+    result TEXT,                                -- JSON object: the task's outcome, partial if stopped
+    error_message TEXT,                         -- why it failed or stopped, for a person
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    started_at TEXT,                            -- when a worker claimed it
+    completed_at TEXT,                          -- when it reached a final status
+    pid INTEGER,                                -- the worker's process id while it runs
+    params TEXT NOT NULL DEFAULT '{}',          -- JSON object: the task's inputs (never secrets)
+    heartbeat_at TEXT,                          -- last sign of life from the running worker
+    cancel_requested_at TEXT,                   -- set when someone asked a running task to stop
+    retry_of INTEGER REFERENCES background_tasks(id) ON DELETE SET NULL,  -- the task this one retries
+    single_flight INTEGER NOT NULL DEFAULT 1    -- 1: at most one active task of this type
+        CHECK (single_flight IN (0, 1))
+);
+
+-- The seed's index: listings by status, newest first.
+CREATE INDEX IF NOT EXISTS idx_tasks_status ON background_tasks(status, created_at);
+
+-- Listings of one type (the console's filter).
+CREATE INDEX IF NOT EXISTS idx_tasks_type ON background_tasks(task_type, id);
+
+-- Single flight, enforced by the database: a second active task of a
+-- single-flight type fails to insert, however many requests race.
+CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_one_active
+    ON background_tasks(task_type)
+    WHERE status IN ('pending', 'running') AND single_flight = 1;
+
+-- The local catalogue of the node's pins.
+CREATE TABLE IF NOT EXISTS pins (
+    id INTEGER PRIMARY KEY,                     -- row id, the tie-breaker for stable paging
+    cid TEXT NOT NULL UNIQUE,                   -- content identifier as the node lists it
+    type TEXT NOT NULL,                         -- 'recursive', 'direct', ...
+    name TEXT NOT NULL DEFAULT '',              -- the pin's name, '' when it has none
+    size INTEGER,                               -- cumulative size in bytes; NULL while unknown
+    first_seen_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when a sync or upload first recorded it
+    -- when a sync or upload last wrote this row; with milliseconds, so a sync
+    -- can tell rows written after its listing began
+    synced_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+
+-- Sorting the pins page at any size: each sort key with id as tie-breaker.
+CREATE INDEX IF NOT EXISTS idx_pins_name ON pins(name, id);
+CREATE INDEX IF NOT EXISTS idx_pins_size ON pins(size, id);
+CREATE INDEX IF NOT EXISTS idx_pins_synced ON pins(synced_at, id);

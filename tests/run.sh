@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install everything the tests need, then run all of them.
+#   - pytest and selenium (tests/requirements.txt)
+#   - the IPFS test node: js-ipfs from npm, pinned by tests/ipfsnode/package-lock.json
+#   - Chromium and its driver from the distribution, for the browser tests
+# Usage: sh tests/run.sh [pytest arguments]
+set -eu
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+# npm ci takes minutes: skip it while node_modules matches the lock file.
+STAMP=tests/ipfsnode/node_modules/.installed-from-lock
+if [ ! -x tests/ipfsnode/node_modules/.bin/jsipfs ] || ! cmp -s tests/ipfsnode/package-lock.json "$STAMP"; then
+    npm ci --prefix tests/ipfsnode --no-audit --no-fund --loglevel=error
+    cp tests/ipfsnode/package-lock.json "$STAMP"
+fi
+
+exec python3 -m pytest tests "$@"

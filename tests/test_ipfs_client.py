@@ -1,0 +1,177 @@
+"""The worker's Kubo RPC client against canned HTTP answers on loopback.
+
+These isolate what a real node rarely does on demand: errors in trailers,
+streams cut short, transient 5xx answers.
+"""
+
+import io
+import json
+import socket
+import socketserver
+import threading
+
+import pytest
+
+import worker
+
+
+class CannedServer(socketserver.ThreadingTCPServer):
+    """Answers each request with the next canned raw HTTP response."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, responses):
+        self.responses = list(responses)
+        self.requests = []
+        super().__init__(("127.0.0.1", 0), CannedHandler)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+
+class CannedHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        while self.server.responses:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                byte = self.rfile.read(1)
+                if not byte:
+                    return
+                head += byte
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.rfile.read(length)
+            self.server.requests.append(head.split(b"\r\n")[0].decode())
+            raw = self.server.responses.pop(0)
+            self.wfile.write(raw)
+            self.wfile.flush()
+            if b"Connection: close" in raw:
+                return
+
+
+@pytest.fixture
+def canned():
+    servers = []
+
+    def make(*responses):
+        server = CannedServer(responses)
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+        servers.append(server)
+        return server
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def chunked(lines, trailer=b"", end=True):
+    body = b""
+    for line in lines:
+        body += b"%x\r\n%s\r\n" % (len(line), line)
+    if end:
+        body += b"0\r\n" + trailer + b"\r\n"
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Chunked-Output: 1\r\n"
+            b"Transfer-Encoding: chunked\r\nTrailer: X-Stream-Error\r\nConnection: close\r\n\r\n")
+    return head + body
+
+
+def json_answer(obj, status="200 OK"):
+    body = json.dumps(obj).encode()
+    return b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        status.encode(), len(body), body)
+
+
+PINS = [b'{"Cid": "bafyA", "Type": "recursive"}\n', b'{"Cid": "bafyB", "Name": "b", "Type": "recursive"}\n']
+
+
+def test_it_reads_a_complete_stream(canned):
+    server = canned(chunked(PINS))
+    client = worker.IPFSClient(server.url)
+    assert [o["Cid"] for o in client.stream("pin/ls", [("stream", "true")])] == ["bafyA", "bafyB"]
+    assert server.requests[0].startswith("POST /api/v0/pin/ls?stream=true ")
+
+
+def test_it_reads_lines_split_across_chunks(canned):
+    server = canned(chunked([b'{"Cid": "ba', b'fyA"}\n{"Cid"', b': "bafyB"}\n']))
+    assert [o["Cid"] for o in worker.IPFSClient(server.url).stream("pin/ls")] == ["bafyA", "bafyB"]
+
+
+def test_it_handles_an_error_in_the_trailer(canned):
+    server = canned(chunked(PINS, trailer=b"X-Stream-Error: context canceled\r\n"))
+    with pytest.raises(worker.IPFSError, match="context canceled"):
+        list(worker.IPFSClient(server.url, attempts=1).stream("pin/ls"))
+
+
+def test_it_handles_a_stream_cut_short(canned):
+    server = canned(chunked(PINS, end=False))
+    with pytest.raises(worker.IPFSError, match="broke off pin/ls") as info:
+        list(worker.IPFSClient(server.url, attempts=1).stream("pin/ls"))
+    assert info.value.transient
+
+
+def test_it_handles_an_error_object_in_the_stream(canned):
+    server = canned(chunked([PINS[0], b'{"Message": "pin store broken", "Code": 0, "Type": "error"}\n']))
+    with pytest.raises(worker.IPFSError, match="pin store broken"):
+        list(worker.IPFSClient(server.url).stream("pin/ls"))
+
+
+def test_it_says_when_the_node_cannot_be_reached():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    client = worker.IPFSClient("http://127.0.0.1:%d" % port, attempts=2, backoff=0.01)
+    with pytest.raises(worker.IPFSError) as info:
+        client.call("version")
+    assert str(info.value) == "cannot reach the IPFS API at http://127.0.0.1:%d: connection refused" % port
+
+
+def test_it_retries_transient_errors_with_backoff(canned):
+    server = canned(json_answer({"Message": ""}, "503 Service Unavailable"),
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
+                    json_answer({"Version": "0.30.0"}))
+    client = worker.IPFSClient(server.url, attempts=3, backoff=0.01)
+    assert client.call("version") == {"Version": "0.30.0"}
+    assert len(server.requests) == 3
+
+
+def test_it_does_not_retry_the_nodes_own_error_answer(canned):
+    server = canned(json_answer({"Message": "not unixfs node (proto or raw)", "Code": 0, "Type": "error"},
+                                "500 Internal Server Error"), json_answer({}))
+    with pytest.raises(worker.IPFSError, match="not unixfs node") as info:
+        worker.IPFSClient(server.url, backoff=0.01).call("files/stat", [("arg", "/ipfs/x")])
+    assert not info.value.transient and len(server.requests) == 1
+
+
+def test_it_gives_up_after_three_attempts(canned):
+    answer = json_answer({"Message": "busy"}, "503 Service Unavailable")
+    server = canned(answer, answer, answer, answer)
+    with pytest.raises(worker.IPFSError, match="busy"):
+        worker.IPFSClient(server.url, backoff=0.01).call("version")
+    assert len(server.requests) == 3
+
+
+def test_it_builds_kubo_credentials():
+    assert worker.auth_header("basic:alice:s3cret") == "Basic YWxpY2U6czNjcmV0"
+    assert worker.auth_header("bearer:tok") == "Bearer tok"
+    with pytest.raises(ValueError):
+        worker.auth_header("alice:s3cret")
+
+
+def test_progress_lines_follow_the_seed_format():
+    out = io.StringIO()
+    ctx = worker.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
+    ctx.log("Fetching pins from IPFS...")
+    ctx.set_total(25)
+    for _ in range(25):
+        ctx.advance(1, "bafy")
+    assert out.getvalue().splitlines() == [
+        "[Task 7] Fetching pins from IPFS...",
+        "[Task 7] Progress: 10 / 25",
+        "[Task 7] Progress: 20 / 25",
+        "[Task 7] Progress: 25 / 25",
+    ]

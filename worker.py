@@ -1,0 +1,744 @@
+#!/usr/bin/env python3
+"""IPFSMaster's background worker: runs one task, then exits.
+
+    python3 worker.py TASK_ID [--db PATH] [--ipfs-api URL]
+
+The server starts it detached, one process per task; run by hand it works in
+the foreground. It claims the task (pending -> running) with a compare-and-set,
+so two workers can never run the same task, and it never overwrites a status
+it did not set: a task cancelled or failed by someone else (the console, or
+the seed's ``UPDATE ... SET status='failed'``) makes it stop within seconds.
+
+Task types live in ``TASK_TYPES`` at the bottom: a name, one function that
+receives a ``TaskContext``, and whether only one may be active at a time.
+"""
+
+import argparse
+import base64
+import collections
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from urllib.parse import urlencode, urlsplit
+
+import ipfsmaster
+from ipfsmaster import connect, transaction
+
+DEFAULT_API = ipfsmaster.DEFAULTS["ipfs_api"]
+
+
+# ---------------------------------------------------------------------------
+# The IPFS RPC client
+# ---------------------------------------------------------------------------
+
+class IPFSError(Exception):
+    """A call to the node failed; ``transient`` if trying again may help."""
+
+    def __init__(self, message, transient=False):
+        super().__init__(message)
+        self.transient = transient
+
+
+def describe_os_error(exc):
+    """'connection refused', 'timed out', ...: the short reason a person reads."""
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the answer was cut short"
+    if isinstance(exc, http.client.HTTPException):
+        return "a broken HTTP answer (%s)" % type(exc).__name__
+    return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
+
+
+def auth_header(secret):
+    """The Authorization header for a Kubo API.Authorizations secret
+    ('basic:user:password' or 'bearer:token'), or None."""
+    if not secret:
+        return None
+    kind, _, value = secret.partition(":")
+    if kind.lower() == "basic":
+        return "Basic " + base64.b64encode(value.encode("utf-8")).decode("ascii")
+    if kind.lower() == "bearer":
+        return "Bearer " + value
+    raise ValueError("IPFSMASTER_IPFS_AUTH must look like basic:USER:PASSWORD or bearer:TOKEN")
+
+
+class IPFSClient:
+    """The Kubo RPC API over one persistent HTTP connection (not thread-safe:
+    use one client per thread).
+
+    Every call is a POST with its arguments in the query string. Transient
+    failures (connection refused or reset, time-outs, 502/503/504 and 500s
+    that are not the node's own error answer) are retried with exponential
+    backoff; the node's error answers are final.
+    """
+
+    def __init__(self, api_url, auth=None, timeout=60.0, attempts=3, backoff=0.5):
+        parts = urlsplit(api_url if "://" in api_url else "http://" + api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise IPFSError("the IPFS API address %r is not an http:// URL" % api_url)
+        self.api_url = "%s://%s" % (parts.scheme, parts.netloc.rpartition("@")[2])
+        self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        self.scheme = parts.scheme
+        self.base_path = parts.path.rstrip("/")
+        self.auth = auth_header(auth)
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.stopped = False
+        self._conn = None
+
+    # -- connection ----------------------------------------------------------
+
+    def _connection(self):
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            conn = cls(self.host, self.port, timeout=self.timeout)
+            conn.connect()
+            # Without this, a request whose headers and body leave in two
+            # small writes can wait ~40 ms for a delayed ACK.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conn = conn
+        return self._conn
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def interrupt(self):
+        """Stop: unblock a read in progress on another thread, retry no more."""
+        self.stopped = True
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _url(self, command, params):
+        query = urlencode([(k, v) for k, v in params if v is not None])
+        return "%s/api/v0/%s%s" % (self.base_path, command, "?" + query if query else "")
+
+    def _send(self, command, params, body=None, headers=None):
+        """One attempt: send the request and return the response (status 200)."""
+        all_headers = {"User-Agent": "ipfsmaster", "Accept": "application/json"}
+        if self.auth:
+            all_headers["Authorization"] = self.auth
+        all_headers.update(headers or {})
+        try:
+            conn = self._connection()
+            conn.request("POST", self._url(command, params), body=body, headers=all_headers)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
+                            transient=True)
+        if resp.status != 200:
+            text = resp.read(65536).decode("utf-8", "replace")
+            self.close()
+            raise self._error_for(command, resp.status, text)
+        return resp
+
+    def _error_for(self, command, status, text):
+        try:
+            message = json.loads(text).get("Message")
+        except (ValueError, AttributeError):
+            message = None
+        if status == 403:
+            return IPFSError("the IPFS API at %s refused %s: access denied (check IPFSMASTER_IPFS_AUTH)"
+                             % (self.api_url, command))
+        if status in (404, 405):
+            return IPFSError("the IPFS API at %s does not know %s (HTTP %d): is it a Kubo RPC API?"
+                             % (self.api_url, command, status))
+        transient = status in (502, 503, 504) or (status >= 500 and not message)
+        return IPFSError("IPFS %s failed: %s" % (command, message or text.strip()[:200] or "HTTP %d" % status),
+                         transient=transient)
+
+    def _retrying(self, attempt):
+        """Run ``attempt()`` up to ``self.attempts`` times on transient errors."""
+        for number in range(1, self.attempts + 1):
+            try:
+                return attempt()
+            except IPFSError as exc:
+                if not exc.transient or number == self.attempts or self.stopped:
+                    raise
+                time.sleep(self.backoff * 2 ** (number - 1))
+
+    # -- calls ---------------------------------------------------------------
+
+    def call(self, command, params=(), body=None, headers=None):
+        """A command whose answer is one JSON value."""
+        def attempt():
+            resp = self._send(command, params, body, headers)
+            try:
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
+                                transient=True)
+            try:
+                return json.loads(data.decode("utf-8")) if data.strip() else {}
+            except ValueError:
+                raise IPFSError("IPFS %s answered something that is not JSON" % command)
+        return self._retrying(attempt)
+
+    def stream(self, command, params=(), body=None, headers=None):
+        """A streaming command: yields each JSON object of the answer.
+
+        The standard library drops HTTP trailers, where the node reports an
+        error that happened after the 200 (X-Stream-Error), so the chunked
+        encoding is read here: a stream ends cleanly only at its last chunk
+        with no error trailer. Anything else raises IPFSError. Only the
+        opening request is retried; a stream cut short is not resumed.
+        """
+        resp = self._retrying(lambda: self._send(command, params, body, headers))
+        try:
+            pieces = _chunks(resp) if resp.chunked else _plain(resp)
+            pending = b""
+            for piece in pieces:
+                pending += piece
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield _parse_line(command, line)
+                if len(pending) > MAX_LINE:
+                    raise IPFSError("IPFS %s sent a line longer than %d bytes" % (command, MAX_LINE))
+            if pending.strip():
+                yield _parse_line(command, pending)
+        except (OSError, http.client.HTTPException) as exc:
+            raise IPFSError("the IPFS API at %s broke off %s: %s"
+                            % (self.api_url, command, describe_os_error(exc)), transient=True)
+        finally:
+            # The response was read past http.client's bookkeeping.
+            self.close()
+
+
+MAX_LINE = 1 << 20
+
+
+def _parse_line(command, line):
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except ValueError:
+        raise IPFSError("IPFS %s sent a line that is not JSON: %r" % (command, line[:80]))
+    if isinstance(obj, dict) and obj.get("Type") == "error" and "Message" in obj:
+        raise IPFSError("IPFS %s failed: %s" % (command, obj["Message"]))
+    return obj
+
+
+def _plain(resp):
+    while True:
+        piece = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
+        if not piece:
+            return
+        yield piece
+
+
+def _chunks(resp):
+    """The body of a chunked response, checking the last chunk and trailers."""
+    fp = resp.fp
+    while True:
+        line = fp.readline(1024)
+        if not line:
+            raise http.client.IncompleteRead(b"")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise http.client.HTTPException("bad chunk header")
+        if size == 0:
+            break
+        data = fp.read(size)
+        if len(data) < size or fp.read(2) != b"\r\n":
+            raise http.client.IncompleteRead(data)
+        yield data
+    while True:
+        line = fp.readline(65536)
+        if not line:
+            raise http.client.IncompleteRead(b"")
+        if line in (b"\r\n", b"\n"):
+            return
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "x-stream-error" and value.strip():
+            raise IPFSError("the IPFS node reported an error mid-stream: %s" % value.strip())
+
+
+# ---------------------------------------------------------------------------
+# The task context: what a task function gets
+# ---------------------------------------------------------------------------
+
+class TaskStopped(Exception):
+    """Raised inside a task when it must stop (cancel, signal, lost status)."""
+
+
+class TaskContext:
+    """A task's parameters, its IPFS client, and the progress/cancel helper.
+
+    The task function updates ``progress``/``total``/``current_item`` in
+    memory and ``result`` as it goes; a reporter thread writes them to the
+    database at most every ``interval`` seconds, together with the heartbeat,
+    and reads back whether the task must stop. ``check()`` raises
+    TaskStopped once it must.
+    """
+
+    def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=sys.stdout):
+        self.task_id = task["id"]
+        self.task_type = task["task_type"]
+        self.params = json.loads(task["params"] or "{}")
+        self.db_path = db_path
+        self.api_url = api_url
+        self.auth = auth
+        self.interval = interval
+        self.out = out
+        self.progress = 0
+        self.total = 0
+        self.current_item = None
+        self.result = {}
+        self.stop_reason = None      # 'cancel', 'signal' or 'lost'
+        self.signalled = False       # set by the signal handler, nothing more
+        self._stop = threading.Event()
+        self._interruptible = set()
+        self._lock = threading.Lock()
+        self._logged_at = 0
+
+    def client(self, **options):
+        """A new IPFS client for this task (one per thread)."""
+        return IPFSClient(self.api_url, self.auth, **options)
+
+    # -- progress ------------------------------------------------------------
+
+    def log(self, message):
+        self.out.write("[Task %d] %s\n" % (self.task_id, message))
+        self.out.flush()
+
+    def set_total(self, total):
+        self.total = total
+
+    def advance(self, count=1, item=None):
+        """Count ``count`` more items done; logs every 10 items and at the end."""
+        self.progress += count
+        if item is not None:
+            self.current_item = item
+        if self.progress // 10 != self._logged_at // 10 or (self.total and self.progress >= self.total):
+            if self.progress != self._logged_at:
+                self.log("Progress: %d / %d" % (self.progress, self.total))
+                self._logged_at = self.progress
+
+    # -- stopping ------------------------------------------------------------
+
+    def request_stop(self, reason):
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+        with self._lock:
+            clients = list(self._interruptible)
+        for client in clients:
+            client.interrupt()
+
+    @property
+    def stopping(self):
+        return self._stop.is_set()
+
+    def check(self):
+        if self.signalled and not self._stop.is_set():
+            self.request_stop("signal")
+        if self._stop.is_set():
+            raise TaskStopped(self.stop_reason)
+
+    def interruptible(self, client):
+        """Context manager: a cancel shuts ``client``'s socket to end a blocked read."""
+        ctx = self
+
+        class _Guard:
+            def __enter__(self):
+                with ctx._lock:
+                    ctx._interruptible.add(client)
+                if ctx.stopping:
+                    client.interrupt()
+                return client
+
+            def __exit__(self, *exc):
+                with ctx._lock:
+                    ctx._interruptible.discard(client)
+        return _Guard()
+
+    # -- the reporter thread -------------------------------------------------
+
+    def report(self, conn):
+        """Write progress and the heartbeat; learn whether to stop. One call."""
+        with transaction(conn):
+            cur = conn.execute(
+                "UPDATE background_tasks SET progress = ?, total = ?, current_item = ?,"
+                " result = ?, heartbeat_at = datetime('now') WHERE id = ? AND status = 'running'",
+                (self.progress, self.total, self.current_item, json.dumps(self.result), self.task_id))
+            row = conn.execute("SELECT status, cancel_requested_at FROM background_tasks WHERE id = ?",
+                               (self.task_id,)).fetchone()
+        if cur.rowcount == 0 or row is None:
+            self.request_stop("lost")
+        elif self.signalled:
+            self.request_stop("signal")
+        elif row["cancel_requested_at"]:
+            self.request_stop("cancel")
+
+    def run_reporter(self, done):
+        conn = connect(self.db_path)
+        try:
+            while True:
+                try:
+                    self.report(conn)
+                except sqlite3.Error as exc:
+                    self.log("could not record progress: %s" % exc)
+                if done.wait(self.interval):
+                    return
+        finally:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Running a task
+# ---------------------------------------------------------------------------
+
+def claim_task(conn, task_id, pid):
+    """pending -> running, if nobody else did it first; returns the row or None."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE background_tasks SET status = 'running', pid = ?, started_at = datetime('now'),"
+            " heartbeat_at = datetime('now') WHERE id = ? AND status = 'pending'", (pid, task_id))
+        if cur.rowcount != 1:
+            return None
+        return ipfsmaster.get_task(conn, task_id)
+
+
+def finish(conn, ctx, status, error_message=None):
+    """Record the end of a task this worker is running; False if its status
+    was changed by someone else meanwhile (then it is left as they set it)."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE background_tasks SET status = ?, error_message = ?, result = ?, progress = ?, total = ?,"
+            " current_item = ?, completed_at = datetime('now'), heartbeat_at = datetime('now')"
+            " WHERE id = ? AND status = 'running'",
+            (status, error_message, json.dumps(ctx.result), ctx.progress, ctx.total, ctx.current_item, ctx.task_id))
+        return cur.rowcount == 1
+
+
+STOP_MESSAGES = {
+    "cancel": ("cancelled", "Cancelled"),
+    "signal": ("failed", "Worker terminated by a signal"),
+}
+
+
+def run_task(task_id, db_path, api_url=None, auth=None, interval=0.5):
+    """Claim and run one task; returns the process exit code."""
+    conn = connect(db_path)
+    try:
+        task = claim_task(conn, task_id, os.getpid())
+        if task is None:
+            row = ipfsmaster.get_task(conn, task_id)
+            print("[Task %d] Not started: %s" % (task_id, "no such task" if row is None
+                                                  else "it is %s, not pending" % row["status"]), flush=True)
+            return 1
+        params = json.loads(task["params"] or "{}")
+        api = params.get("ipfs_api") or api_url or os.environ.get("IPFSMASTER_IPFS_API") or DEFAULT_API
+        ctx = TaskContext(task, db_path, api, auth if auth is not None else os.environ.get("IPFSMASTER_IPFS_AUTH"),
+                          interval=interval)
+        return execute(conn, ctx)
+    finally:
+        conn.close()
+
+
+def execute(conn, ctx):
+    """Run a claimed task to its end, with the reporter thread alongside."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: setattr(ctx, "signalled", True))
+    done = threading.Event()
+    reporter = threading.Thread(target=ctx.run_reporter, args=(done,), name="reporter", daemon=True)
+    reporter.start()
+    status, error = "failed", None
+    try:
+        task_type = TASK_TYPES.get(ctx.task_type)
+        if task_type is None:
+            raise IPFSError("unknown task type %r" % ctx.task_type)
+        ctx.result = task_type.run(ctx) or ctx.result
+        ctx.check()
+        status = "completed"
+    except TaskStopped:
+        pass
+    except IPFSError as exc:
+        error = str(exc)
+    except Exception as exc:
+        traceback.print_exc(file=ctx.out)
+        error = "internal error: %s: %s" % (type(exc).__name__, exc)
+    finally:
+        done.set()
+        reporter.join()
+    if status != "completed" and ctx.stop_reason in STOP_MESSAGES:
+        status, error = STOP_MESSAGES[ctx.stop_reason]
+    if ctx.stop_reason == "lost" or not finish(conn, ctx, status, error):
+        ctx.log("Stopped: its status was changed from outside")
+        return 1
+    if status == "completed":
+        return 0
+    ctx.log("%s: %s" % ("Cancelled" if status == "cancelled" else "Failed", error))
+    return 1
+
+
+# ---------------------------------------------------------------------------
+# Task: pin_sync
+# ---------------------------------------------------------------------------
+
+NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+LIST_BATCH = 5000
+DIFF_BATCH = 50000
+SIZE_BATCH = 500
+MAX_ERROR_DETAILS = 10
+
+
+def size_concurrency():
+    raw = os.environ.get("IPFSMASTER_SIZE_CONCURRENCY", "")
+    return max(1, min(64, int(raw))) if raw.isdigit() else 8
+
+
+def sync_pins(ctx):
+    """Mirror the node's recursive pins into ``pins``.
+
+    1. Stream ``pin/ls`` into a temporary table (nothing changes yet).
+    2. Only once the listing is known complete: delete what the node no longer
+       has, insert what is new, update what changed, in batches.
+    3. Look up the size of every pin whose size is unknown, concurrently.
+       CIDs are immutable, so a known size is never looked up again.
+    """
+    started = time.monotonic()
+    result = ctx.result = {"total": 0, "added": 0, "updated": 0, "removed": 0, "unchanged": 0,
+                           "failed": 0, "sized": 0, "error_details": [], "duration_s": 0.0}
+    conn = connect(ctx.db_path)
+    try:
+        ctx.log("Fetching pins from IPFS...")
+        ctx.current_item = "Fetching pins from IPFS..."
+        listing_started = conn.execute("SELECT " + NOW_MS).fetchone()[0]
+        total = list_pins_into(conn, ctx)
+        result["total"] = total
+        ctx.set_total(total)
+        ctx.log("Found %d pins to sync" % total)
+        apply_listing(conn, ctx, listing_started)
+        fetch_sizes(conn, ctx)
+        ctx.current_item = None
+        ctx.advance(max(0, total - ctx.progress))
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        ctx.log("Sync completed: %d pins synced" % total)
+        return result
+    finally:
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        conn.close()
+
+
+def list_pins_into(conn, ctx):
+    """Stream the node's recursive pins into temp table ``listed``; returns the count.
+
+    A transient failure restarts the listing from scratch (the table is
+    emptied), so a partial listing can never be taken for the whole.
+    """
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+                 " name TEXT NOT NULL)")
+    client = ctx.client()
+    for attempt in range(1, client.attempts + 1):
+        conn.execute("DELETE FROM listed")
+        count = 0
+        batch = []
+        try:
+            with ctx.interruptible(client):
+                for obj in client.stream("pin/ls", [("type", "recursive"), ("stream", "true")]):
+                    ctx.check()
+                    cid = obj.get("Cid") if isinstance(obj, dict) else None
+                    if not isinstance(cid, str) or not cid:
+                        raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % (obj,))
+                    batch.append((cid, str(obj.get("Type") or "recursive"), str(obj.get("Name") or "")))
+                    count += 1
+                    if len(batch) >= LIST_BATCH:
+                        insert_listed(conn, batch)
+                        ctx.current_item = "Fetching pins from IPFS... %d" % count
+                        batch = []
+            insert_listed(conn, batch)
+            return count
+        except IPFSError as exc:
+            ctx.check()
+            if not exc.transient or attempt == client.attempts:
+                raise
+            ctx.log("Listing failed (%s); starting it again" % exc)
+            time.sleep(client.backoff * 2 ** (attempt - 1))
+        finally:
+            client.close()
+    raise AssertionError("unreachable")
+
+
+def insert_listed(conn, batch):
+    if batch:
+        with transaction(conn):
+            conn.executemany("INSERT OR REPLACE INTO listed (cid, type, name) VALUES (?, ?, ?)", batch)
+
+
+def apply_listing(conn, ctx, listing_started):
+    """Bring ``pins`` in line with the complete listing in ``listed``."""
+    result = ctx.result
+    ctx.current_item = "Comparing with the catalogue..."
+    with transaction(conn):
+        # Rows written since the listing began (an upload) may not be in it yet.
+        result["removed"] = conn.execute(
+            "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
+            (listing_started,)).rowcount
+    last = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM listed").fetchone()[0]
+    for low in range(0, last, DIFF_BATCH):
+        ctx.check()
+        span = (low, low + DIFF_BATCH)
+        with transaction(conn):
+            result["updated"] += conn.execute(
+                "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
+                 " name = (SELECT name FROM listed WHERE listed.cid = pins.cid), synced_at = " + NOW_MS +
+                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+                " WHERE l.rowid > ? AND l.rowid <= ? AND (p.type IS NOT l.type OR p.name IS NOT l.name))",
+                span).rowcount
+            result["added"] += conn.execute(
+                "INSERT OR IGNORE INTO pins (cid, type, name) SELECT cid, type, name FROM listed"
+                " WHERE rowid > ? AND rowid <= ? AND cid NOT IN (SELECT cid FROM pins)", span).rowcount
+    result["unchanged"] = result["total"] - result["added"] - result["updated"]
+    unsized = conn.execute("SELECT COUNT(*) FROM pins WHERE size IS NULL").fetchone()[0]
+    ctx.advance(max(0, ctx.total - unsized))
+
+
+def fetch_sizes(conn, ctx):
+    """Look up the size of every pin whose size is unknown, N at a time."""
+    result = ctx.result
+    workers = size_concurrency()
+    local = threading.local()
+    clients = []
+
+    def lookup(cid):
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = ctx.client(timeout=30.0)
+            clients.append(client)
+        return cid, pin_size(client, cid)
+
+    pending = collections.deque()
+    done_batch = []
+    last_id = 0
+    exhausted = False
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="size") as pool:
+        try:
+            while True:
+                while not exhausted and len(pending) < workers * 4:
+                    rows = conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ?"
+                                        " ORDER BY id LIMIT ?", (last_id, workers * 8)).fetchall()
+                    if not rows:
+                        exhausted = True
+                    for row in rows:
+                        last_id = row["id"]
+                        pending.append(pool.submit(lookup, row["cid"]))
+                if not pending:
+                    break
+                future = pending.popleft()
+                while True:
+                    ctx.check()
+                    try:
+                        cid, outcome = future.result(timeout=0.2)
+                        break
+                    except concurrent.futures.TimeoutError:
+                        continue
+                if isinstance(outcome, IPFSError):
+                    result["failed"] += 1
+                    if len(result["error_details"]) < MAX_ERROR_DETAILS:
+                        result["error_details"].append({"cid": cid, "error": str(outcome)})
+                else:
+                    done_batch.append((outcome, cid))
+                    result["sized"] += 1
+                ctx.advance(1, cid)
+                if len(done_batch) >= SIZE_BATCH:
+                    save_sizes(conn, done_batch)
+                    done_batch = []
+        finally:
+            for future in pending:
+                future.cancel()
+            save_sizes(conn, done_batch)
+            for client in clients:
+                client.interrupt()
+
+
+def pin_size(client, cid):
+    """The cumulative size of a pin, or the IPFSError that prevented it.
+
+    files/stat reads only the root block; offline and with a timeout, a
+    missing block cannot hang the worker. Non-UnixFS pins fall back to the
+    root block's size from block/stat. A node's error answer is returned, to
+    be counted. A transient error (the node unreachable even after retries) is raised:
+    it fails the whole sync rather than every remaining pin one by one.
+    """
+    try:
+        stat = client.call("files/stat", [("arg", "/ipfs/" + cid), ("offline", "true"), ("timeout", "10s")])
+        return int(stat["CumulativeSize"])
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        first = exc
+    except (KeyError, TypeError, ValueError):
+        first = IPFSError("IPFS files/stat gave no size for %s" % cid)
+    try:
+        stat = client.call("block/stat", [("arg", cid), ("offline", "true"), ("timeout", "10s")])
+        return int(stat["Size"])
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        return first
+    except (KeyError, TypeError, ValueError):
+        return first
+
+
+def save_sizes(conn, sizes):
+    if sizes:
+        with transaction(conn):
+            conn.executemany("UPDATE pins SET size = ?, synced_at = " + NOW_MS + " WHERE cid = ?", sizes)
+
+
+# ---------------------------------------------------------------------------
+# The registry of task types
+# ---------------------------------------------------------------------------
+
+TaskType = collections.namedtuple("TaskType", "run single_flight")
+
+TASK_TYPES = {
+    "pin_sync": TaskType(run=sync_pins, single_flight=True),
+}
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="worker.py", description="Run one IPFSMaster task in the foreground.")
+    parser.add_argument("task_id", type=int, help="the task's id in background_tasks")
+    parser.add_argument("--db", help="SQLite database (env IPFSMASTER_DB; default ipfsmaster.db)")
+    parser.add_argument("--ipfs-api", help="the node's RPC API, when the task does not name one"
+                                           " (env IPFSMASTER_IPFS_API; default %s)" % DEFAULT_API)
+    args = parser.parse_args(argv)
+    db = args.db or os.environ.get("IPFSMASTER_DB") or ipfsmaster.DEFAULTS["db"]
+    if not os.path.exists(db):
+        parser.error("no database at %s" % db)
+    return run_task(args.task_id, db, args.ipfs_api)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
