@@ -551,9 +551,9 @@ def translate(template, lang, **values):
 class HTTPError(Exception):
     """Raised anywhere in a handler; ``app`` turns it into the JSON error."""
 
-    def __init__(self, status, template, headers=None, extra=None, **values):
-        super().__init__(status, template)
-        self.status = status
+    def __init__(self, code, template, headers=None, extra=None, **values):
+        super().__init__(code, template)
+        self.status = code
         self.template = template
         self.values = values
         self.headers = headers or []

@@ -8,6 +8,27 @@ listeners, no bootstrap peers, no delegates, no DHT, no mDNS, no UPnP/NAT-PMP,
 no pubsub and no preload.
 
 Standard library only.
+
+Differences from Kubo seen with this daemon (js-ipfs 0.18.1 core):
+
+* Unknown query parameters are silently dropped, in particular
+  ``offline=true``: ``files/stat``/``block/stat``/``pin/add`` of a CID that is
+  not in the repo wait until ``timeout=`` expires (forever without it), then
+  answer 500 ``{"Message":"request timed out","Code":0,"Type":"error"}``.
+* Errors are ``{"Message":..., "Code":0|1|3, "Type":"error"}``: 400 (Code 1)
+  for a query that fails validation (bad CID in ``arg``), 404 (Code 3) for an
+  unknown command, 500 (Code 0) for everything else, e.g.
+  ``pin/rm`` of an unpinned CID -> "Failed to remove pin: <cid> is not pinned".
+* Streamed answers (add, pin/ls?stream=true) are chunked NDJSON with
+  ``X-Chunked-Output: 1`` and ``Trailer: X-Stream-Error``; an error before the
+  first line is a normal 500, an error after it arrives only as the
+  ``X-Stream-Error`` trailer (http.client discards trailers).
+* ``add`` answers ``"Size"`` as a number (Kubo: string) and adds ``"Mode"``;
+  CIDv1 in add/pin ls/files stat is printed in base58btc (``zb2…``/``zdpu…``)
+  unless ``cid-base=base32`` (files/stat only honours ``cidBase=base32``), and
+  ``pin/ls?cid-base=base32`` fails with 500 as soon as a CIDv0 is pinned.
+* ``files/stat`` of a non-UnixFS block (raw leaf, dag-cbor) does not fail: it
+  answers ``Type: "file"`` with the block size and no ``Mode``.
 """
 
 import http.client
@@ -63,6 +84,9 @@ class IPFSNode:
         self.log_path = os.path.join(self.base_dir, "ipfs-daemon.log")
         self.startup_timeout = startup_timeout
         self.proc = None
+        self.pid = None
+        self.init_seconds = None
+        self.startup_seconds = None
         self.api_port = None
         self.gateway_port = None
         self.api_url = None
@@ -107,8 +131,10 @@ class IPFSNode:
         swarm = cfg.setdefault("Swarm", {})
         swarm["DisableNatPortMap"] = True           # no UPnP / NAT-PMP
         cfg["relay"] = {"enabled": False, "hop": {"enabled": False}}
-        cfg["Preload"] = {"Enabled": False}         # belt and braces; the
-        # flag that really disables preload is --enable-preload=false
+        # js-ipfs has no config key for preload (the preload nodes live in
+        # code); it is switched off with `daemon --enable-preload=false`.
+        # `--offline` alone does NOT stop libp2p in js-ipfs 0.66 (it only
+        # affects IPNS), hence all of the above.
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -136,6 +162,7 @@ class IPFSNode:
             if r.returncode != 0:
                 raise RuntimeError("jsipfs init failed (exit %s):\n%s" % (
                     r.returncode, r.stdout.decode("utf-8", "replace")[-4000:]))
+        self.init_seconds = time.monotonic() - t0
         self._write_config()
         self.api_url = "http://127.0.0.1:%d" % self.api_port
         self.gateway_url = "http://127.0.0.1:%d" % self.gateway_port
@@ -145,6 +172,7 @@ class IPFSNode:
                 [jsipfs, "daemon", "--offline", "--enable-preload=false"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
+            self.pid = self.proc.pid
         finally:
             log.close()
         deadline = t0 + self.startup_timeout
@@ -187,12 +215,6 @@ class IPFSNode:
                 break
             except subprocess.TimeoutExpired:
                 continue
-        # make sure nothing of the group survives (the daemon has no children
-        # normally, but be thorough)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self):
         return self.start()
@@ -318,8 +340,11 @@ class IPFSNode:
         """CID ``data`` would get, without storing it."""
         return self._add([(name, data)], only_hash=True, pin=False)[-1]["Hash"]
 
-    def pin_ls(self, type="recursive"):
-        """{cid: pin type}."""
+    def pin_ls(self, type="all"):
+        """{cid: pin type} ("recursive", "direct", "indirect"); pass
+        type="recursive" to see only what was pinned explicitly.
+        CIDv1 keys come back in base58btc (z...), not base32 -- see module
+        notes."""
         out = self.rpc("pin/ls", type=type)
         return {cid: v["Type"] for cid, v in out["Keys"].items()}
 

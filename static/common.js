@@ -1,0 +1,617 @@
+// What both pages share: DOM building, talking to the server, the poller,
+// formatting, the language switch, notifications and the task widgets.
+
+import { LANGUAGES, applyTranslations, language, setCurrentLanguage, t, translateTaskMessage } from "./i18n.js";
+
+export { t, language, translateTaskMessage };
+
+// ---------------------------------------------------------------------------
+// DOM
+// ---------------------------------------------------------------------------
+
+/** A new element: el("a", {href: "/", class: "x", onclick: fn}, "text", child). */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "class") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.flat().filter((child) => child != null && child !== false));
+  return node;
+}
+
+export function $(selector, root = document) {
+  return root.querySelector(selector);
+}
+
+// ---------------------------------------------------------------------------
+// Talking to the server
+// ---------------------------------------------------------------------------
+
+/** The server answered with an error status; `message` is its (translated) sentence. */
+export class ApiError extends Error {
+  constructor(status, message, data) {
+    super(message);
+    this.status = status;
+    this.data = data || {};
+  }
+}
+
+/** The request never got an answer. */
+export class NetworkError extends Error {}
+
+/** fetch() with JSON in and out; throws ApiError or NetworkError. */
+export async function request(method, url, { text = false } = {}) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers: { Accept: text ? "text/plain" : "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new NetworkError(t("error.network"));
+  }
+  const isJson = (response.headers.get("Content-Type") || "").includes("json");
+  let body;
+  try {
+    body = isJson ? await response.json() : await response.text();
+  } catch (error) {
+    throw new NetworkError(t("error.network"));
+  }
+  if (response.status === 401) {
+    // The login expired: the page itself leads to the login form.
+    window.location.reload();
+  }
+  if (!response.ok) {
+    const message = (isJson && body && body.error) || t("error.http", { status: response.status });
+    throw new ApiError(response.status, message, isJson ? body : null);
+  }
+  return body;
+}
+
+export const getJSON = (url) => request("GET", url);
+export const postJSON = (url) => request("POST", url);
+export const getText = (url) => request("GET", url, { text: true });
+
+/** "/api/tasks?status=running&limit=1": a URL with its query, empty values left out. */
+export function withQuery(path, params) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== "" && value != null) query.set(name, value);
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+// The small "connection lost" note in the header, shown while any poller
+// is failing to reach the server.
+const failingPollers = new Set();
+
+function updateConnectionNote() {
+  const note = $("#connection-note");
+  if (note) note.hidden = failingPollers.size === 0;
+}
+
+// ---------------------------------------------------------------------------
+// The poller
+// ---------------------------------------------------------------------------
+
+const livePollers = new Set();
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) for (const poller of livePollers) poller.wake();
+});
+
+/**
+ * Calls `tick` again and again: about every `interval` ms while the page is
+ * visible, less and less often while it is hidden, and at once when it shows
+ * again. Each call waits for the previous one, so one poller never has two
+ * requests in flight. `tick` returns false to stop. Unanswered requests and
+ * server errors back off and retry; other errors stop and go to `onError`.
+ */
+export class Poller {
+  constructor(tick, { interval = 1000, hiddenInterval = 5000, maxInterval = 15000, onError = null } = {}) {
+    this.tick = tick;
+    this.interval = interval;
+    this.hiddenInterval = hiddenInterval;
+    this.maxInterval = maxInterval;
+    this.onError = onError;
+    this.running = false;
+    this.busy = false;
+    this.timer = null;
+    this.failures = 0;
+    this.hiddenRounds = 0;
+  }
+
+  start() {
+    if (this.running) {
+      this.wake();
+      return;
+    }
+    this.running = true;
+    this.failures = 0;
+    livePollers.add(this);
+    this.schedule(0);
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    livePollers.delete(this);
+    failingPollers.delete(this);
+    updateConnectionNote();
+  }
+
+  /** Poll now, unless a request is already in flight. */
+  wake() {
+    if (this.running && !this.busy) {
+      this.hiddenRounds = 0;
+      this.schedule(0);
+    }
+  }
+
+  schedule(delay) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), delay);
+  }
+
+  async run() {
+    this.timer = null;
+    if (!this.running || this.busy) return;
+    this.busy = true;
+    let again = true;
+    try {
+      again = (await this.tick()) !== false;
+      this.failures = 0;
+      failingPollers.delete(this);
+    } catch (error) {
+      if (error instanceof NetworkError || (error instanceof ApiError && error.status >= 500)) {
+        this.failures += 1;
+        if (error instanceof NetworkError) failingPollers.add(this);
+      } else {
+        again = false;
+        if (this.onError) this.onError(error);
+      }
+    } finally {
+      this.busy = false;
+      updateConnectionNote();
+    }
+    if (!this.running) return;
+    if (!again) this.stop();
+    else this.schedule(this.nextDelay());
+  }
+
+  nextDelay() {
+    if (this.failures) return Math.min(this.maxInterval, 1000 * 2 ** this.failures);
+    if (document.hidden) {
+      const delay = Math.min(this.maxInterval, this.hiddenInterval * 1.5 ** this.hiddenRounds);
+      this.hiddenRounds += 1;
+      return delay;
+    }
+    this.hiddenRounds = 0;
+    return this.interval;
+  }
+}
+
+/**
+ * The speed of a task from successive polls (a sliding window), and from its
+ * start time until there are two polls to compare.
+ */
+export class RateMeter {
+  constructor(windowMs = 10000) {
+    this.windowMs = windowMs;
+    this.samples = [];
+  }
+
+  add(task) {
+    const now = Date.now();
+    const last = this.samples[this.samples.length - 1];
+    if (last && task.progress < last.progress) this.samples = [];
+    this.samples.push({ time: now, progress: task.progress });
+    while (this.samples.length > 2 && now - this.samples[0].time > this.windowMs) this.samples.shift();
+  }
+
+  /** Units a second, or null while unknown. */
+  rate(task) {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (first && last.time - first.time >= 1500 && last.progress > first.progress) {
+      return ((last.progress - first.progress) * 1000) / (last.time - first.time);
+    }
+    const started = parseServerTime(task.started_at);
+    const elapsed = started ? (Date.now() - started.getTime()) / 1000 : 0;
+    return task.progress > 0 && elapsed >= 1 ? task.progress / elapsed : null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------
+
+export function formatNumber(value, fractionDigits = 0) {
+  return new Intl.NumberFormat(language() === "zh" ? "zh-CN" : "en-US", {
+    maximumFractionDigits: fractionDigits,
+  }).format(value);
+}
+
+const BYTE_UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+
+export function formatBytes(bytes) {
+  if (bytes == null) return t("dash");
+  if (Math.abs(bytes) < 1024) return `${formatNumber(bytes)} ${t("unit.B")}`;
+  let value = bytes;
+  let unit = -1;
+  while (Math.abs(value) >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${formatNumber(value, value < 10 ? 2 : value < 100 ? 1 : 0)} ${BYTE_UNITS[unit]}`;
+}
+
+/** "850 ms", "12.5 s", "3 min 12 s", "2 h 5 min"; `coarse` keeps only the largest unit. */
+export function formatDuration(seconds, { coarse = false } = {}) {
+  if (seconds == null || !Number.isFinite(seconds)) return t("dash");
+  seconds = Math.max(0, seconds);
+  if (coarse) {
+    if (seconds < 60) return t("duration.s", { n: Math.round(seconds) });
+    if (seconds < 3600) return t("duration.min", { n: Math.round(seconds / 60) });
+    if (seconds < 86400) return t("duration.h", { n: Math.round(seconds / 3600) });
+    return t("duration.d", { n: Math.round(seconds / 86400) });
+  }
+  if (seconds < 1) return t("duration.ms", { n: Math.round(seconds * 1000) });
+  if (seconds < 60) return t("duration.s", { n: formatNumber(seconds, seconds < 10 ? 1 : 0) });
+  const whole = Math.round(seconds);
+  if (whole < 3600) return t("duration.ms2", { m: Math.floor(whole / 60), s: whole % 60 });
+  if (whole < 86400) return t("duration.hm", { h: Math.floor(whole / 3600), m: Math.floor((whole % 3600) / 60) });
+  return t("duration.dh", { d: Math.floor(whole / 86400), h: Math.floor((whole % 86400) / 3600) });
+}
+
+const SERVER_TIME = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(\.\d+)?$/;
+
+/** A server timestamp (UTC "YYYY-MM-DD HH:MM:SS[.fff]") as a Date, or null. */
+export function parseServerTime(text) {
+  const match = SERVER_TIME.exec(text || "");
+  if (!match) return null;
+  const [, y, mo, d, h, mi, s, fraction] = match;
+  const ms = fraction ? Math.round(parseFloat(fraction) * 1000) : 0;
+  return new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, ms));
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+/** A server timestamp in local time, "YYYY-MM-DD HH:MM:SS". */
+export function formatTime(text) {
+  const date = parseServerTime(text);
+  if (!date) return text || t("dash");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} `
+    + `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** "5 min ago" for a server timestamp. */
+export function formatAgo(text) {
+  const date = parseServerTime(text);
+  if (!date) return t("dash");
+  const seconds = (Date.now() - date.getTime()) / 1000;
+  return seconds < 45 ? t("ago.now") : t("ago", { d: formatDuration(seconds, { coarse: true }) });
+}
+
+/** A <time> element: local time as text, UTC in its title. */
+export function timeElement(text, { ago = false } = {}) {
+  if (!text) return el("span", { class: "muted" }, t("dash"));
+  const date = parseServerTime(text);
+  return el("time", {
+    datetime: date ? date.toISOString() : text,
+    title: ago ? formatTime(text) : `${text} UTC`,
+  }, ago ? formatAgo(text) : formatTime(text));
+}
+
+/** "bafybeig…x4pe": enough of a CID to tell it apart. */
+export function shortCid(cid, head = 8, tail = 6) {
+  return cid.length > head + tail + 1 ? `${cid.slice(0, head)}…${cid.slice(-tail)}` : cid;
+}
+
+// ---------------------------------------------------------------------------
+// Language, title, notices
+// ---------------------------------------------------------------------------
+
+const languageListeners = [];
+let titleKey = "app.name";
+let titleValues = {};
+const titleProgress = new Map();
+
+/** Call `render` again whenever the reader switches language. */
+export function onLanguageChange(render) {
+  languageListeners.push(render);
+}
+
+export function setLanguage(lang) {
+  if (!LANGUAGES.includes(lang)) return;
+  document.cookie = `lang=${lang}; path=/; SameSite=Strict; max-age=31536000`;
+  document.documentElement.lang = lang;
+  setCurrentLanguage(lang);
+  applyTranslations(document);
+  updateLanguageButtons();
+  updateTitle();
+  for (const render of languageListeners) render();
+}
+
+function updateLanguageButtons() {
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
+  }
+}
+
+export function setPageTitle(key, values = {}) {
+  titleKey = key;
+  titleValues = values;
+  updateTitle();
+}
+
+/** Show a running task's percentage in the tab's title; null removes it. */
+export function setTitleProgress(source, percentage) {
+  if (percentage == null) titleProgress.delete(source);
+  else titleProgress.set(source, percentage);
+  updateTitle();
+}
+
+function updateTitle() {
+  const base = t(titleKey, titleValues);
+  const values = [...titleProgress.values()];
+  if (!values.length) {
+    document.title = base;
+    return;
+  }
+  const mean = Math.floor(values.reduce((sum, value) => sum + value, 0) / values.length);
+  document.title = `${mean}% · ${base}`;
+}
+
+/** A short notice in the corner; errors stay until dismissed. */
+export function toast(message, kind = "info") {
+  const region = $("#toasts");
+  if (!region) return;
+  const close = el("button", { type: "button", class: "toast-close", "aria-label": t("action.dismiss") }, "×");
+  const item = el("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
+    el("span", {}, message), close);
+  close.addEventListener("click", () => item.remove());
+  region.append(item);
+  if (kind !== "error") setTimeout(() => item.remove(), 5000);
+}
+
+/** Copy text, with a fallback where the clipboard API is not offered (plain HTTP). */
+export async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+    } else {
+      const area = el("textarea", { readonly: true, "aria-hidden": "true" });
+      area.value = text;
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.append(area);
+      area.select();
+      const copied = document.execCommand("copy");
+      area.remove();
+      if (!copied) throw new Error("copy refused");
+    }
+    toast(t("copy.done"));
+  } catch (error) {
+    toast(t("copy.failed"), "error");
+  }
+}
+
+/** A CID shortened for reading, complete in its title, with a copy button. */
+export function cidView(cid) {
+  return el("span", { class: "cid" },
+    el("code", { title: cid }, shortCid(cid)),
+    el("button", {
+      type: "button", class: "icon-button", title: t("action.copy"), "aria-label": `${t("action.copy")} ${cid}`,
+      onclick: () => copyText(cid),
+    }, "⧉"));
+}
+
+// Desktop notifications, only after the reader opted in.
+const NOTIFY_KEY = "ipfsmaster.notify";
+const LONG_TASK_SECONDS = 10;
+
+function storedOptIn() {
+  try {
+    return window.localStorage.getItem(NOTIFY_KEY) === "1";
+  } catch (error) {
+    return false;
+  }
+}
+
+function storeOptIn(on) {
+  try {
+    if (on) window.localStorage.setItem(NOTIFY_KEY, "1");
+    else window.localStorage.removeItem(NOTIFY_KEY);
+  } catch (error) {
+    // Storage is off (private mode): the choice lasts for this page only.
+  }
+}
+
+/** Wire a checkbox to the opt-in; permission is asked only when it is ticked. */
+export function setupNotifyToggle(checkbox) {
+  if (!("Notification" in window)) {
+    checkbox.closest("label").hidden = true;
+    return;
+  }
+  checkbox.checked = storedOptIn() && Notification.permission === "granted";
+  checkbox.addEventListener("change", async () => {
+    if (!checkbox.checked) {
+      storeOptIn(false);
+      return;
+    }
+    const permission = await Notification.requestPermission();
+    if (permission === "granted") {
+      storeOptIn(true);
+    } else {
+      checkbox.checked = false;
+      storeOptIn(false);
+      toast(t("notify.denied"), "error");
+    }
+  });
+}
+
+/** Tell the reader a long task ended, if they opted in and are looking elsewhere. */
+export function notifyTaskEnded(task, body) {
+  if (!("Notification" in window) || !storedOptIn() || Notification.permission !== "granted") return;
+  if (!document.hidden || (taskDuration(task) ?? 0) <= LONG_TASK_SECONDS) return;
+  try {
+    new Notification(t("app.name"), { body, tag: `task-${task.id}` });
+  } catch (error) {
+    // Some platforms only allow notifications from a service worker.
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+export const ACTIVE = ["pending", "running"];
+export const isActive = (task) => ACTIVE.includes(task.status);
+
+/** Seconds from start (or creation) to the end, or to now while active. */
+export function taskDuration(task) {
+  const start = parseServerTime(task.started_at || task.created_at);
+  if (!start) return null;
+  const end = parseServerTime(task.completed_at);
+  return ((end ? end.getTime() : Date.now()) - start.getTime()) / 1000;
+}
+
+export function taskTypeLabel(type) {
+  const key = `type.${type}`;
+  const label = t(key);
+  return label === key ? type : label;
+}
+
+export function statusBadge(status) {
+  return el("span", { class: `badge badge-${status}` }, t(`status.${status}`));
+}
+
+/** A progress bar; indeterminate while the total is unknown. */
+export function progressBar(task, label) {
+  const fill = el("div", { class: "progress-fill" });
+  const bar = el("div", { class: "progress", role: "progressbar", "aria-label": label || t("field.progress") }, fill);
+  updateProgressBar(bar, task);
+  return bar;
+}
+
+export function updateProgressBar(bar, task) {
+  const fill = bar.firstElementChild;
+  const known = task.total > 0 || task.status === "completed";
+  const indeterminate = !known && isActive(task);
+  bar.classList.toggle("indeterminate", indeterminate);
+  bar.dataset.status = task.status;
+  if (indeterminate) {
+    bar.removeAttribute("aria-valuenow");
+    fill.style.width = "";
+    return;
+  }
+  const fraction = task.status === "completed" ? 1 : Math.min(1, task.progress / task.total || 0);
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.setAttribute("aria-valuenow", String(task.percentage));
+  fill.style.width = `${(fraction * 100).toFixed(2)}%`;
+}
+
+/** "1,234 / 5,000", in bytes for uploads. */
+export function progressText(task) {
+  const bytes = task.task_type === "file_upload";
+  const show = (value) => (bytes ? formatBytes(value) : formatNumber(value));
+  if (!task.total) return task.progress ? show(task.progress) : "";
+  return `${t("task.items", { progress: show(task.progress), total: show(task.total) })} · ${task.percentage}%`;
+}
+
+/** "120 items/s · about 2 min left", or "" while unknown. */
+export function rateText(task, meter) {
+  if (task.status !== "running" || !meter) return "";
+  const rate = meter.rate(task);
+  if (!rate) return "";
+  const speed = task.task_type === "file_upload"
+    ? t("rate.bytes", { n: formatBytes(rate) })
+    : t("rate.items", { n: formatNumber(rate, rate < 10 ? 1 : 0) });
+  if (!task.total || task.progress >= task.total) return speed;
+  return `${speed} · ${t("eta", { d: formatDuration((task.total - task.progress) / rate, { coarse: true }) })}`;
+}
+
+/** What the worker is on now, in words (the fetching notes) or as a CID. */
+export function currentItemView(task) {
+  const item = task.current_item;
+  if (!item) return null;
+  if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{50,})$/.test(item)) return cidView(item);
+  return el("span", {}, translateTaskMessage(item));
+}
+
+/** The task's outcome: counts for a sync, the CID for an upload, else its JSON. */
+export function resultView(task) {
+  const result = task.result;
+  if (!result || typeof result !== "object") return null;
+  if (task.task_type === "file_upload" && result.cid) {
+    return el("div", { class: "result" },
+      el("span", { class: "result-cid" }, cidView(result.cid)),
+      el("span", {}, formatBytes(result.size)),
+      el("span", {}, result.pinned ? t("upload.pinned") : t("upload.notPinned")));
+  }
+  if (task.task_type === "pin_sync") {
+    const counts = ["added", "updated", "removed", "unchanged", "failed"].filter((key) => key in result);
+    const details = Array.isArray(result.error_details) ? result.error_details : [];
+    return el("div", { class: "result" },
+      el("dl", { class: "counts" }, counts.map((key) => el("div", { class: `count count-${key}` },
+        el("dt", {}, t(`result.${key}`)), el("dd", {}, formatNumber(result[key] || 0))))),
+      details.length ? el("details", { class: "error-details" },
+        el("summary", {}, `${t("sync.errorDetails")} (${formatNumber(details.length)})`),
+        el("ul", {}, details.map((item) => el("li", {},
+          item.cid ? cidView(String(item.cid)) : null, " ",
+          el("span", { class: "error-text" }, translateTaskMessage(item.error)))))) : null);
+  }
+  return el("pre", { class: "json" }, JSON.stringify(result, null, 2));
+}
+
+/** Ask a task to stop; returns the new status or null (the reason is shown). */
+export async function cancelTask(id) {
+  try {
+    const answer = await postJSON(`/tasks/cancel?id=${id}`);
+    toast(t(answer.status === "cancelled" ? "task.cancelled" : "task.cancelling", { id }));
+    return answer.status;
+  } catch (error) {
+    toast(error.message, "error");
+    return null;
+  }
+}
+
+/** Start a task again; returns the new id, or the one already running (409). */
+export async function retryTask(id) {
+  try {
+    const answer = await postJSON(`/tasks/retry?id=${id}`);
+    toast(t("task.retried", { id: answer.taskId, old: id }));
+    return answer.taskId;
+  } catch (error) {
+    toast(error.message, "error");
+    return error instanceof ApiError && error.data.taskId ? error.data.taskId : null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The page frame
+// ---------------------------------------------------------------------------
+
+/** Translate the page, wire the language switch and mark the current nav link. */
+export function initPage(key) {
+  titleKey = key;
+  applyTranslations(document);
+  updateLanguageButtons();
+  updateTitle();
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.addEventListener("click", () => setLanguage(button.dataset.lang));
+  }
+  for (const link of document.querySelectorAll(".nav a")) {
+    if (link.getAttribute("href") === window.location.pathname) link.setAttribute("aria-current", "page");
+  }
+}

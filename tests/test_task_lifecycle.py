@@ -1,0 +1,235 @@
+"""Liveness, cancel, retry and cleanup, in-process on a temporary database."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ipfsmaster
+from conftest import wait_for
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
+    return calls
+
+
+def insert(db, status="running", task_type="pin_sync", pid=None, age=0, heartbeat_age=None, **extra):
+    """A task row, created ``age`` seconds ago, its heartbeat ``heartbeat_age`` ago."""
+    columns = {"task_type": task_type, "status": status, "pid": pid, "single_flight": 0,
+               "created_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - age))}
+    if heartbeat_age is not None:
+        columns["heartbeat_at"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - heartbeat_age))
+        columns["started_at"] = columns["heartbeat_at"]
+    columns.update(extra)
+    cur = db.execute("INSERT INTO background_tasks (%s) VALUES (%s)" % (", ".join(columns), ", ".join("?" * len(columns))),
+                     list(columns.values()))
+    return cur.lastrowid
+
+
+def status_of(db, task_id):
+    row = ipfsmaster.get_task(db, task_id)
+    return row["status"], row["error_message"]
+
+
+@pytest.fixture
+def sleeper():
+    """A live process that is not a worker (a stand-in for a reused pid)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# Liveness -------------------------------------------------------------------
+
+def test_it_fails_a_running_task_whose_process_is_gone(db, settings):
+    task_id = insert(db, pid=dead_pid(), heartbeat_age=1)
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
+    assert status_of(db, task_id) == ("failed", "worker process exited unexpectedly")
+    assert ipfsmaster.get_task(db, task_id)["completed_at"]
+
+
+def test_it_fails_a_running_task_whose_heartbeat_stopped(db, settings, sleeper):
+    settings.stale_seconds = 30
+    fresh = insert(db, pid=sleeper.pid, heartbeat_age=5)
+    silent = insert(db, pid=sleeper.pid, heartbeat_age=31)
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [silent]
+    assert status_of(db, fresh)[0] == "running"
+    assert status_of(db, silent) == ("failed", "worker process exited unexpectedly")
+
+
+def test_it_fails_a_pending_task_whose_worker_never_started(db, settings):
+    settings.stale_seconds = 30
+    young = insert(db, status="pending", age=5)
+    old = insert(db, status="pending", age=31)
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [old]
+    assert status_of(db, old) == ("failed", "worker process never started")
+    assert status_of(db, young)[0] == "pending"
+
+
+def test_a_stale_sync_no_longer_blocks_a_new_one(client, db, spawned):
+    db.execute("INSERT INTO background_tasks (task_type, status, pid, started_at, heartbeat_at)"
+               " VALUES ('pin_sync', 'running', ?, datetime('now'), datetime('now'))", (dead_pid(),))
+    r = client.post("/pins/sync")
+    assert r.status == 202 and r.json["taskId"] == 2
+    assert status_of(db, 1)[0] == "failed"
+
+
+def test_reading_tasks_marks_stale_ones(client, db):
+    task_id = insert(db, pid=dead_pid(), heartbeat_age=1)
+    assert client.get("/pins/task-status?id=%d" % task_id).json["status"] == "failed"
+    other = insert(db, pid=dead_pid(), heartbeat_age=1)
+    assert client.get("/api/tasks").json["tasks"][0] == dict(client.get("/pins/task-status?id=%d" % other).json)
+    assert status_of(db, other)[0] == "failed"
+
+
+# Cancel ---------------------------------------------------------------------
+
+def test_cancel_stops_a_pending_task_at_once(client, db):
+    task_id = insert(db, status="pending")
+    r = client.post("/tasks/cancel?id=%d" % task_id)
+    assert r.status == 200 and r.json == {"success": True, "status": "cancelled"}
+    assert status_of(db, task_id)[0] == "cancelled"
+
+
+def test_cancel_asks_a_running_task_to_stop(client, db):
+    task_id = insert(db, pid=os.getpid(), heartbeat_age=0)
+    r = client.post("/tasks/cancel?id=%d" % task_id)
+    assert r.status == 200 and r.json == {"success": True, "status": "cancelling"}
+    row = ipfsmaster.get_task(db, task_id)
+    assert row["status"] == "running" and row["cancel_requested_at"]
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_cancel_refuses_a_finished_task(client, db, status):
+    task_id = insert(db, status=status)
+    r = client.post("/tasks/cancel?id=%d" % task_id)
+    assert r.status == 409 and r.json["success"] is False and status in r.json["error"]
+
+
+def test_cancel_of_an_unknown_task_is_404(client):
+    assert client.post("/tasks/cancel?id=77").status == 404
+
+
+def test_an_ignored_cancel_ends_in_termination_after_the_grace_period(db, settings, sleeper, monkeypatch):
+    """The pid is checked first: a process that is not this task's worker is never signalled."""
+    settings.cancel_grace_seconds = 10
+    task_id = insert(db, pid=sleeper.pid, heartbeat_age=0,
+                     cancel_requested_at=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 11)))
+    signalled = []
+    monkeypatch.setattr(ipfsmaster, "terminate_process", signalled.append)
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
+    assert status_of(db, task_id) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+    assert signalled == [] and sleeper.poll() is None
+
+
+def test_it_recognises_a_workers_process(tmp_path):
+    fake_worker = tmp_path / "worker.py"
+    fake_worker.write_text("import time; time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(fake_worker), "41", "--db", "x.db"])
+    try:
+        wait_for(lambda: ipfsmaster.is_task_worker(proc.pid, 41), timeout=10, message="the process to start")
+        assert not ipfsmaster.is_task_worker(proc.pid, 42)
+        assert not ipfsmaster.is_task_worker(os.getpid(), 41)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not ipfsmaster.is_task_worker(proc.pid, 41)
+
+
+# Retry ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_retry_starts_a_linked_task_with_the_same_parameters(client, db, spawned, status):
+    old = insert(db, status=status, params='{"ipfs_api": "http://127.0.0.1:5999"}')
+    r = client.post("/tasks/retry?id=%d" % old)
+    assert r.status == 202 and r.json["success"] is True
+    new = ipfsmaster.get_task(db, r.json["taskId"])
+    assert spawned == [new["id"]]
+    assert new["retry_of"] == old and new["task_type"] == "pin_sync" and new["status"] == "pending"
+    assert new["params"] == '{"ipfs_api": "http://127.0.0.1:5999"}'
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "completed"])
+def test_retry_refuses_other_statuses(client, db, spawned, status):
+    old = insert(db, status=status, pid=os.getpid(), heartbeat_age=0)
+    r = client.post("/tasks/retry?id=%d" % old)
+    assert r.status == 409 and r.json["success"] is False
+    assert spawned == []
+
+
+def test_retry_respects_single_flight(client, db, spawned):
+    old = insert(db, status="failed")
+    running = client.post("/pins/sync").json["taskId"]
+    r = client.post("/tasks/retry?id=%d" % old)
+    assert r.status == 409 and r.json["taskId"] == running
+
+
+# Cleanup --------------------------------------------------------------------
+
+def test_cleanup_deletes_old_finished_tasks_and_their_logs(db, settings):
+    os.makedirs(settings.task_dir)
+    old = {status: insert(db, status=status, age=31 * 86400) for status in ("completed", "failed", "cancelled")}
+    keep = [insert(db, status="completed", age=29 * 86400), insert(db, status="pending", age=40 * 86400),
+            insert(db, status="running", age=40 * 86400, pid=os.getpid(), heartbeat_age=0)]
+    for task_id in list(old.values()) + keep:
+        open(ipfsmaster.task_log_path(settings, task_id), "w").close()
+    assert sorted(ipfsmaster.cleanup_tasks(db, settings, 30)) == sorted(old.values())
+    left = [row[0] for row in db.execute("SELECT id FROM background_tasks ORDER BY id")]
+    assert left == sorted(keep)
+    for task_id in old.values():
+        assert not os.path.exists(ipfsmaster.task_log_path(settings, task_id))
+    for task_id in keep:
+        assert os.path.exists(ipfsmaster.task_log_path(settings, task_id))
+
+
+def test_cleanup_keeps_a_retry_whose_original_is_deleted(db, settings):
+    old = insert(db, status="failed", age=40 * 86400)
+    retry = insert(db, status="completed", retry_of=old)
+    ipfsmaster.cleanup_tasks(db, settings, 30)
+    assert ipfsmaster.get_task(db, retry)["retry_of"] is None
+
+
+def test_cleanup_command(settings, db, capsys):
+    insert(db, status="completed", age=8 * 86400)
+    insert(db, status="completed", age=6 * 86400)
+    assert ipfsmaster.main(["cleanup", "--db", settings.db, "--days", "7"]) == 0
+    assert "Removed 1 finished tasks older than 7 days." in capsys.readouterr().out
+    assert db.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 1
+
+
+# The seed's own SQL -----------------------------------------------------------
+
+def test_the_seeds_sql_works_unchanged(db, settings):
+    db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'pending')")
+    rows = db.execute("SELECT * FROM background_tasks WHERE status IN ('pending', 'running')"
+                      " ORDER BY created_at DESC").fetchall()
+    assert len(rows) == 1 and rows[0]["progress"] == 0 and rows[0]["created_at"]
+    db.execute("UPDATE background_tasks SET status='failed', error_message='Manually terminated' WHERE id=1")
+    db.execute("DELETE FROM background_tasks WHERE created_at < datetime('now', '-30 days')"
+               " AND status IN ('completed', 'failed')")
+    assert status_of(db, 1) == ("failed", "Manually terminated")
+
+
+def test_starting_again_keeps_the_data(settings, db):
+    db.execute("INSERT INTO pins (cid, type) VALUES ('bafyX', 'recursive')")
+    ipfsmaster.init_db(settings.db)
+    ipfsmaster.init_db(settings.db)
+    assert db.execute("SELECT cid FROM pins").fetchall()[0][0] == "bafyX"
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
+
+
+def test_the_database_is_private(settings):
+    assert os.stat(settings.db).st_mode & 0o777 == 0o600
