@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import socketserver
@@ -59,6 +60,7 @@ DEFAULTS = {
     "stale_seconds": 30,
     "cancel_grace_seconds": 10,
     "retention_days": 30,
+    "max_upload_bytes": 4 * 1024 ** 3,
 }
 
 # Setting name -> (environment variable, type).
@@ -70,6 +72,7 @@ ENVIRONMENT = {
     "stale_seconds": ("IPFSMASTER_STALE_SECONDS", int),
     "cancel_grace_seconds": ("IPFSMASTER_CANCEL_GRACE_SECONDS", int),
     "retention_days": ("IPFSMASTER_RETENTION_DAYS", int),
+    "max_upload_bytes": ("IPFSMASTER_MAX_UPLOAD_BYTES", int),
 }
 
 
@@ -109,6 +112,16 @@ class Settings:
 
 def task_log_path(settings, task_id):
     return os.path.join(settings.task_dir, "task-%d.log" % int(task_id))
+
+
+def spool_path(settings, task_id):
+    """Where an upload task's file waits for its worker."""
+    return os.path.join(settings.task_dir, "task-%d.upload" % int(task_id))
+
+
+def discard_spool(settings, task_id):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(spool_path(settings, task_id))
 
 
 # ---------------------------------------------------------------------------
@@ -291,7 +304,7 @@ def finish_task(conn, task_id, status, from_status, error_message=None, result=N
         return cur.rowcount == 1
 
 
-def cancel_task(conn, task_id):
+def cancel_task(settings, conn, task_id):
     """Cancel a pending task at once, or ask a running one to stop.
 
     Returns "cancelled" or "cancelling"; TaskStateError if already final.
@@ -302,6 +315,7 @@ def cancel_task(conn, task_id):
             raise KeyError(task_id)
         if row["status"] == "pending":
             if finish_task(conn, task_id, "cancelled", "pending", error_message="Cancelled before it started"):
+                discard_spool(settings, task_id)
                 return "cancelled"
         elif row["status"] == "running":
             with transaction(conn):
@@ -315,15 +329,8 @@ def cancel_task(conn, task_id):
     raise TaskStateError(get_task(conn, task_id)["status"])
 
 
-def retry_task(conn, task_id):
-    """Start a new task like a failed or cancelled one; returns the new id."""
-    row = get_task(conn, task_id)
-    if row is None:
-        raise KeyError(task_id)
-    if row["status"] not in ("failed", "cancelled"):
-        raise TaskStateError(row["status"])
-    params = json.loads(row["params"] or "{}")
-    return create_task(conn, row["task_type"], params, retry_of=task_id)
+class NotRetryable(Exception):
+    """The task's type cannot be run again (its input is gone)."""
 
 
 # Process handling: the server and the command line start workers detached,
@@ -466,6 +473,8 @@ def mark_stale_tasks(conn, settings):
         elif row["silent"] or not process_alive(row["pid"]):
             if finish_task(conn, row["id"], "failed", "running", WORKER_DIED):
                 changed.append(row["id"])
+    for task_id in changed:
+        discard_spool(settings, task_id)
     return changed
 
 
@@ -481,6 +490,7 @@ def cleanup_tasks(conn, settings, days):
     for task_id in ids:
         with contextlib.suppress(FileNotFoundError):
             os.remove(task_log_path(settings, task_id))
+        discard_spool(settings, task_id)
     return ids
 
 
@@ -500,16 +510,40 @@ def read_log_tail(settings, task_id, max_bytes=16384):
     return text
 
 
-def start_task(settings, conn, task_type, params=None, retry_of=None):
-    """Create a task and start its worker; returns the new id."""
+def start_task(settings, conn, task_type, params=None, retry_of=None, prepare=None):
+    """Create a task and start its worker; returns the new id.
+
+    ``prepare(task_id)``, if given, runs between the two (to put the task's
+    input in place).
+    """
     mark_stale_tasks(conn, settings)
     task_id = create_task(conn, task_type, params, retry_of=retry_of)
     try:
+        if prepare is not None:
+            prepare(task_id)
         spawn_worker(settings, task_id)
     except OSError as exc:
         finish_task(conn, task_id, "failed", "pending", "could not start the worker: %s" % exc.strerror)
+        discard_spool(settings, task_id)
         raise
     return task_id
+
+
+def retry_task(settings, conn, task_id):
+    """Start a new task like a failed or cancelled one, linked to it; returns the new id.
+
+    KeyError if there is no such task, TaskStateError if it is not failed or
+    cancelled, NotRetryable for types whose input is gone, TaskConflict.
+    """
+    row = get_task(conn, task_id)
+    if row is None:
+        raise KeyError(task_id)
+    if row["status"] not in ("failed", "cancelled"):
+        raise TaskStateError(row["status"])
+    task_type = task_types().get(row["task_type"])
+    if task_type is None or not task_type.retryable:
+        raise NotRetryable(row["task_type"])
+    return start_task(settings, conn, row["task_type"], json.loads(row["params"] or "{}"), retry_of=task_id)
 
 
 # ---------------------------------------------------------------------------
@@ -535,6 +569,13 @@ MESSAGES_ZH = {
     "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
     "The request body is too large.": "请求体过大。",
     "Cross-site requests are not allowed.": "不允许跨站请求。",
+    "The upload is malformed or was cut short.": "上传内容格式错误或不完整。",
+    "Send the file as multipart/form-data in a field named file.": "请以 multipart/form-data 格式在 file 字段中发送文件。",
+    "Say how large the upload is (Content-Length).": "请提供上传大小（Content-Length）。",
+    "The file is larger than the limit of {limit} bytes.": "文件超过了 {limit} 字节的上限。",
+    "The field {name} is too long.": "字段 {name} 过长。",
+    "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
+        "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
     "The worker could not be started.": "无法启动后台进程。",
     "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
 }
@@ -656,6 +697,106 @@ class Request:
             self._db = None
 
 
+class MultipartReader:
+    """Streams a multipart/form-data body part by part, never holding more
+    than a chunk of it in memory.
+
+    ``parts()`` yields ``(name, filename, chunks)`` for each part, where
+    ``chunks`` is an iterator of its bytes that must be consumed (or
+    ``skip``-ped) before the next part. Malformed or truncated bodies raise
+    HTTPError 400.
+    """
+
+    CHUNK = 64 * 1024
+    MAX_HEADERS = 16 * 1024
+
+    def __init__(self, stream, length, boundary):
+        self.stream = stream
+        self.remaining = length
+        self.delimiter = b"\r\n--" + boundary
+        self.buffer = b"\r\n"  # lets the first boundary match the delimiter
+
+    def _fill(self):
+        if self.remaining <= 0:
+            raise HTTPError(400, "The upload is malformed or was cut short.")
+        try:
+            data = self.stream.read(min(self.CHUNK, self.remaining))
+        except OSError:  # includes socket time-outs on a stalled client
+            data = b""
+        if not data:
+            raise HTTPError(400, "The upload is malformed or was cut short.")
+        self.remaining -= len(data)
+        self.buffer += data
+
+    def _skip_to_delimiter(self):
+        while True:
+            index = self.buffer.find(self.delimiter)
+            if index >= 0:
+                self.buffer = self.buffer[index + len(self.delimiter):]
+                return
+            self.buffer = self.buffer[-len(self.delimiter):]
+            self._fill()
+
+    def _body(self):
+        while True:
+            index = self.buffer.find(self.delimiter)
+            if index >= 0:
+                data, self.buffer = self.buffer[:index], self.buffer[index + len(self.delimiter):]
+                if data:
+                    yield data
+                return
+            keep = len(self.delimiter)
+            if len(self.buffer) > keep:
+                data, self.buffer = self.buffer[:-keep], self.buffer[-keep:]
+                yield data
+            self._fill()
+
+    def parts(self):
+        self._skip_to_delimiter()
+        while True:
+            while len(self.buffer) < 2:
+                self._fill()
+            if self.buffer.startswith(b"--"):
+                return  # the closing delimiter; an epilogue is ignored
+            while b"\r\n\r\n" not in self.buffer:
+                if len(self.buffer) > self.MAX_HEADERS:
+                    raise HTTPError(400, "The upload is malformed or was cut short.")
+                self._fill()
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            name, filename = self._disposition(head)
+            body = self._body()
+            yield name, filename, body
+            for _ in body:  # whatever the caller left unread
+                pass
+
+    @staticmethod
+    def _disposition(head):
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "content-disposition":
+                params = {}
+                for item in value.split(";")[1:]:
+                    k, _, v = item.strip().partition("=")
+                    if len(v) >= 2 and v[0] == v[-1] == '"':
+                        v = v[1:-1].replace('\\"', '"')
+                    params[k.lower()] = v
+                if "name" in params:
+                    return params["name"], params.get("filename")
+        raise HTTPError(400, "The upload is malformed or was cut short.")
+
+
+def multipart_boundary(environ):
+    """The boundary of a multipart/form-data request, or a 400."""
+    kind, _, rest = environ.get("CONTENT_TYPE", "").partition(";")
+    if kind.strip().lower() == "multipart/form-data":
+        for item in rest.split(";"):
+            key, _, value = item.strip().partition("=")
+            value = value.strip('"')
+            if key.lower() == "boundary" and 0 < len(value) <= 200:
+                return value.encode("latin-1", "replace")
+    raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
+
+
 class Response:
     """What a handler returns: status, headers and a body (bytes or an iterable)."""
 
@@ -731,18 +872,20 @@ def task_or_404(req, task_id):
     return row
 
 
-def conflict_error(conflict):
-    template = ("A pin sync is already running (task {id})." if conflict.task_type == "pin_sync"
-                else "A task of this type is already running (task {id}).")
-    return HTTPError(409, template, extra={"taskId": conflict.active_id}, id=conflict.active_id)
-
-
-def start_task_for(req, task_type, params, retry_of=None):
-    """Create and start a task for an HTTP caller, mapping failures to errors."""
+@contextlib.contextmanager
+def task_errors(task_id=None):
+    """Turn the task store's refusals into the HTTP errors a caller reads."""
     try:
-        return start_task(req.settings, req.db, task_type, params, retry_of=retry_of)
+        yield
+    except KeyError:
+        raise HTTPError(404, "There is no task {id}.", id=task_id)
     except TaskConflict as conflict:
-        raise conflict_error(conflict)
+        template = ("A pin sync is already running (task {id})." if conflict.task_type == "pin_sync"
+                    else "A task of this type is already running (task {id}).")
+        raise HTTPError(409, template, extra={"taskId": conflict.active_id}, id=conflict.active_id)
+    except NotRetryable:
+        raise HTTPError(409, "An upload cannot be retried: its file is removed when the task ends."
+                             " Upload it again.")
     except OSError:
         log.exception("could not start a worker")
         raise HTTPError(500, "The worker could not be started.")
@@ -771,7 +914,8 @@ def handle_static(req):
 def handle_pin_sync(req):
     """Start a pin sync, or say which one is already running."""
     req.discard_body()
-    task_id = start_task_for(req, "pin_sync", {"ipfs_api": req.settings.ipfs_api})
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "pin_sync", {"ipfs_api": req.settings.ipfs_api})
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
@@ -840,7 +984,7 @@ def handle_task_cancel(req):
     req.discard_body()
     task_or_404(req, task_id)
     try:
-        status = cancel_task(req.db, task_id)
+        status = cancel_task(req.settings, req.db, task_id)
     except TaskStateError as exc:
         raise HTTPError(409, "Task {id} has already finished ({status}).", id=task_id, status=exc.status)
     if status == "cancelling":
@@ -863,13 +1007,59 @@ def handle_task_retry(req):
     """Start a new task like a failed or cancelled one."""
     task_id = req.task_id()
     req.discard_body()
-    row = task_or_404(req, task_id)
-    if row["status"] not in ("failed", "cancelled"):
+    try:
+        with task_errors(task_id):
+            new_id = retry_task(req.settings, req.db, task_id)
+    except TaskStateError as exc:
         raise HTTPError(409, "Only failed or cancelled tasks can be retried; task {id} is {status}.",
-                        id=task_id, status=row["status"])
-    params = json.loads(row["params"] or "{}")
-    new_id = start_task_for(req, row["task_type"], params, retry_of=task_id)
+                        id=task_id, status=exc.status)
     return json_response({"success": True, "taskId": new_id, "retryOf": task_id}, 202)
+
+
+UPLOAD_FRAMING = 64 * 1024  # multipart overhead allowed beyond the file itself
+
+
+def handle_upload(req):
+    """Receive a file into the spool, then upload it to the node in the background."""
+    boundary = multipart_boundary(req.environ)
+    if not req.environ.get("CONTENT_LENGTH"):
+        raise HTTPError(411, "Say how large the upload is (Content-Length).")
+    length = req.content_length()
+    limit = req.settings.max_upload_bytes
+    if length > limit + UPLOAD_FRAMING:
+        raise HTTPError(413, "The file is larger than the limit of {limit} bytes.", limit=limit)
+    os.makedirs(req.settings.task_dir, mode=0o700, exist_ok=True)
+    incoming = os.path.join(req.settings.task_dir, "incoming-%s.upload" % secrets.token_hex(8))
+    fields = {"name": "", "pin": "1"}
+    file_name, file_size = None, 0
+    try:
+        for name, filename, chunks in MultipartReader(req.environ["wsgi.input"], length, boundary).parts():
+            if name == "file" and file_name is None:
+                file_name = os.path.basename((filename or "upload").replace("\\", "/"))[:255] or "upload"
+                fd = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in chunks:
+                        file_size += len(chunk)
+                        if file_size > limit:
+                            raise HTTPError(413, "The file is larger than the limit of {limit} bytes.", limit=limit)
+                        out.write(chunk)
+            elif name in fields:
+                value = b"".join(chunks)
+                if len(value) > 1024:
+                    raise HTTPError(400, "The field {name} is too long.", name=name)
+                fields[name] = value.decode("utf-8", "replace").strip()
+        if file_name is None:
+            raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
+        pin = fields["pin"].lower() not in ("0", "false", "no", "off")
+        params = {"ipfs_api": req.settings.ipfs_api, "file_name": fields["name"][:255] or file_name,
+                  "size": file_size, "pin": pin}
+        with task_errors():
+            task_id = start_task(req.settings, req.db, "file_upload", params,
+                                 prepare=lambda new_id: os.replace(incoming, spool_path(req.settings, new_id)))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(incoming)
+    return json_response({"success": True, "taskId": task_id}, 202)
 
 
 def handle_task_log(req):
@@ -896,6 +1086,7 @@ ROUTES = [
     ("POST", "/tasks/cancel", handle_task_cancel),
     ("POST", "/tasks/retry", handle_task_retry),
     ("GET", "/tasks/log", handle_task_log),
+    ("POST", "/files/upload", handle_upload),
 ]
 PREFIX_ROUTES = [
     ("GET", "/static/", handle_static),
@@ -1181,15 +1372,14 @@ def run_command(args, settings, conn):
             return 4
         try:
             if args.command == "cancel":
-                print(cancel_task(conn, args.id))
+                print(cancel_task(settings, conn, args.id))
                 return 0
             if args.command == "retry":
-                row = get_task(conn, args.id)
-                if row["status"] not in ("failed", "cancelled"):
-                    raise TaskStateError(row["status"])
-                print(start_task(settings, conn, row["task_type"], json.loads(row["params"] or "{}"),
-                                 retry_of=args.id))
+                print(retry_task(settings, conn, args.id))
                 return 0
+        except NotRetryable:
+            print("Task %d cannot be retried: its input is gone." % args.id, file=sys.stderr)
+            return 3
         except TaskStateError as exc:
             print("Task %d is %s; that is not possible now." % (args.id, exc.status), file=sys.stderr)
             return 3

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import traceback
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import ipfsmaster
 from ipfsmaster import connect, transaction
@@ -100,7 +100,7 @@ class IPFSClient:
         self.attempts = attempts
         self.backoff = backoff
         self.stopped = False
-        self._conn = None
+        self._conn = self._sock = None
 
     # -- connection ----------------------------------------------------------
 
@@ -112,21 +112,23 @@ class IPFSClient:
             # Without this, a request whose headers and body leave in two
             # small writes can wait ~40 ms for a delayed ACK.
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conn = conn
+            self._conn, self._sock = conn, conn.sock
         return self._conn
 
     def close(self):
         if self._conn is not None:
             self._conn.close()
-            self._conn = None
+            self._conn = self._sock = None
 
     def interrupt(self):
         """Stop: unblock a read in progress on another thread, retry no more."""
         self.stopped = True
-        conn = self._conn
-        if conn is not None and conn.sock is not None:
+        # The socket, not conn.sock: http.client drops that once a
+        # "Connection: close" answer begins, while a read may still block on it.
+        sock = self._sock
+        if sock is not None:
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -207,6 +209,58 @@ class IPFSClient:
         opening request is retried; a stream cut short is not resumed.
         """
         resp = self._retrying(lambda: self._send(command, params, body, headers))
+        return self._read_stream(command, resp)
+
+    def upload(self, command, params, chunks, length, content_type):
+        """Send a large body while reading the streamed answer; yields its objects.
+
+        The body goes out on a thread of its own, because a node that reports
+        progress while it reads (add?progress=true) would otherwise stall once
+        its unread progress lines fill the socket buffers. Not retried: the
+        body cannot be sent twice.
+        """
+        headers = {"User-Agent": "ipfsmaster", "Accept": "application/json", "Content-Type": content_type,
+                   "Content-Length": str(length)}
+        if self.auth:
+            headers["Authorization"] = self.auth
+        try:
+            conn = self._connection()
+            conn.putrequest("POST", self._url(command, params), skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
+                            transient=True)
+
+        sock = self._sock  # conn.sock goes once the answer begins (see interrupt)
+
+        def send():
+            try:
+                for chunk in chunks:
+                    if self.stopped:
+                        return
+                    sock.sendall(chunk)
+            except OSError:  # the node answered early (an error), or we were interrupted
+                pass
+        sender = threading.Thread(target=send, name="upload-body", daemon=True)
+        sender.start()
+        try:
+            try:
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise IPFSError("the IPFS API at %s broke off %s: %s"
+                                % (self.api_url, command, describe_os_error(exc)), transient=True)
+            if resp.status != 200:
+                raise self._error_for(command, resp.status, resp.read(65536).decode("utf-8", "replace"))
+            yield from self._read_stream(command, resp)
+        finally:
+            self.interrupt()
+            sender.join()
+            self.close()
+
+    def _read_stream(self, command, resp):
         try:
             pieces = _chunks(resp) if resp.chunked else _plain(resp)
             pending = b""
@@ -552,8 +606,7 @@ def list_pins_into(conn, ctx):
     A transient failure restarts the listing from scratch (the table is
     emptied), so a partial listing can never be taken for the whole.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
-                 " name TEXT NOT NULL)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL UNIQUE, type TEXT NOT NULL, name TEXT)")
     client = ctx.client()
     for attempt in range(1, client.attempts + 1):
         conn.execute("DELETE FROM listed")
@@ -566,7 +619,8 @@ def list_pins_into(conn, ctx):
                     cid = obj.get("Cid") if isinstance(obj, dict) else None
                     if not isinstance(cid, str) or not cid:
                         raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % (obj,))
-                    batch.append((cid, str(obj.get("Type") or "recursive"), str(obj.get("Name") or "")))
+                    name = obj.get("Name")  # absent unless the node lists names
+                    batch.append((cid, str(obj.get("Type") or "recursive"), None if name is None else str(name)))
                     count += 1
                     if len(batch) >= LIST_BATCH:
                         insert_listed(conn, batch)
@@ -607,12 +661,13 @@ def apply_listing(conn, ctx, listing_started):
         with transaction(conn):
             result["updated"] += conn.execute(
                 "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
-                 " name = (SELECT name FROM listed WHERE listed.cid = pins.cid), synced_at = " + NOW_MS +
-                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-                " WHERE l.rowid > ? AND l.rowid <= ? AND (p.type IS NOT l.type OR p.name IS NOT l.name))",
+                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
+                " synced_at = " + NOW_MS +
+                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid WHERE l.rowid > ?"
+                " AND l.rowid <= ? AND (p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)))",
                 span).rowcount
             result["added"] += conn.execute(
-                "INSERT OR IGNORE INTO pins (cid, type, name) SELECT cid, type, name FROM listed"
+                "INSERT OR IGNORE INTO pins (cid, type, name) SELECT cid, type, COALESCE(name, '') FROM listed"
                 " WHERE rowid > ? AND rowid <= ? AND cid NOT IN (SELECT cid FROM pins)", span).rowcount
     result["unchanged"] = result["total"] - result["added"] - result["updated"]
     unsized = conn.execute("SELECT COUNT(*) FROM pins WHERE size IS NULL").fetchone()[0]
@@ -713,13 +768,95 @@ def save_sizes(conn, sizes):
 
 
 # ---------------------------------------------------------------------------
+# Task: file_upload
+# ---------------------------------------------------------------------------
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def upload_file(ctx):
+    """Stream a spooled upload to the node's add, then record its pin.
+
+    progress/total count bytes sent to the node. The spool file is removed
+    however the task ends.
+    """
+    settings = ipfsmaster.Settings(db=ctx.db_path)
+    path = ipfsmaster.spool_path(settings, ctx.task_id)
+    name = str(ctx.params.get("file_name") or "upload")
+    pin = bool(ctx.params.get("pin", True))
+    ctx.result = {"name": name, "pinned": False}
+    try:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise IPFSError("the uploaded file is gone (%s)" % os.path.basename(path))
+        ctx.set_total(size)
+        ctx.current_item = name
+        ctx.log("Uploading %s (%d bytes) to IPFS..." % (name, size))
+        boundary = "ipfsmaster-" + os.urandom(12).hex()
+        head = ('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
+                'Content-Type: application/octet-stream\r\n\r\n'
+                % (boundary, quote(name, safe=" ._-()[]"))).encode("utf-8")
+        tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
+
+        def body():
+            yield head
+            with open(path, "rb") as f:
+                while True:
+                    chunk = f.read(UPLOAD_CHUNK)
+                    if not chunk:
+                        break
+                    yield chunk
+                    ctx.advance(len(chunk))  # resumed once the chunk is sent
+            yield tail
+
+        client = ctx.client()
+        added = None
+        with ctx.interruptible(client):
+            for obj in client.upload("add", [("progress", "true"), ("pin", "true" if pin else "false")],
+                                     body(), len(head) + size + len(tail),
+                                     "multipart/form-data; boundary=" + boundary):
+                ctx.check()
+                if isinstance(obj, dict) and obj.get("Hash"):
+                    added = obj
+        ctx.check()
+        if added is None:
+            raise IPFSError("IPFS add finished without giving the file's CID")
+        cid, dag_size = added["Hash"], int(added.get("Size") or 0)
+        ctx.progress = size
+        ctx.result.update({"cid": cid, "size": size, "dag_size": dag_size, "pinned": pin})
+        if pin:
+            record_pin(ctx.db_path, cid, name, dag_size)
+        ctx.log("Upload completed: %s" % cid)
+        return ctx.result
+    finally:
+        ipfsmaster.discard_spool(settings, ctx.task_id)
+
+
+def record_pin(db_path, cid, name, size):
+    """Put a freshly pinned CID in the catalogue without a full sync."""
+    conn = connect(db_path)
+    try:
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
+                " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
+                " synced_at = excluded.synced_at", (cid, name, size))
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------
 # The registry of task types
 # ---------------------------------------------------------------------------
 
-TaskType = collections.namedtuple("TaskType", "run single_flight")
+# run: the function; single_flight: at most one active task of the type;
+# retryable: whether a failed or cancelled one can be started again.
+TaskType = collections.namedtuple("TaskType", "run single_flight retryable")
 
 TASK_TYPES = {
-    "pin_sync": TaskType(run=sync_pins, single_flight=True),
+    "pin_sync": TaskType(run=sync_pins, single_flight=True, retryable=True),
+    "file_upload": TaskType(run=upload_file, single_flight=False, retryable=False),
 }
 
 

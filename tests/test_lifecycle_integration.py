@@ -10,7 +10,7 @@ import time
 import pytest
 
 import ipfsmaster
-from conftest import wait_for
+from support import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,6 @@
 """Pin sync end to end: the real server, real worker processes, a real IPFS node."""
 
-import json
-import os
 import sqlite3
-
-import ipfsmaster
 
 
 def catalogue(db_path):
