@@ -23,6 +23,9 @@ the command line. Nothing runs at import time.
 import argparse
 import contextlib
 import datetime
+import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -37,7 +40,7 @@ import sys
 import threading
 import time
 import traceback
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,6 +64,9 @@ DEFAULTS = {
     "cancel_grace_seconds": 10,
     "retention_days": 30,
     "max_upload_bytes": 4 * 1024 ** 3,
+    "request_timeout": 60,
+    "password": None,
+    "ipfs_auth": None,
 }
 
 # Setting name -> (environment variable, type).
@@ -73,6 +79,9 @@ ENVIRONMENT = {
     "cancel_grace_seconds": ("IPFSMASTER_CANCEL_GRACE_SECONDS", int),
     "retention_days": ("IPFSMASTER_RETENTION_DAYS", int),
     "max_upload_bytes": ("IPFSMASTER_MAX_UPLOAD_BYTES", int),
+    "request_timeout": ("IPFSMASTER_REQUEST_TIMEOUT", int),
+    "password": ("IPFSMASTER_PASSWORD", str),
+    "ipfs_auth": ("IPFSMASTER_IPFS_AUTH", str),
 }
 
 
@@ -103,11 +112,39 @@ class Settings:
         values.update((name, value) for name, value in flags.items() if value is not None)
         return cls(**values)
 
+    def __repr__(self):
+        shown = {name: getattr(self, name) for name in DEFAULTS if name not in ("password", "ipfs_auth")}
+        return "Settings(%s)" % ", ".join("%s=%r" % item for item in sorted(shown.items()))
+
     @property
     def task_dir(self):
         """The folder beside the database that holds task logs and upload spools."""
         base, _ = os.path.splitext(os.path.abspath(self.db))
         return base + "-tasks"
+
+
+def read_secret_file(path, what):
+    """The first line of a file holding a secret (a password, API credentials)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().strip()
+    except OSError as exc:
+        raise SystemExit("cannot read the %s file %s: %s" % (what, path, exc.strerror))
+    if not secret:
+        raise SystemExit("the %s file %s is empty" % (what, path))
+    return secret
+
+
+def split_api_credentials(api_url):
+    """An API URL with ``user:password@`` moved out: (clean URL, 'basic:user:password' or None).
+
+    Credentials must never reach task parameters, the browser or a log line.
+    """
+    parts = urlsplit(api_url)
+    if parts.username is None:
+        return api_url, None
+    clean = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return clean, "basic:%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
 
 
 def task_log_path(settings, task_id):
@@ -354,10 +391,14 @@ def spawn_worker(settings, task_id):
     os.makedirs(settings.task_dir, mode=0o700, exist_ok=True)
     log_path = task_log_path(settings, task_id)
     args = [sys.executable, WORKER_PATH, str(int(task_id)), "--db", os.path.abspath(settings.db)]
+    env = dict(os.environ)
+    env.pop("IPFSMASTER_PASSWORD", None)  # the worker has no use for it
+    if settings.ipfs_auth:
+        env["IPFSMASTER_IPFS_AUTH"] = settings.ipfs_auth  # never in argv or the task's parameters
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
-                                close_fds=True, cwd=HERE, **detach_options())
+                                close_fds=True, cwd=HERE, env=env, **detach_options())
     finally:
         os.close(fd)
     # Collect the exit status so a finished worker does not linger as a zombie
@@ -569,6 +610,13 @@ MESSAGES_ZH = {
     "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
     "The request body is too large.": "请求体过大。",
     "Cross-site requests are not allowed.": "不允许跨站请求。",
+    "The Content-Length header is not a valid size.": "Content-Length 请求头不是有效的大小。",
+    "The request line is too long.": "请求行过长。",
+    "The request headers are too large.": "请求头过大。",
+    "The request is malformed.": "请求格式错误。",
+    "Log in first: this console needs a password.": "请先登录：此控制台需要密码。",
+    "Wrong password.": "密码错误。",
+    "Too many failed logins. Try again in {seconds} seconds.": "登录失败次数过多，请在 {seconds} 秒后重试。",
     "The upload is malformed or was cut short.": "上传内容格式错误或不完整。",
     "Send the file as multipart/form-data in a field named file.": "请以 multipart/form-data 格式在 file 字段中发送文件。",
     "Say how large the upload is (Content-Length).": "请提供上传大小（Content-Length）。",
@@ -589,6 +637,14 @@ def translate(template, lang, **values):
     return template.format(**values)
 
 
+class Redirect(Exception):
+    """Raised to send the browser elsewhere (to the login form)."""
+
+    def __init__(self, location):
+        super().__init__(location)
+        self.location = location
+
+
 class HTTPError(Exception):
     """Raised anywhere in a handler; ``app`` turns it into the JSON error."""
 
@@ -602,9 +658,10 @@ class HTTPError(Exception):
 
 
 STATUS_LINES = {
-    200: "200 OK", 202: "202 Accepted", 302: "302 Found", 400: "400 Bad Request", 403: "403 Forbidden",
-    404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict", 411: "411 Length Required",
-    413: "413 Payload Too Large", 500: "500 Internal Server Error",
+    200: "200 OK", 202: "202 Accepted", 303: "303 See Other", 400: "400 Bad Request", 401: "401 Unauthorized",
+    403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
+    411: "411 Length Required", 413: "413 Payload Too Large", 429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
 }
 
 
@@ -619,11 +676,9 @@ ID_PATTERN = re.compile(r"[0-9]{1,19}")
 
 def pick_language(environ):
     """The language of the answer: the `lang` cookie, else Accept-Language."""
-    cookies = environ.get("HTTP_COOKIE", "")
-    for part in cookies.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == "lang" and value in LANGUAGES:
-            return value
+    chosen = cookie_value(environ, "lang")
+    if chosen in LANGUAGES:
+        return chosen
     best, best_q = "en", 0.0
     for item in environ.get("HTTP_ACCEPT_LANGUAGE", "").split(","):
         tag, _, q = item.strip().partition(";q=")
@@ -640,9 +695,10 @@ def pick_language(environ):
 class Request:
     """One HTTP request: its method, path, query and language."""
 
-    def __init__(self, environ, settings):
+    def __init__(self, environ, settings, auth):
         self.environ = environ
         self.settings = settings
+        self.auth = auth
         self.method = environ["REQUEST_METHOD"].upper()
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -672,8 +728,8 @@ class Request:
 
     def content_length(self):
         raw = self.environ.get("CONTENT_LENGTH") or "0"
-        if not raw.isdigit():
-            raise HTTPError(400, "The request body is too large.")
+        if not raw.isdigit() or len(raw) > 18:
+            raise HTTPError(400, "The Content-Length header is not a valid size.")
         return int(raw)
 
     def discard_body(self, limit=MAX_FORM_BODY):
@@ -683,6 +739,15 @@ class Request:
             raise HTTPError(413, "The request body is too large.")
         if length:
             self.environ["wsgi.input"].read(length)
+
+    def form(self):
+        """A small application/x-www-form-urlencoded body as a dict."""
+        length = self.content_length()
+        if length > 4096:
+            raise HTTPError(413, "The request body is too large.")
+        body = self.environ["wsgi.input"].read(length) if length else b""
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {name: values[-1] for name, values in fields.items()}
 
     @property
     def db(self):
@@ -862,6 +927,114 @@ def page(name, lang):
 
 
 # ---------------------------------------------------------------------------
+# Who may use the console
+# ---------------------------------------------------------------------------
+
+SESSION_COOKIE = "ipfsmaster_session"
+
+
+class Authenticator:
+    """Password login, sessions and the login rate limit.
+
+    Without a password everyone on the (loopback-only) address may use the
+    console. With one, a request needs a session cookie from the login form
+    or ``Authorization: Bearer <password>``. The password is kept only as a
+    keyed hash and compared in constant time; session tokens are random,
+    kept server-side (as hashes) and expire; failed logins are limited per
+    client address.
+    """
+
+    SESSION_SECONDS = 12 * 3600
+    MAX_SESSIONS = 1000
+    MAX_FAILURES = 5
+    FAILURE_WINDOW = 300
+
+    def __init__(self, password):
+        self._key = secrets.token_bytes(32)
+        self._password = self._hash(password) if password else None
+        self._sessions = {}   # token hash -> expiry (monotonic)
+        self._failures = {}   # client address -> recent failure times
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self):
+        return self._password is not None
+
+    def _hash(self, secret):
+        return hmac.new(self._key, secret.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+
+    def check_password(self, given):
+        return self.enabled and hmac.compare_digest(self._hash(given), self._password)
+
+    def start_session(self):
+        token = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            if len(self._sessions) >= self.MAX_SESSIONS:
+                self._sessions = {k: v for k, v in self._sessions.items() if v > now}
+                while len(self._sessions) >= self.MAX_SESSIONS:
+                    self._sessions.pop(min(self._sessions, key=self._sessions.get))
+            self._sessions[self._hash(token)] = now + self.SESSION_SECONDS
+        return token
+
+    def end_session(self, token):
+        with self._lock:
+            self._sessions.pop(self._hash(token), None)
+
+    def session_valid(self, token):
+        key = self._hash(token)
+        with self._lock:
+            expiry = self._sessions.get(key)
+            if expiry is not None and expiry < time.monotonic():
+                del self._sessions[key]
+                expiry = None
+        return expiry is not None
+
+    def allows(self, environ):
+        """True if the request carries a valid session cookie or bearer password."""
+        if not self.enabled:
+            return True
+        scheme, _, credential = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and credential and self.check_password(credential.strip()):
+            return True
+        token = cookie_value(environ, SESSION_COOKIE)
+        return bool(token) and self.session_valid(token)
+
+    def seconds_until_allowed(self, address):
+        """0 if this address may try a password now, else how long to wait."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(address, []) if t > now - self.FAILURE_WINDOW]
+            self._failures[address] = recent
+            if len(recent) < self.MAX_FAILURES:
+                return 0
+            return int(recent[0] + self.FAILURE_WINDOW - now) + 1
+
+    def record_failure(self, address):
+        with self._lock:
+            if len(self._failures) > 10000:
+                self._failures.clear()
+            self._failures.setdefault(address, []).append(time.monotonic())
+
+
+def cookie_value(environ, name):
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------
 
@@ -891,9 +1064,14 @@ def task_errors(task_id=None):
         raise HTTPError(500, "The worker could not be started.")
 
 
+def redirect(location, headers=None):
+    return Response(b"", 303, content_type="text/plain; charset=utf-8",
+                    headers=[("Location", location)] + list(headers or []))
+
+
 def handle_index(req):
     """Send the browser to the pins page."""
-    return Response(b"", 302, content_type="text/plain; charset=utf-8", headers=[("Location", "/pins")])
+    return redirect("/pins")
 
 
 def handle_pins_page(req):
@@ -904,6 +1082,53 @@ def handle_pins_page(req):
 def handle_tasks_page(req):
     """The task console."""
     return page("tasks.html", req.lang)
+
+
+def handle_login_page(req):
+    """The login form (only when a password is set)."""
+    if not req.auth.enabled:
+        return redirect("/pins")
+    return page("login.html", req.lang)
+
+
+def safe_next(target):
+    """A local path to return to after login; never another site."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or any(c < " " for c in target):
+        return "/pins"
+    return target
+
+
+def handle_login(req):
+    """Check the password; on success set the session cookie and go on."""
+    form = req.form()
+    target = safe_next(form.get("next", "/pins"))
+    wants_json = "application/json" in req.environ.get("HTTP_ACCEPT", "")
+    address = req.environ.get("REMOTE_ADDR", "")
+    wait = req.auth.seconds_until_allowed(address)
+    if wait:
+        raise HTTPError(429, "Too many failed logins. Try again in {seconds} seconds.",
+                        headers=[("Retry-After", str(wait))], seconds=wait)
+    if not req.auth.check_password(form.get("password", "")):
+        req.auth.record_failure(address)
+        if wants_json or not req.auth.enabled:
+            raise HTTPError(401, "Wrong password.")
+        return redirect("/login?error=1&next=" + quote(target, safe="/"))
+    token = req.auth.start_session()
+    secure = "; Secure" if req.environ.get("wsgi.url_scheme") == "https" else ""
+    cookie = "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s" % (
+        SESSION_COOKIE, token, Authenticator.SESSION_SECONDS, secure)
+    if wants_json:
+        return json_response({"success": True}, headers=[("Set-Cookie", cookie)])
+    return redirect(target, [("Set-Cookie", cookie)])
+
+
+def handle_logout(req):
+    """End the session."""
+    req.discard_body()
+    token = cookie_value(req.environ, SESSION_COOKIE)
+    if token:
+        req.auth.end_session(token)
+    return redirect("/login", [("Set-Cookie", "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0" % SESSION_COOKIE)])
 
 
 def handle_static(req):
@@ -1087,7 +1312,14 @@ ROUTES = [
     ("POST", "/tasks/retry", handle_task_retry),
     ("GET", "/tasks/log", handle_task_log),
     ("POST", "/files/upload", handle_upload),
+    ("GET", "/login", handle_login_page),
+    ("POST", "/login", handle_login),
+    ("POST", "/logout", handle_logout),
 ]
+# Reachable without logging in.
+PUBLIC_PATHS = ("/login",)
+# Pages: without a login they lead to the login form, not a JSON 401.
+PAGE_PATHS = ("/", "/pins", "/tasks")
 PREFIX_ROUTES = [
     ("GET", "/static/", handle_static),
 ]
@@ -1127,18 +1359,27 @@ SECURITY_HEADERS = [
 
 
 class App:
-    """The WSGI application: routes a request, turns errors into JSON."""
+    """The WSGI application: routes a request, checks who sends it, turns
+    errors into JSON."""
 
     def __init__(self, settings):
         self.settings = settings
+        self.auth = Authenticator(settings.password)
 
     def __call__(self, environ, start_response):
-        req = Request(environ, self.settings)
+        req = Request(environ, self.settings, self.auth)
         try:
             handler = route(req.method, req.path)
             if req.method == "POST":
                 check_same_origin(environ)
+            if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/") or self.auth.allows(environ)):
+                if req.path in PAGE_PATHS:
+                    raise Redirect("/login?next=" + quote(req.path, safe="/"))
+                raise HTTPError(401, "Log in first: this console needs a password.",
+                                headers=[("WWW-Authenticate", 'Bearer realm="IPFSMaster"')])
             response = handler(req)
+        except Redirect as exc:
+            response = redirect(exc.location)
         except HTTPError as error:
             response = error_response(error, req.lang)
         except Exception:
@@ -1166,17 +1407,45 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        """A client that vanished or stalled is routine; anything else is logged."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, socket.timeout)):
+            log.info("%s: %s: %s", client_address[0], type(exc).__name__, exc)
+        else:
+            log.error("error while serving %s\n%s", client_address[0], traceback.format_exc())
+
 
 class RequestHandler(WSGIRequestHandler):
-    """Logs through ``logging``, times out idle clients and sends replies
-    without Nagle's delay (headers and body leave in separate writes)."""
+    """Logs through ``logging``, times out idle or slow clients, answers
+    requests too broken to reach the app with the same JSON errors, and
+    sends replies without Nagle's delay (headers and body leave in separate
+    writes)."""
 
-    timeout = 60
+    timeout = DEFAULTS["request_timeout"]
 
     def setup(self):
+        self.timeout = getattr(self.server, "request_timeout", self.timeout)
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a bad request line, huge headers) as JSON."""
+        template = {414: "The request line is too long.", 431: "The request headers are too large."}.get(
+            code, "The request is malformed.")
+        body = json.dumps({"success": False, "error": template}).encode("utf-8")
+        self.close_connection = True
+        try:
+            self.send_response(code if 400 <= code < 500 else 400)
+            for name, value in [("Content-Type", "application/json; charset=utf-8"), ("Connection", "close"),
+                                ("Content-Length", str(len(body)))] + SECURITY_HEADERS:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:
+            pass
 
     def log_message(self, format, *args):
         log.info("%s %s", self.address_string(), format % args)
@@ -1184,8 +1453,16 @@ class RequestHandler(WSGIRequestHandler):
 
 def make_server(settings):
     """A bound server (``port=0`` picks a free port), ready for serve_forever."""
+    if not settings.password and not is_loopback(settings.host):
+        raise SystemExit("Refusing to listen on %s without a password: anyone who can reach it could drive the"
+                         " node. Set IPFSMASTER_PASSWORD (or --password-file), or keep --host 127.0.0.1."
+                         % settings.host)
     init_db(settings.db)
-    server = ThreadingWSGIServer((settings.host, settings.port), RequestHandler)
+    server_class = ThreadingWSGIServer
+    if ":" in settings.host:
+        server_class = type("ThreadingWSGIServer6", (ThreadingWSGIServer,), {"address_family": socket.AF_INET6})
+    server = server_class((settings.host.strip("[]"), settings.port), RequestHandler)
+    server.request_timeout = settings.request_timeout
     server.set_app(App(settings))
     return server
 
@@ -1249,6 +1526,7 @@ def build_parser():
     sync = commands.add_parser("sync", help="start a pin sync", description="Start a pin sync in the background.")
     add_db_flag(sync)
     sync.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
+    sync.add_argument("--ipfs-auth-file", metavar="PATH", help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
     sync.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
 
     tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
@@ -1290,6 +1568,14 @@ def add_serve_flags(parser):
     parser.add_argument("--retention-days", type=int,
                         help="finished tasks are deleted after this many days (env IPFSMASTER_RETENTION_DAYS;"
                              " default 30)")
+    parser.add_argument("--password-file", metavar="PATH",
+                        help="require this password (the file's first line) to use the console"
+                             " (env IPFSMASTER_PASSWORD); needed to listen beyond loopback")
+    parser.add_argument("--ipfs-auth-file", metavar="PATH",
+                        help="credentials for the node's RPC API, as in Kubo's API.Authorizations:"
+                             " basic:USER:PASSWORD or bearer:TOKEN (env IPFSMASTER_IPFS_AUTH)")
+    parser.add_argument("--max-upload-bytes", type=int,
+                        help="largest file accepted by /files/upload (env IPFSMASTER_MAX_UPLOAD_BYTES; default 4 GiB)")
 
 
 def print_task_line(task):
@@ -1322,7 +1608,14 @@ def main(argv=None):
     flags = {name: getattr(args, name, None) for name in DEFAULTS}
     if args.command == "cleanup":
         flags["retention_days"] = args.days
+    if getattr(args, "password_file", None):
+        flags["password"] = read_secret_file(args.password_file, "password")
+    if getattr(args, "ipfs_auth_file", None):
+        flags["ipfs_auth"] = read_secret_file(args.ipfs_auth_file, "IPFS API credentials")
     settings = Settings.from_environment(**flags)
+    settings.ipfs_api, credentials = split_api_credentials(settings.ipfs_api)
+    settings.ipfs_auth = settings.ipfs_auth or credentials
+    os.umask(0o077)  # the database, its journal, logs and spool: owner only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     if args.command == "serve":

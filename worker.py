@@ -871,6 +871,7 @@ def main(argv=None):
     parser.add_argument("--ipfs-api", help="the node's RPC API, when the task does not name one"
                                            " (env IPFSMASTER_IPFS_API; default %s)" % DEFAULT_API)
     args = parser.parse_args(argv)
+    os.umask(0o077)  # anything the worker creates is the owner's alone
     db = args.db or os.environ.get("IPFSMASTER_DB") or ipfsmaster.DEFAULTS["db"]
     if not os.path.exists(db):
         parser.error("no database at %s" % db)

@@ -163,19 +163,37 @@ class IPFSNode:
                 raise RuntimeError("jsipfs init failed (exit %s):\n%s" % (
                     r.returncode, r.stdout.decode("utf-8", "replace")[-4000:]))
         self.init_seconds = time.monotonic() - t0
-        self._write_config()
-        self.api_url = "http://127.0.0.1:%d" % self.api_port
-        self.gateway_url = "http://127.0.0.1:%d" % self.gateway_port
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [jsipfs, "daemon", "--offline", "--enable-preload=false"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-            self.pid = self.proc.pid
-        finally:
-            log.close()
         deadline = t0 + self.startup_timeout
+        # A port picked by free_port() can be taken by someone else before
+        # the daemon binds it; js-ipfs then logs EADDRINUSE but does not
+        # exit, so that case is detected in the log and retried.
+        for attempt in range(3):
+            self._write_config()
+            self.api_url = "http://127.0.0.1:%d" % self.api_port
+            self.gateway_url = "http://127.0.0.1:%d" % self.gateway_port
+            log = open(self.log_path, "ab")
+            log_start = log.tell()
+            try:
+                self.proc = subprocess.Popen(
+                    [jsipfs, "daemon", "--offline", "--enable-preload=false"],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+                self.pid = self.proc.pid
+            finally:
+                log.close()
+            if self._wait_ready(deadline, log_start):
+                break
+            self.stop()
+        else:
+            raise RuntimeError(
+                "js-ipfs daemon could not bind its ports (EADDRINUSE) three "
+                "times; log %s ends with:\n%s" % (self.log_path,
+                                                 self._log_tail()))
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _wait_ready(self, deadline, log_start):
+        """True once /api/v0/version answers, False on EADDRINUSE."""
         while True:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -186,9 +204,13 @@ class IPFSNode:
                                                self._log_tail()))
             try:
                 self.rpc("version", _timeout=2)
-                break
+                return True
             except (OSError, http.client.HTTPException, IPFSError):
                 self._close_conn()
+            with open(self.log_path, "rb") as f:
+                f.seek(log_start)
+                if b"EADDRINUSE" in f.read():
+                    return False
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(
@@ -197,8 +219,6 @@ class IPFSNode:
                         self.api_url, self.startup_timeout, self.log_path,
                         self._log_tail()))
             time.sleep(0.2)
-        self.startup_seconds = time.monotonic() - t0
-        return self
 
     def stop(self, timeout=10.0):
         self._close_conn()

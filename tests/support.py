@@ -45,7 +45,7 @@ class Client:
                    "SCRIPT_NAME": "", "HTTP_HOST": "127.0.0.1:8080"}
         for name, value in (headers or {}).items():
             key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH", "REMOTE_ADDR"):
                 environ[key] = value
             else:
                 environ["HTTP_" + key] = value

@@ -7,7 +7,7 @@ import ipfsmaster
 
 def test_root_leads_to_the_pins_page(client):
     r = client.get("/")
-    assert r.status == 302 and r.header("Location") == "/pins"
+    assert r.status == 303 and r.header("Location") == "/pins"
 
 
 @pytest.mark.parametrize("path", ["/pins", "/tasks"])

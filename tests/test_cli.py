@@ -1,0 +1,145 @@
+"""The command line: every command, its output and its exit code."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ipfsmaster
+from support import kill_pid, wait_for
+
+
+def run(*args, env=None):
+    """The real command, as a shell script would run it."""
+    return subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py")] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                          env=dict(os.environ, **(env or {})))
+
+
+def insert(db, status, task_type="pin_sync", age_days=0, **extra):
+    columns = dict({"task_type": task_type, "status": status, "single_flight": 0,
+                    "created_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - age_days * 86400))},
+                   **extra)
+    return db.execute("INSERT INTO background_tasks (%s) VALUES (%s)" % (", ".join(columns), ", ".join("?" * len(columns))),
+                      list(columns.values())).lastrowid
+
+
+def test_every_command_has_help():
+    for command in ["serve", "sync", "tasks", "show", "cancel", "retry", "cleanup", "reap"]:
+        out = run(command, "--help")
+        assert out.returncode == 0 and b"--db" in out.stdout, command
+    top = run("--help")
+    assert top.returncode == 0 and b"cleanup" in top.stdout and b"serve" in top.stdout
+
+
+def test_usage_errors_exit_2():
+    assert run("show").returncode == 2
+    assert run("show", "abc").returncode == 2
+    assert run("frobnicate").returncode == 2
+
+
+def test_tasks_lists_newest_first_with_filters(settings, db, capsys):
+    insert(db, "completed")
+    insert(db, "failed", error_message="cannot reach the IPFS API at http://x: connection refused")
+    insert(db, "completed", task_type="file_upload")
+    assert ipfsmaster.main(["tasks", "--db", settings.db, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["id"] for t in listed["tasks"]] == [3, 2, 1] and listed["total"] == 3
+    assert ipfsmaster.main(["tasks", "--db", settings.db, "--status", "failed"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "connection refused" in lines[0] and "pin_sync" in lines[0]
+    assert ipfsmaster.main(["tasks", "--db", settings.db, "--type", "file_upload", "--json"]) == 0
+    assert [t["id"] for t in json.loads(capsys.readouterr().out)["tasks"]] == [3]
+
+
+def test_show_prints_a_task(settings, db, capsys):
+    insert(db, "completed", result='{"added": 5}')
+    assert ipfsmaster.main(["show", "1", "--db", settings.db, "--json"]) == 0
+    task = json.loads(capsys.readouterr().out)
+    assert task["id"] == 1 and task["result"] == {"added": 5} and task["percentage"] == 100
+    assert ipfsmaster.main(["show", "1", "--db", settings.db]) == 0
+    assert "status               completed" in capsys.readouterr().out
+    assert ipfsmaster.main(["show", "9", "--db", settings.db]) == 4
+    assert "There is no task 9." in capsys.readouterr().err
+
+
+def test_cancel_and_its_exit_codes(settings, db, capsys):
+    insert(db, "pending")
+    insert(db, "completed")
+    assert ipfsmaster.main(["cancel", "1", "--db", settings.db]) == 0
+    assert capsys.readouterr().out.strip() == "cancelled"
+    assert ipfsmaster.main(["cancel", "2", "--db", settings.db]) == 3
+    assert ipfsmaster.main(["cancel", "99", "--db", settings.db]) == 4
+
+
+def test_retry_and_its_exit_codes(settings, db, capsys, monkeypatch):
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    insert(db, "failed")
+    insert(db, "completed")
+    insert(db, "failed", task_type="file_upload")
+    assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 0
+    new_id = int(capsys.readouterr().out)
+    assert ipfsmaster.get_task(db, new_id)["retry_of"] == 1
+    assert ipfsmaster.main(["retry", "2", "--db", settings.db]) == 3
+    assert ipfsmaster.main(["retry", "3", "--db", settings.db]) == 3
+    assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 3  # a sync is already active
+    assert "already running (task %d)" % new_id in capsys.readouterr().err
+
+
+def test_reap_marks_stale_tasks(settings, db, capsys):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    insert(db, "running", pid=proc.pid, started_at=ipfsmaster.now_text(), heartbeat_at=ipfsmaster.now_text())
+    assert ipfsmaster.main(["reap", "--db", settings.db]) == 0
+    assert capsys.readouterr().out.strip() == "Marked 1 stale tasks failed."
+    assert ipfsmaster.get_task(db, 1)["status"] == "failed"
+
+
+def test_sync_wait_draws_progress_and_succeeds(ipfs_node, tmp_path):
+    ipfs_node.add_many([b"cli pin %d" % i for i in range(30)])
+    db = str(tmp_path / "cli.db")
+    out = run("sync", "--wait", "--db", db, "--ipfs-api", ipfs_node.api_url)
+    assert out.returncode == 0, out.stderr
+    task_id = int(out.stdout)
+    assert b"100%" in out.stderr and b"completed" in out.stderr
+    shown = json.loads(run("show", str(task_id), "--db", db, "--json").stdout)
+    assert shown["status"] == "completed" and shown["result"]["total"] >= 30
+
+
+def test_sync_wait_fails_when_the_node_is_down(tmp_path):
+    db = str(tmp_path / "cli.db")
+    out = run("sync", "--wait", "--db", db, "--ipfs-api", "http://127.0.0.1:9")
+    assert out.returncode == 1
+    assert b"cannot reach the IPFS API at http://127.0.0.1:9: connection refused" in out.stderr
+
+
+def test_serve_prints_its_url_and_keeps_files_private(tmp_path):
+    db = tmp_path / "served.db"
+    proc = subprocess.Popen([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "--port", "0",
+                             "--db", str(db), "--ipfs-api", "http://127.0.0.1:9"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ, IPFSMASTER_PORT="1"))
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("IPFSMaster serving on http://127.0.0.1:")
+        url = line.split()[3]
+        import urllib.request
+        req = urllib.request.Request(url + "pins/sync", method="POST")
+        task_id = json.loads(urllib.request.urlopen(req, timeout=10).read())["taskId"]
+
+        def finished():
+            task = json.loads(urllib.request.urlopen(url + "pins/task-status?id=%d" % task_id, timeout=10).read())
+            return task["status"] == "failed" and task
+        wait_for(finished, timeout=30, message="the sync to fail")
+        task_dir = ipfsmaster.Settings(db=str(db)).task_dir
+        files = [str(db)] + [str(p) for p in tmp_path.glob("served.db-*")] + [
+            os.path.join(task_dir, name) for name in os.listdir(task_dir)]
+        assert ipfsmaster.task_log_path(ipfsmaster.Settings(db=str(db)), task_id) in files
+        for path in files:
+            assert os.stat(path).st_mode & 0o777 == 0o600, path
+        assert os.stat(task_dir).st_mode & 0o777 == 0o700
+    finally:
+        kill_pid(proc.pid)
+        proc.wait()

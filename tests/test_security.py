@@ -1,0 +1,179 @@
+"""Who may drive the node: password, sessions, rate limit, origins, headers, binding."""
+
+import os
+import re
+
+import pytest
+
+import ipfsmaster
+from support import Client
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def locked(settings):
+    """The app with a password set."""
+    settings.password = PASSWORD
+    return Client(ipfsmaster.App(settings))
+
+
+def login(client, password=PASSWORD, next_path="/tasks", **headers):
+    body = ("password=%s&next=%s" % (password, next_path)).encode()
+    return client.post("/login", body=body, headers=dict({"Content-Type": "application/x-www-form-urlencoded"},
+                                                          **headers))
+
+
+def session_cookie(response):
+    cookie = response.header("Set-Cookie")
+    return re.match(r"ipfsmaster_session=([^;]+)", cookie).group(1)
+
+
+def test_without_a_password_no_login_is_needed(client):
+    assert client.get("/api/tasks").status == 200
+    assert client.get("/login").status == 303
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/api/tasks"), ("GET", "/api/pins"), ("POST", "/pins/sync"),
+                                         ("GET", "/pins/task-status?id=1"), ("POST", "/tasks/cancel?id=1"),
+                                         ("POST", "/tasks/retry?id=1"), ("GET", "/tasks/log?id=1"),
+                                         ("POST", "/files/upload")])
+def test_json_endpoints_need_credentials(locked, db, method, path):
+    r = locked.request(method, path)
+    assert r.status == 401 and r.json["success"] is False and r.json["error"]
+    assert r.header("WWW-Authenticate")
+    assert db.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("path", ["/", "/pins", "/tasks"])
+def test_pages_lead_to_the_login_form(locked, path):
+    r = locked.get(path)
+    assert r.status == 303 and r.header("Location") == "/login?next=" + path
+
+
+def test_the_login_page_and_static_files_are_public(locked):
+    assert locked.get("/login").status == 200
+    assert locked.get("/static/app.css").status == 200
+
+
+def test_a_bearer_password_lets_scripts_in(locked):
+    assert locked.get("/api/tasks", headers={"Authorization": "Bearer " + PASSWORD}).status == 200
+    assert locked.get("/api/tasks", headers={"Authorization": "Bearer wrong"}).status == 401
+    assert locked.get("/api/tasks", headers={"Authorization": "Basic " + PASSWORD}).status == 401
+
+
+def test_logging_in_sets_a_strict_http_only_session_cookie(locked):
+    r = login(locked)
+    assert r.status == 303 and r.header("Location") == "/tasks"
+    cookie = r.header("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie and "Path=/" in cookie
+    token = session_cookie(r)
+    assert PASSWORD not in cookie and len(token) >= 40
+    assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token}).status == 200
+    assert locked.get("/pins", headers={"Cookie": "ipfsmaster_session=" + token}).status == 200
+    assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token + "x"}).status == 401
+
+
+def test_logging_out_ends_the_session(locked):
+    token = session_cookie(login(locked))
+    r = locked.post("/logout", headers={"Cookie": "ipfsmaster_session=" + token})
+    assert r.status == 303 and "Max-Age=0" in r.header("Set-Cookie")
+    assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token}).status == 401
+
+
+def test_sessions_expire(locked, monkeypatch):
+    token = session_cookie(login(locked))
+    real = ipfsmaster.time.monotonic
+    monkeypatch.setattr(ipfsmaster.time, "monotonic", lambda: real() + ipfsmaster.Authenticator.SESSION_SECONDS + 1)
+    assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token}).status == 401
+
+
+def test_a_wrong_password_goes_back_to_the_form(locked):
+    r = login(locked, password="nope")
+    assert r.status == 303 and r.header("Location").startswith("/login?error=1")
+    assert r.header("Set-Cookie") is None
+    r = login(locked, password="nope", Accept="application/json")
+    assert r.status == 401 and r.json == {"success": False, "error": "Wrong password."}
+
+
+def test_failed_logins_are_rate_limited_per_address(locked):
+    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+        login(locked, password="guess")
+    r = login(locked)  # even the right password must wait
+    assert r.status == 429 and int(r.header("Retry-After")) > 0 and r.json["success"] is False
+    other = login(locked, REMOTE_ADDR="127.0.0.2")
+    assert other.status == 303
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "javascript:alert(1)", "/\\evil",
+                                    "tasks"])
+def test_login_never_redirects_to_another_site(locked, target):
+    r = login(locked, next_path=target)
+    assert r.status == 303 and r.header("Location") == "/pins"
+
+
+def test_a_cross_site_login_is_refused(locked):
+    assert login(locked, Origin="http://evil.example").status == 403
+
+
+def test_every_answer_carries_the_security_headers(locked):
+    for r in (locked.get("/api/tasks"), locked.get("/pins"), locked.get("/nope"), locked.get("/static/app.css"),
+              login(locked, password="x")):
+        csp = r.header("Content-Security-Policy")
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert r.header("X-Content-Type-Options") == "nosniff"
+        assert r.header("X-Frame-Options") == "DENY" and r.header("Referrer-Policy") == "no-referrer"
+
+
+def test_pages_have_no_inline_script_or_style():
+    static = os.path.join(ipfsmaster.HERE, "static")
+    for name in os.listdir(static):
+        if name.endswith(".html"):
+            html = open(os.path.join(static, name), encoding="utf-8").read()
+            assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), name
+            assert not re.search(r"\son[a-z]+\s*=", html), name
+            assert "<style" not in html and " style=" not in html, name
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
+def test_it_will_not_listen_beyond_loopback_without_a_password(settings, host):
+    settings.host, settings.port = host, 0
+    with pytest.raises(SystemExit, match="without a password"):
+        ipfsmaster.make_server(settings)
+
+
+def test_it_listens_beyond_loopback_with_a_password(settings):
+    settings.host, settings.port, settings.password = "0.0.0.0", 0, PASSWORD
+    server = ipfsmaster.make_server(settings)
+    server.server_close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
+def test_loopback_addresses_need_no_password(host):
+    assert ipfsmaster.is_loopback(host)
+
+
+def test_api_credentials_never_reach_task_parameters(settings, monkeypatch, tmp_path):
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.delenv("IPFSMASTER_IPFS_AUTH", raising=False)
+    secret = tmp_path / "ipfs-auth"
+    secret.write_text("bearer:t0ken\n")
+    args = ["sync", "--db", settings.db, "--ipfs-api", "http://alice:s3cret@127.0.0.1:5001", "--ipfs-auth-file",
+            str(secret)]
+    assert ipfsmaster.main(args) == 0
+    conn = ipfsmaster.connect(settings.db)
+    params = conn.execute("SELECT params FROM background_tasks").fetchone()[0]
+    conn.close()
+    assert "s3cret" not in params and "t0ken" not in params and "alice" not in params
+    assert '"http://127.0.0.1:5001"' in params
+
+
+def test_url_credentials_become_basic_auth():
+    assert ipfsmaster.split_api_credentials("http://al%40ce:p%3Ass@node:5001/") == (
+        "http://node:5001/", "basic:al@ce:p:ss")
+    assert ipfsmaster.split_api_credentials("http://node:5001") == ("http://node:5001", None)
+
+
+def test_settings_never_show_secrets():
+    text = repr(ipfsmaster.Settings(password="hunter2", ipfs_auth="bearer:abc"))
+    assert "hunter2" not in text and "abc" not in text
