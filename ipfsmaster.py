@@ -1516,12 +1516,15 @@ def add_db_flag(parser):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ipfsmaster.py", description="IPFSMaster: a web console for an IPFS (Kubo) node.",
-        epilog="Without a command, runs `serve`. Each command has its own --help.")
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="run the web console (the default)",
                                        description="Run the web console.")
     add_serve_flags(serve_parser)
+    serve_options = serve_parser.format_help().split("\n\n", 2)[-1]
+    parser.epilog = ("Without a command, runs serve, which takes these options:\n\n" + serve_options
+                     + "\nEach command has its own --help.")
 
     sync = commands.add_parser("sync", help="start a pin sync", description="Start a pin sync in the background.")
     add_db_flag(sync)
