@@ -17,6 +17,7 @@ import argparse
 import base64
 import collections
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -413,22 +414,18 @@ class TaskContext:
         if self._stop.is_set():
             raise TaskStopped(self.stop_reason)
 
+    @contextlib.contextmanager
     def interruptible(self, client):
-        """Context manager: a cancel shuts ``client``'s socket to end a blocked read."""
-        ctx = self
-
-        class _Guard:
-            def __enter__(self):
-                with ctx._lock:
-                    ctx._interruptible.add(client)
-                if ctx.stopping:
-                    client.interrupt()
-                return client
-
-            def __exit__(self, *exc):
-                with ctx._lock:
-                    ctx._interruptible.discard(client)
-        return _Guard()
+        """While inside, a stop request shuts ``client``'s socket to end a blocked read."""
+        with self._lock:
+            self._interruptible.add(client)
+        if self.stopping:
+            client.interrupt()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._interruptible.discard(client)
 
     # -- the reporter thread -------------------------------------------------
 

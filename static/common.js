@@ -3,7 +3,7 @@
 
 import { LANGUAGES, applyTranslations, language, setCurrentLanguage, t, translateTaskMessage } from "./i18n.js";
 
-export { t, language, translateTaskMessage };
+export { t };
 
 // ---------------------------------------------------------------------------
 // DOM
@@ -16,11 +16,15 @@ export function el(tag, props = {}, ...children) {
     if (value == null || value === false) continue;
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (name === "class") node.className = value;
-    else if (name === "dataset") Object.assign(node.dataset, value);
     else node.setAttribute(name, value === true ? "" : value);
   }
   node.append(...children.flat().filter((child) => child != null && child !== false));
   return node;
+}
+
+/** Replace a node's children; null and false children are left out. */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child != null && child !== false));
 }
 
 export function $(selector, root = document) {
@@ -41,10 +45,10 @@ export class ApiError extends Error {
 }
 
 /** The request never got an answer. */
-export class NetworkError extends Error {}
+class NetworkError extends Error {}
 
 /** fetch() with JSON in and out; throws ApiError or NetworkError. */
-export async function request(method, url, { text = false } = {}) {
+async function request(method, url, { text = false } = {}) {
   let response;
   try {
     response = await fetch(url, {
@@ -267,15 +271,17 @@ export function formatDuration(seconds, { coarse = false } = {}) {
   if (seconds < 1) return t("duration.ms", { n: Math.round(seconds * 1000) });
   if (seconds < 60) return t("duration.s", { n: formatNumber(seconds, seconds < 10 ? 1 : 0) });
   const whole = Math.round(seconds);
-  if (whole < 3600) return t("duration.ms2", { m: Math.floor(whole / 60), s: whole % 60 });
-  if (whole < 86400) return t("duration.hm", { h: Math.floor(whole / 3600), m: Math.floor((whole % 3600) / 60) });
-  return t("duration.dh", { d: Math.floor(whole / 86400), h: Math.floor((whole % 86400) / 3600) });
+  const [big, small, unit] = whole < 3600 ? [Math.floor(whole / 60), whole % 60, "min"]
+    : whole < 86400 ? [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), "h"]
+      : [Math.floor(whole / 86400), Math.floor((whole % 86400) / 3600), "d"];
+  const pairs = { min: "duration.min_s", h: "duration.h_min", d: "duration.d_h" };
+  return small ? t(pairs[unit], { a: big, b: small }) : t(`duration.${unit}`, { n: big });
 }
 
 const SERVER_TIME = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(\.\d+)?$/;
 
 /** A server timestamp (UTC "YYYY-MM-DD HH:MM:SS[.fff]") as a Date, or null. */
-export function parseServerTime(text) {
+function parseServerTime(text) {
   const match = SERVER_TIME.exec(text || "");
   if (!match) return null;
   const [, y, mo, d, h, mi, s, fraction] = match;
@@ -312,7 +318,7 @@ export function timeElement(text, { ago = false } = {}) {
 }
 
 /** "bafybeig…x4pe": enough of a CID to tell it apart. */
-export function shortCid(cid, head = 8, tail = 6) {
+function shortCid(cid, head = 8, tail = 6) {
   return cid.length > head + tail + 1 ? `${cid.slice(0, head)}…${cid.slice(-tail)}` : cid;
 }
 
@@ -330,7 +336,7 @@ export function onLanguageChange(render) {
   languageListeners.push(render);
 }
 
-export function setLanguage(lang) {
+function setLanguage(lang) {
   if (!LANGUAGES.includes(lang)) return;
   document.cookie = `lang=${lang}; path=/; SameSite=Strict; max-age=31536000`;
   document.documentElement.lang = lang;
@@ -371,39 +377,59 @@ function updateTitle() {
   document.title = `${mean}% · ${base}`;
 }
 
-/** A short notice in the corner; errors stay until dismissed. */
+/** A short notice in the corner (text or nodes); errors stay until dismissed. */
 export function toast(message, kind = "info") {
   const region = $("#toasts");
   if (!region) return;
-  const close = el("button", { type: "button", class: "toast-close", "aria-label": t("action.dismiss") }, "×");
   const item = el("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
-    el("span", {}, message), close);
-  close.addEventListener("click", () => item.remove());
+    el("span", {}, message), dismissButton(() => item.remove()));
   region.append(item);
   if (kind !== "error") setTimeout(() => item.remove(), 5000);
 }
 
-/** Copy text, with a fallback where the clipboard API is not offered (plain HTTP). */
-export async function copyText(text) {
-  try {
-    if (navigator.clipboard && window.isSecureContext) {
-      await navigator.clipboard.writeText(text);
-    } else {
-      const area = el("textarea", { readonly: true, "aria-hidden": "true" });
-      area.value = text;
-      area.style.position = "fixed";
-      area.style.opacity = "0";
-      document.body.append(area);
-      area.select();
-      const copied = document.execCommand("copy");
-      area.remove();
-      if (!copied) throw new Error("copy refused");
-    }
-    toast(t("copy.done"));
-  } catch (error) {
-    toast(t("copy.failed"), "error");
-  }
+/** Copy through a hidden text area: for pages the clipboard API is not offered to (plain HTTP). */
+function copyWithSelection(text) {
+  const area = el("textarea", { readonly: true, "aria-hidden": "true" });
+  area.value = text;
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.append(area);
+  area.select();
+  const copied = document.execCommand("copy");
+  area.remove();
+  return copied;
 }
+
+async function copyText(text) {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    copied = true;
+  } catch (error) {
+    copied = copyWithSelection(text);
+  }
+  if (copied) toast(t("copy.done"));
+  else toast([t("copy.failed"), " ", el("code", { class: "selectable" }, text)], "error");
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** A small line icon drawn from SVG path data (no icon font needed). */
+function icon(pathData) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", pathData);
+  svg.append(path);
+  return svg;
+}
+
+const COPY_ICON = "M5.5 5.5h7v8h-7z M3.5 10.5h-1v-8h7v1";
+const CLOSE_ICON = "M4 4l8 8 M12 4l-8 8";
 
 /** A CID shortened for reading, complete in its title, with a copy button. */
 export function cidView(cid) {
@@ -412,7 +438,14 @@ export function cidView(cid) {
     el("button", {
       type: "button", class: "icon-button", title: t("action.copy"), "aria-label": `${t("action.copy")} ${cid}`,
       onclick: () => copyText(cid),
-    }, "⧉"));
+    }, icon(COPY_ICON)));
+}
+
+/** A small "×" button that removes something from view. */
+export function dismissButton(onclick) {
+  return el("button", {
+    type: "button", class: "icon-button", title: t("action.dismiss"), "aria-label": t("action.dismiss"), onclick,
+  }, icon(CLOSE_ICON));
 }
 
 // Desktop notifications, only after the reader opted in.
@@ -474,8 +507,14 @@ export function notifyTaskEnded(task, body) {
 // Tasks
 // ---------------------------------------------------------------------------
 
-export const ACTIVE = ["pending", "running"];
+const ACTIVE = ["pending", "running"];
 export const isActive = (task) => ACTIVE.includes(task.status);
+
+/** A failed or cancelled task that can start again (an upload's file is gone once it ends). */
+export function canRetry(task) {
+  if (task.status !== "failed" && task.status !== "cancelled") return false;
+  return "retryable" in task ? Boolean(task.retryable) : task.task_type !== "file_upload";
+}
 
 /** Seconds from start (or creation) to the end, or to now while active. */
 export function taskDuration(task) {
@@ -483,6 +522,17 @@ export function taskDuration(task) {
   if (!start) return null;
   const end = parseServerTime(task.completed_at);
   return ((end ? end.getTime() : Date.now()) - start.getTime()) / 1000;
+}
+
+/** The task's error message, unless it only repeats its status ("Cancelled"). */
+export function taskMessage(task) {
+  if (!task.error_message || (task.status === "cancelled" && task.error_message === "Cancelled")) return "";
+  return translateTaskMessage(task.error_message);
+}
+
+/** Whether a bar says anything: not for a task that ended before its total was known. */
+export function hasProgress(task) {
+  return isActive(task) || task.total > 0 || task.status === "completed";
 }
 
 export function taskTypeLabel(type) {
@@ -495,6 +545,10 @@ export function statusBadge(status) {
   return el("span", { class: `badge badge-${status}` }, t(`status.${status}`));
 }
 
+// The width each task's bar last showed: the pages redraw a bar as a new
+// element, which then grows from there instead of jumping.
+const shownWidths = new Map();
+
 /** A progress bar; indeterminate while the total is unknown. */
 export function progressBar(task, label) {
   const fill = el("div", { class: "progress-fill" });
@@ -503,7 +557,7 @@ export function progressBar(task, label) {
   return bar;
 }
 
-export function updateProgressBar(bar, task) {
+function updateProgressBar(bar, task) {
   const fill = bar.firstElementChild;
   const known = task.total > 0 || task.status === "completed";
   const indeterminate = !known && isActive(task);
@@ -518,7 +572,18 @@ export function updateProgressBar(bar, task) {
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "100");
   bar.setAttribute("aria-valuenow", String(task.percentage));
-  fill.style.width = `${(fraction * 100).toFixed(2)}%`;
+  const width = `${(fraction * 100).toFixed(2)}%`;
+  const before = task.id != null ? shownWidths.get(task.id) : null;
+  if (task.id != null) shownWidths.set(task.id, width);
+  if (!before || before === width) {
+    fill.style.width = width;
+    return;
+  }
+  fill.style.width = before;
+  requestAnimationFrame(() => {
+    fill.getBoundingClientRect(); // lay out the old width first, so the change is a transition
+    fill.style.width = width;
+  });
 }
 
 /** "1,234 / 5,000", in bytes for uploads. */
@@ -562,9 +627,12 @@ export function resultView(task) {
   if (task.task_type === "pin_sync") {
     const counts = ["added", "updated", "removed", "unchanged", "failed"].filter((key) => key in result);
     const details = Array.isArray(result.error_details) ? result.error_details : [];
+    // A sync that stopped before it changed anything has nothing to report.
+    if (task.status !== "completed" && !details.length && counts.every((key) => !result[key])) return null;
     return el("div", { class: "result" },
-      el("dl", { class: "counts" }, counts.map((key) => el("div", { class: `count count-${key}` },
-        el("dt", {}, t(`result.${key}`)), el("dd", {}, formatNumber(result[key] || 0))))),
+      el("dl", { class: "counts" }, counts.map((key) => el("div", {
+        class: `count count-${key}${result[key] ? " nonzero" : ""}`,
+      }, el("dt", {}, t(`result.${key}`)), el("dd", {}, formatNumber(result[key] || 0))))),
       details.length ? el("details", { class: "error-details" },
         el("summary", {}, `${t("sync.errorDetails")} (${formatNumber(details.length)})`),
         el("ul", {}, details.map((item) => el("li", {},
