@@ -57,7 +57,6 @@ const MESSAGES = {
 
     "notify.label": "Notify me when a long task ends",
     "notify.denied": "This browser blocks notifications from this page.",
-    "notify.unsupported": "This browser cannot show notifications.",
     "notify.sync": "Pin sync: {status}",
     "notify.upload": "Upload of {name}: {status}",
 
@@ -79,13 +78,11 @@ const MESSAGES = {
     "sync.failed": "The sync failed.",
     "sync.cancelled": "The sync was cancelled.",
     "sync.errorDetails": "Pins whose size could not be read",
-    "result.total": "Listed",
     "result.added": "Added",
     "result.updated": "Updated",
     "result.removed": "Removed",
     "result.unchanged": "Unchanged",
     "result.failed": "Failed",
-    "result.sized": "Sized",
 
     "upload.heading": "Add files",
     "upload.drop": "Drop files here, or",
@@ -100,10 +97,8 @@ const MESSAGES = {
     "upload.sending": "Sending to the server… {pct}%",
     "upload.queued": "Waiting for the worker…",
     "upload.adding": "Adding to IPFS… {pct}%",
-    "upload.done": "Added · {size}",
     "upload.pinned": "pinned",
     "upload.notPinned": "not pinned",
-    "upload.failed": "Upload failed",
     "upload.aborted": "Upload stopped.",
 
     "search.label": "Search pins",
@@ -149,7 +144,6 @@ const MESSAGES = {
     "field.status": "Status",
     "field.progress": "Progress",
     "field.currentItem": "Current item",
-    "field.error": "Error",
     "field.created": "Created",
     "field.started": "Started",
     "field.finished": "Finished",
@@ -232,7 +226,6 @@ const MESSAGES = {
 
     "notify.label": "长任务结束时通知我",
     "notify.denied": "此浏览器禁止本页面显示通知。",
-    "notify.unsupported": "此浏览器无法显示通知。",
     "notify.sync": "Pin 同步：{status}",
     "notify.upload": "上传 {name}：{status}",
 
@@ -254,13 +247,11 @@ const MESSAGES = {
     "sync.failed": "同步失败。",
     "sync.cancelled": "同步已取消。",
     "sync.errorDetails": "无法读取大小的 Pin",
-    "result.total": "已列出",
     "result.added": "新增",
     "result.updated": "更新",
     "result.removed": "移除",
     "result.unchanged": "未变",
     "result.failed": "失败",
-    "result.sized": "已测大小",
 
     "upload.heading": "添加文件",
     "upload.drop": "将文件拖放到此处，或",
@@ -275,10 +266,8 @@ const MESSAGES = {
     "upload.sending": "正在发送到服务器… {pct}%",
     "upload.queued": "等待后台进程…",
     "upload.adding": "正在添加到 IPFS… {pct}%",
-    "upload.done": "已添加 · {size}",
     "upload.pinned": "已 Pin",
     "upload.notPinned": "未 Pin",
-    "upload.failed": "上传失败",
     "upload.aborted": "上传已停止。",
 
     "search.label": "搜索 Pin",
@@ -324,7 +313,6 @@ const MESSAGES = {
     "field.status": "状态",
     "field.progress": "进度",
     "field.currentItem": "当前项目",
-    "field.error": "错误",
     "field.created": "创建时间",
     "field.started": "开始时间",
     "field.finished": "结束时间",

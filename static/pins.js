@@ -1,0 +1,511 @@
+// The pins page: the catalogue, the pin sync and file uploads.
+
+import {
+  $, ApiError, cancelTask, canRetry, cidView, currentItemView, dismissButton, el, fill, formatAgo, formatBytes,
+  formatDuration, formatNumber, formatTime, getJSON, hasProgress, initPage, isActive, notifyTaskEnded,
+  onLanguageChange, Poller, postJSON, progressBar, RateMeter, rateText, resultView, retryTask,
+  setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage, timeElement, toast,
+  withQuery,
+} from "./common.js";
+
+const PAGE_SIZE = 50;
+const SORTS = ["name", "-name", "size", "-size", "synced", "-synced", "cid", "-cid"];
+// A first click sorts names and CIDs A to Z, sizes and times largest or newest first.
+const FIRST_DIRECTION = { cid: "cid", name: "name", size: "-size", synced: "-synced" };
+const SEARCH_DELAY_MS = 300;
+const TABLE_REFRESH_MS = 3000;
+
+// ---------------------------------------------------------------------------
+// The catalogue: summary, search, sort and pages
+// ---------------------------------------------------------------------------
+
+const catalogue = {
+  q: "",
+  sort: "-synced",
+  offset: 0,
+  pins: null,
+  total: 0,
+  summary: null,
+  error: null,
+};
+let catalogueRequest = 0;
+
+function readLocation() {
+  const params = new URLSearchParams(window.location.search);
+  catalogue.q = (params.get("q") || "").trim();
+  catalogue.sort = SORTS.includes(params.get("sort")) ? params.get("sort") : "-synced";
+  const page = parseInt(params.get("page"), 10);
+  catalogue.offset = page > 1 ? (page - 1) * PAGE_SIZE : 0;
+}
+
+function writeLocation() {
+  const page = catalogue.offset / PAGE_SIZE + 1;
+  const url = withQuery(window.location.pathname, {
+    q: catalogue.q,
+    sort: catalogue.sort === "-synced" ? "" : catalogue.sort,
+    page: page > 1 ? page : "",
+  });
+  window.history.replaceState(null, "", url);
+}
+
+async function loadPins() {
+  const request = ++catalogueRequest;
+  const url = withQuery("/api/pins", {
+    q: catalogue.q, sort: catalogue.sort, limit: PAGE_SIZE, offset: catalogue.offset,
+  });
+  try {
+    const data = await getJSON(url);
+    if (request !== catalogueRequest) return;
+    if (!data.pins.length && catalogue.offset > 0 && data.total > 0) {
+      // The page emptied (a sync removed pins): go to the last page there is.
+      catalogue.offset = Math.floor((data.total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      writeLocation();
+      loadPins();
+      return;
+    }
+    Object.assign(catalogue, { pins: data.pins, total: data.total, summary: data.summary, error: null });
+  } catch (error) {
+    if (request !== catalogueRequest) return;
+    catalogue.error = error.message;
+  }
+  renderSummary();
+  renderPins();
+}
+
+function renderSummary() {
+  const summary = catalogue.summary;
+  if (!summary) return;
+  $("#stat-count").textContent = formatNumber(summary.count);
+  $("#stat-size").textContent = formatBytes(summary.total_size);
+  $("#stat-unsized").textContent = formatNumber(summary.unsized);
+  const last = summary.last_sync;
+  $("#stat-last-sync").replaceChildren(last
+    ? el("a", { href: `/tasks?id=${last.id}`, title: formatTime(last.completed_at) },
+      t("summary.lastSyncValue", { id: last.id, ago: formatAgo(last.completed_at) }))
+    : t("summary.never"));
+}
+
+function pinRow(pin) {
+  const typeKey = `pinType.${pin.type}`;
+  const typeLabel = t(typeKey) === typeKey ? pin.type : t(typeKey);
+  return el("tr", {},
+    el("td", { class: "cell-cid", "data-label": t("col.cid") }, cidView(pin.cid)),
+    el("td", { "data-label": t("col.type") }, typeLabel),
+    el("td", { class: "cell-name", "data-label": t("col.name") },
+      pin.name ? el("span", { title: pin.name }, pin.name) : el("span", { class: "muted" }, t("dash"))),
+    el("td", { class: "num", "data-label": t("col.size") },
+      pin.size == null
+        ? el("span", { class: "muted" }, t("dash"))
+        : el("span", { title: `${formatNumber(pin.size)} B` }, formatBytes(pin.size))),
+    el("td", { "data-label": t("col.synced") }, timeElement(pin.synced_at)));
+}
+
+function renderPins() {
+  const body = $("#pins-body");
+  const empty = $("#pins-empty");
+  const pins = catalogue.pins || [];
+  body.replaceChildren(...pins.map(pinRow));
+
+  let emptyText = "";
+  if (catalogue.error) emptyText = catalogue.error;
+  else if (!catalogue.pins) emptyText = t("loading");
+  else if (!pins.length) emptyText = catalogue.q ? t("empty.search", { q: catalogue.q }) : t("empty.pins");
+  empty.textContent = emptyText;
+  empty.hidden = !emptyText;
+  empty.classList.toggle("error-text", Boolean(catalogue.error));
+
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    const key = th.dataset.sort;
+    const direction = catalogue.sort === key ? "ascending" : catalogue.sort === `-${key}` ? "descending" : null;
+    if (direction) th.setAttribute("aria-sort", direction);
+    else th.removeAttribute("aria-sort");
+    $(".sort-mark", th).textContent = direction === "ascending" ? "▲" : direction === "descending" ? "▼" : "";
+    $("button", th).title = t("sort.by", { col: t(`col.${key}`) });
+  }
+
+  const from = catalogue.total ? catalogue.offset + 1 : 0;
+  const to = catalogue.offset + pins.length;
+  $("#page-range").textContent = catalogue.total
+    ? t("pager.range", { from: formatNumber(from), to: formatNumber(to), total: formatNumber(catalogue.total) })
+    : "";
+  $("#page-prev").disabled = catalogue.offset === 0;
+  $("#page-next").disabled = to >= catalogue.total;
+}
+
+function setupCatalogue() {
+  let searchTimer = null;
+  const search = $("#pin-search");
+  search.value = catalogue.q;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const q = search.value.trim();
+      if (q === catalogue.q) return;
+      catalogue.q = q;
+      catalogue.offset = 0;
+      writeLocation();
+      loadPins();
+    }, SEARCH_DELAY_MS);
+  });
+
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    $("button", th).addEventListener("click", () => {
+      const key = th.dataset.sort;
+      if (catalogue.sort === key) catalogue.sort = `-${key}`;
+      else if (catalogue.sort === `-${key}`) catalogue.sort = key;
+      else catalogue.sort = FIRST_DIRECTION[key];
+      catalogue.offset = 0;
+      writeLocation();
+      loadPins();
+    });
+  }
+
+  $("#page-prev").addEventListener("click", () => {
+    catalogue.offset = Math.max(0, catalogue.offset - PAGE_SIZE);
+    writeLocation();
+    loadPins();
+  });
+  $("#page-next").addEventListener("click", () => {
+    catalogue.offset += PAGE_SIZE;
+    writeLocation();
+    loadPins();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The pin sync
+// ---------------------------------------------------------------------------
+
+const sync = { task: null, poller: null, meter: null };
+
+function watchSync(id) {
+  if (sync.poller) sync.poller.stop();
+  sync.task = { id, task_type: "pin_sync", status: "pending", progress: 0, total: 0, percentage: 0 };
+  sync.meter = new RateMeter();
+  let refreshedAt = Date.now();
+  let refreshedProgress = 0;
+  sync.poller = new Poller(async () => {
+    const task = await getJSON(`/pins/task-status?id=${id}`);
+    sync.task = task;
+    sync.meter.add(task);
+    renderSync();
+    if (isActive(task)) {
+      // Let the table fill while the sync writes, without reloading it every second.
+      if (task.progress !== refreshedProgress && Date.now() - refreshedAt >= TABLE_REFRESH_MS) {
+        refreshedAt = Date.now();
+        refreshedProgress = task.progress;
+        loadPins();
+      }
+      return true;
+    }
+    loadPins();
+    notifyTaskEnded(task, t("notify.sync", { status: t(`status.${task.status}`) }));
+    return false;
+  }, {
+    onError: (error) => {
+      sync.task = null;
+      renderSync();
+      toast(error.message, "error");
+    },
+  });
+  renderSync();
+  sync.poller.start();
+}
+
+async function startSync() {
+  $("#sync-button").disabled = true;
+  try {
+    const answer = await postJSON("/pins/sync");
+    watchSync(answer.taskId);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409 && error.data.taskId) {
+      toast(t("sync.attached"));
+      watchSync(error.data.taskId);
+    } else {
+      toast(error.message, "error");
+      renderSync();
+    }
+  }
+}
+
+/** On arrival, follow a sync that is already under way. */
+async function followActiveSync() {
+  try {
+    for (const status of ["running", "pending"]) {
+      const data = await getJSON(withQuery("/api/tasks", { type: "pin_sync", status, limit: 1 }));
+      if (data.tasks.length) {
+        if (!sync.task) watchSync(data.tasks[0].id);
+        return;
+      }
+    }
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+function syncSummaryLine(task) {
+  if (task.status === "pending") return t("task.waiting");
+  if (task.status === "running") {
+    if (task.cancel_requested_at) return t("task.stopping");
+    if (!task.total) return null;
+    return t("sync.progress", {
+      progress: formatNumber(task.progress), total: formatNumber(task.total), pct: task.percentage,
+    });
+  }
+  if (task.status === "completed") {
+    const reported = task.result && task.result.duration_s;
+    const seconds = typeof reported === "number" ? reported : taskDuration(task);
+    return t("sync.completed", { duration: formatDuration(seconds) });
+  }
+  return t(task.status === "failed" ? "sync.failed" : "sync.cancelled");
+}
+
+function renderSync() {
+  const task = sync.task;
+  const panel = $("#sync-task");
+  $("#sync-button").disabled = Boolean(task && isActive(task));
+  setTitleProgress("sync", task && isActive(task) ? task.percentage : null);
+  panel.hidden = !task;
+  if (!task) {
+    panel.replaceChildren();
+    return;
+  }
+  const active = isActive(task);
+  const line = syncSummaryLine(task);
+  const rate = rateText(task, sync.meter);
+  const item = active ? currentItemView(task) : null;
+  const message = taskMessage(task);
+  panel.dataset.status = task.status;
+  fill(panel,
+    el("div", { class: "task-head" },
+      statusBadge(task.status),
+      el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`),
+      el("span", { class: "spacer" }),
+      active ? el("button", {
+        type: "button", class: "button small", id: "sync-cancel", disabled: Boolean(task.cancel_requested_at),
+        onclick: async () => {
+          await cancelTask(task.id);
+          sync.poller.wake();
+        },
+      }, t("action.cancel")) : null,
+      canRetry(task) ? el("button", {
+        type: "button", class: "button small", id: "sync-retry",
+        onclick: async () => {
+          const id = await retryTask(task.id);
+          if (id) watchSync(id);
+        },
+      }, t("action.retry")) : null),
+    hasProgress(task) ? progressBar(task, t("sync.heading")) : null,
+    el("div", { class: "task-lines" },
+      line ? el("p", { class: "task-line" }, line) : null,
+      rate ? el("p", { class: "task-line muted" }, rate) : null,
+      item ? el("p", { class: "task-line current-item" }, item) : null),
+    message && task.status === "failed" ? el("p", { class: "alert", role: "alert" }, message) : null,
+    message && task.status === "cancelled" ? el("p", { class: "note" }, message) : null,
+    active ? null : resultView(task));
+}
+
+// ---------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------
+
+const uploads = [];
+let uploadCount = 0;
+
+function renderChosen() {
+  const files = [...$("#upload-file").files];
+  const size = files.reduce((sum, file) => sum + file.size, 0);
+  $("#upload-chosen").textContent = !files.length ? t("upload.none")
+    : files.length === 1 ? `${files[0].name} · ${formatBytes(size)}`
+      : t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) });
+}
+
+function startUpload(file, name, pin) {
+  const upload = {
+    key: `upload-${++uploadCount}`, file, name: name || file.name, phase: "sending", sent: 0,
+    task: null, error: null, xhr: null, poller: null, meter: new RateMeter(), row: el("li", { class: "upload" }),
+  };
+  uploads.unshift(upload);
+  $("#upload-list").prepend(upload.row);
+
+  const form = new FormData();
+  // The small fields first, so a streaming reader has them before the file.
+  form.append("name", name);
+  form.append("pin", pin ? "1" : "0");
+  form.append("file", file, file.name);
+  const xhr = new XMLHttpRequest();
+  upload.xhr = xhr;
+  xhr.open("POST", "/files/upload");
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.addEventListener("progress", (event) => {
+    if (!event.lengthComputable) return;
+    upload.sent = event.loaded / event.total;
+    renderUpload(upload);
+  });
+  xhr.addEventListener("load", () => {
+    let body = null;
+    try {
+      body = JSON.parse(xhr.responseText);
+    } catch (error) {
+      body = null;
+    }
+    if (xhr.status === 202 && body && body.taskId) {
+      watchUpload(upload, body.taskId);
+    } else {
+      failUpload(upload, (body && body.error) || t("error.http", { status: xhr.status }));
+    }
+  });
+  xhr.addEventListener("error", () => failUpload(upload, t("error.network")));
+  xhr.addEventListener("abort", () => failUpload(upload, t("upload.aborted")));
+  xhr.send(form);
+  renderUpload(upload);
+}
+
+function failUpload(upload, message) {
+  upload.phase = "failed";
+  upload.error = message;
+  renderUpload(upload);
+}
+
+function watchUpload(upload, id) {
+  upload.phase = "task";
+  upload.task = { id, task_type: "file_upload", status: "pending", progress: 0, total: 0, percentage: 0 };
+  upload.poller = new Poller(async () => {
+    const task = await getJSON(`/pins/task-status?id=${id}`);
+    upload.task = task;
+    upload.meter.add(task);
+    renderUpload(upload);
+    if (isActive(task)) return true;
+    if (task.status === "completed") loadPins();
+    notifyTaskEnded(task, t("notify.upload", { name: upload.name, status: t(`status.${task.status}`) }));
+    return false;
+  }, { onError: (error) => failUpload(upload, error.message) });
+  renderUpload(upload);
+  upload.poller.start();
+}
+
+function uploadStatus(upload) {
+  const task = upload.task;
+  if (upload.phase === "failed") return el("p", { class: "alert", role: "alert" }, upload.error);
+  if (upload.phase === "sending") return el("p", {}, t("upload.sending", { pct: Math.floor(upload.sent * 100) }));
+  if (task.status === "pending") return el("p", {}, t("upload.queued"));
+  if (task.status === "running") {
+    const rate = rateText(task, upload.meter);
+    return el("p", {}, t("upload.adding", { pct: task.percentage }),
+      rate ? el("span", { class: "muted" }, ` · ${rate}`) : null);
+  }
+  if (task.status === "completed") {
+    const result = task.result || {};
+    return el("div", { class: "result" },
+      el("span", {}, statusBadge("completed")),
+      result.cid ? cidView(result.cid) : null,
+      el("span", {}, formatBytes(result.size ?? upload.file.size)),
+      el("span", { class: "muted" }, result.pinned ? t("upload.pinned") : t("upload.notPinned")));
+  }
+  const message = taskMessage(task) || t(`status.${task.status}`);
+  return task.status === "failed"
+    ? el("p", { class: "alert", role: "alert" }, message)
+    : el("p", { class: "note" }, message);
+}
+
+function renderUpload(upload) {
+  const task = upload.task;
+  const sending = upload.phase === "sending";
+  const active = sending || Boolean(task && isActive(task));
+  const sentPercentage = Math.floor(upload.sent * 100);
+  setTitleProgress(upload.key, !active ? null : sending ? sentPercentage : task.percentage);
+  // Until the server has the whole file, the bar shows the browser's own transfer.
+  const barTask = task || {
+    task_type: "file_upload", status: upload.phase === "failed" ? "failed" : "running",
+    progress: upload.sent, total: 1, percentage: sentPercentage,
+  };
+  const stop = async () => {
+    if (sending) upload.xhr.abort();
+    else if (task && isActive(task)) {
+      await cancelTask(task.id);
+      upload.poller.wake();
+    }
+  };
+  const dismiss = () => {
+    uploads.splice(uploads.indexOf(upload), 1);
+    upload.row.remove();
+  };
+  const bar = sending || hasProgress(barTask) ? progressBar(barTask, upload.name) : null;
+  if (sending) bar.classList.add("sending");
+  fill(upload.row,
+    el("div", { class: "upload-head" },
+      el("span", { class: "upload-name", title: upload.name }, upload.name),
+      el("span", { class: "muted" }, formatBytes(upload.file.size)),
+      task ? el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`) : null,
+      el("span", { class: "spacer" }),
+      active
+        ? el("button", { type: "button", class: "button small", onclick: stop }, t("action.cancel"))
+        : dismissButton(dismiss)),
+    bar,
+    uploadStatus(upload));
+}
+
+function setupUploads() {
+  const input = $("#upload-file");
+  const zone = $("#dropzone");
+  const form = $("#upload-form");
+  input.addEventListener("change", renderChosen);
+
+  // A file dropped beside the zone would otherwise replace the page.
+  for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      renderChosen();
+    }
+  });
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const files = [...input.files];
+    if (!files.length) {
+      toast(t("upload.needFile"), "error");
+      return;
+    }
+    const name = files.length === 1 ? $("#upload-name").value.trim() : "";
+    const pin = $("#upload-pin").checked;
+    for (const file of files) startUpload(file, name, pin);
+    form.reset();
+    $("#upload-pin").checked = pin;
+    renderChosen();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------
+
+function renderAll() {
+  renderSummary();
+  renderPins();
+  renderSync();
+  renderChosen();
+  for (const upload of uploads) renderUpload(upload);
+}
+
+initPage("title.pins");
+readLocation();
+setupCatalogue();
+setupUploads();
+setupNotifyToggle($("#notify-toggle"));
+$("#sync-button").addEventListener("click", startSync);
+onLanguageChange(renderAll);
+renderAll();
+loadPins();
+followActiveSync();
