@@ -277,6 +277,8 @@ def task_as_json(row):
         task[key] = value if isinstance(value, dict) or value is None else {"value": value}
     task["params"] = task["params"] or {}
     task["single_flight"] = bool(task["single_flight"])
+    task_type = task_types().get(task["task_type"])
+    task["retryable"] = task["status"] in ("failed", "cancelled") and bool(task_type and task_type.retryable)
     return task
 
 
@@ -1145,10 +1147,18 @@ def handle_pin_sync(req):
 
 
 def handle_task_status(req):
-    """One task, for the poller."""
+    """One task, for the poller, with the id of its latest retry."""
     task_id = req.task_id()
     mark_stale_tasks(req.db, req.settings)
-    return json_response(task_as_json(task_or_404(req, task_id)))
+    task = task_as_json(task_or_404(req, task_id))
+    retry = req.db.execute("SELECT MAX(id) FROM background_tasks WHERE retry_of = ?", (task_id,)).fetchone()[0]
+    task["retried_by"] = retry
+    return json_response(task)
+
+
+def handle_info(req):
+    """What the pages need to know about this console's limits."""
+    return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled})
 
 
 PIN_SORTS = {
@@ -1306,6 +1316,7 @@ ROUTES = [
     ("POST", "/pins/sync", handle_pin_sync),
     ("GET", "/pins/task-status", handle_task_status),
     ("GET", "/api/pins", handle_pins_api),
+    ("GET", "/api/info", handle_info),
     ("GET", "/tasks", handle_tasks_page),
     ("GET", "/api/tasks", handle_tasks_api),
     ("POST", "/tasks/cancel", handle_task_cancel),

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS background_tasks (
 -- The seed's index: listings by status, newest first.
 CREATE INDEX IF NOT EXISTS idx_tasks_status ON background_tasks(status, created_at);
 
+-- A task's retries, for the link from a task to its latest retry.
+CREATE INDEX IF NOT EXISTS idx_tasks_retry_of ON background_tasks(retry_of);
+
 -- Listings of one type (the console's filter).
 CREATE INDEX IF NOT EXISTS idx_tasks_type ON background_tasks(task_type, id);
 

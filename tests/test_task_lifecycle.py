@@ -233,3 +233,20 @@ def test_starting_again_keeps_the_data(settings, db):
 
 def test_the_database_is_private(settings):
     assert os.stat(settings.db).st_mode & 0o777 == 0o600
+
+
+def test_a_task_links_to_its_latest_retry_and_says_if_it_can_be_retried(client, db, spawned):
+    old = insert(db, status="failed")
+    upload = insert(db, status="failed", task_type="file_upload")
+    before = client.get("/pins/task-status?id=%d" % old).json
+    assert before["retryable"] is True and before["retried_by"] is None
+    assert client.get("/pins/task-status?id=%d" % upload).json["retryable"] is False
+    new = client.post("/tasks/retry?id=%d" % old).json["taskId"]
+    after = client.get("/pins/task-status?id=%d" % old).json
+    assert after["retried_by"] == new
+    assert client.get("/pins/task-status?id=%d" % new).json["retryable"] is False  # pending
+
+
+def test_info_tells_the_pages_the_upload_limit(client, settings):
+    settings.max_upload_bytes = 12345
+    assert client.get("/api/info").json == {"max_upload_bytes": 12345, "password": False}
