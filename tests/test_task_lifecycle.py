@@ -90,7 +90,9 @@ def test_reading_tasks_marks_stale_ones(client, db):
     task_id = insert(db, pid=dead_pid(), heartbeat_age=1)
     assert client.get("/pins/task-status?id=%d" % task_id).json["status"] == "failed"
     other = insert(db, pid=dead_pid(), heartbeat_age=1)
-    assert client.get("/api/tasks").json["tasks"][0] == dict(client.get("/pins/task-status?id=%d" % other).json)
+    listed = client.get("/api/tasks").json["tasks"][0]
+    single = client.get("/pins/task-status?id=%d" % other).json
+    assert listed == {key: value for key, value in single.items() if key != "retried_by"}
     assert status_of(db, other)[0] == "failed"
 
 
