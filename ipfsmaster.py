@@ -22,7 +22,6 @@ the command line. Nothing runs at import time.
 
 import argparse
 import contextlib
-import datetime
 import hashlib
 import hmac
 import ipaddress
@@ -227,11 +226,6 @@ def init_db(path):
         conn.close()
 
 
-def now_text():
-    """UTC now in SQLite's datetime('now') form."""
-    return datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S")
-
-
 # ---------------------------------------------------------------------------
 # Tasks: the store shared by the server, the command line and the worker
 # ---------------------------------------------------------------------------
@@ -251,6 +245,10 @@ class TaskStateError(Exception):
     def __init__(self, status):
         super().__init__(status)
         self.status = status
+
+
+class NotRetryable(Exception):
+    """The task's type cannot be run again (its input is gone)."""
 
 
 def task_types():
@@ -366,10 +364,6 @@ def cancel_task(settings, conn, task_id):
         else:
             raise TaskStateError(row["status"])
     raise TaskStateError(get_task(conn, task_id)["status"])
-
-
-class NotRetryable(Exception):
-    """The task's type cannot be run again (its input is gone)."""
 
 
 # Process handling: the server and the command line start workers detached,

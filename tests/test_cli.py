@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 import ipfsmaster
 from support import kill_pid, wait_for
@@ -92,7 +91,8 @@ def test_retry_and_its_exit_codes(settings, db, capsys, monkeypatch):
 def test_reap_marks_stale_tasks(settings, db, capsys):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    insert(db, "running", pid=proc.pid, started_at=ipfsmaster.now_text(), heartbeat_at=ipfsmaster.now_text())
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    insert(db, "running", pid=proc.pid, started_at=now, heartbeat_at=now)
     assert ipfsmaster.main(["reap", "--db", settings.db]) == 0
     assert capsys.readouterr().out.strip() == "Marked 1 stale tasks failed."
     assert ipfsmaster.get_task(db, 1)["status"] == "failed"
