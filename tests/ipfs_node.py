@@ -1,6 +1,6 @@
 """A throw-away js-ipfs daemon for the integration tests.
 
-The daemon is js-ipfs 0.66.1 installed by ``npm ci --prefix tests/ipfsnode``.
+The daemon is js-ipfs 0.66.1 installed by ``sh tests/run.sh`` (npm, from tests/ipfsnode/package-lock.json).
 It speaks the Kubo RPC API (``POST /api/v0/<cmd>``) on a free loopback port.
 The repository is created in a directory the caller gives (a pytest tmp dir)
 and configured so the node never talks to anything but 127.0.0.1: no swarm
@@ -52,7 +52,7 @@ def find_jsipfs():
     if not os.path.exists(path):
         raise RuntimeError(
             "js-ipfs is not installed (%s is missing): run "
-            "`npm ci --prefix tests/ipfsnode` from the project root" % path)
+            "`sh tests/run.sh` (it installs the test node from npm)" % path)
     return path
 
 
