@@ -1177,18 +1177,16 @@ def handle_pins_api(req):
         where = " WHERE cid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
         args = [pattern, pattern]
     conn = req.db
-    total = conn.execute("SELECT COUNT(*) FROM pins" + where, args).fetchone()[0]
+    summary = conn.execute("SELECT count, total_size, unsized FROM pin_stats").fetchone()
+    total = conn.execute("SELECT COUNT(*) FROM pins" + where, args).fetchone()[0] if q else summary["count"]
     rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + where
                         + " ORDER BY " + PIN_SORTS[sort] + " LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
-    summary = conn.execute("SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS size,"
-                           " SUM(size IS NULL) AS unsized FROM pins").fetchone()
     last = conn.execute("SELECT id, completed_at FROM background_tasks WHERE task_type = 'pin_sync'"
                         " AND status = 'completed' ORDER BY id DESC LIMIT 1").fetchone()
     return json_response({
         "pins": [dict(row) for row in rows],
         "total": total,
-        "summary": {"count": summary["count"], "total_size": summary["size"], "unsized": summary["unsized"] or 0,
-                    "last_sync": dict(last) if last else None},
+        "summary": dict(summary, last_sync=dict(last) if last else None),
     })
 
 

@@ -60,3 +60,27 @@ CREATE TABLE IF NOT EXISTS pins (
 CREATE INDEX IF NOT EXISTS idx_pins_name ON pins(name, id);
 CREATE INDEX IF NOT EXISTS idx_pins_size ON pins(size, id);
 CREATE INDEX IF NOT EXISTS idx_pins_synced ON pins(synced_at, id);
+
+-- The catalogue's totals, kept by the triggers below so that the pins page
+-- never counts a million rows to show them.
+CREATE TABLE IF NOT EXISTS pin_stats (
+    id INTEGER PRIMARY KEY CHECK (id = 1),      -- a single row
+    count INTEGER NOT NULL,                     -- rows in pins
+    total_size INTEGER NOT NULL,                -- sum of the known sizes, in bytes
+    unsized INTEGER NOT NULL                    -- rows whose size is still unknown
+);
+INSERT OR IGNORE INTO pin_stats (id, count, total_size, unsized)
+    SELECT 1, COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(size) FROM pins;
+
+CREATE TRIGGER IF NOT EXISTS pins_count_insert AFTER INSERT ON pins BEGIN
+    UPDATE pin_stats SET count = count + 1, total_size = total_size + COALESCE(NEW.size, 0),
+        unsized = unsized + (NEW.size IS NULL) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS pins_count_delete AFTER DELETE ON pins BEGIN
+    UPDATE pin_stats SET count = count - 1, total_size = total_size - COALESCE(OLD.size, 0),
+        unsized = unsized - (OLD.size IS NULL) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS pins_count_size AFTER UPDATE OF size ON pins BEGIN
+    UPDATE pin_stats SET total_size = total_size - COALESCE(OLD.size, 0) + COALESCE(NEW.size, 0),
+        unsized = unsized - (OLD.size IS NULL) + (NEW.size IS NULL) WHERE id = 1;
+END;

@@ -132,3 +132,16 @@ def test_it_lists_pins_with_search_sort_and_paging(client, db):
 def test_it_rejects_bad_pin_queries(client, query):
     r = client.get("/api/pins?" + query)
     assert r.status == 400 and r.json["success"] is False
+
+
+def test_the_summary_follows_every_change_to_the_catalogue(client, db, settings):
+    db.executemany("INSERT INTO pins (cid, type, size) VALUES (?, 'recursive', ?)",
+                   [("a", 10), ("b", None), ("c", 5), ("d", None)])
+    db.execute("UPDATE pins SET size = 7 WHERE cid = 'b'")
+    db.execute("DELETE FROM pins WHERE cid IN ('c', 'd')")
+    db.execute("UPDATE pins SET size = NULL WHERE cid = 'a'")
+    expected = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(size) FROM pins").fetchone()
+    summary = client.get("/api/pins").json["summary"]
+    assert (summary["count"], summary["total_size"], summary["unsized"]) == tuple(expected) == (2, 7, 1)
+    ipfsmaster.init_db(settings.db)  # starting again keeps the totals
+    assert client.get("/api/pins").json["summary"]["count"] == 2
