@@ -350,7 +350,7 @@ class TaskContext:
     TaskStopped once it must.
     """
 
-    def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=sys.stdout):
+    def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=None):
         self.task_id = task["id"]
         self.task_type = task["task_type"]
         self.params = json.loads(task["params"] or "{}")
@@ -358,7 +358,7 @@ class TaskContext:
         self.api_url = api_url
         self.auth = auth
         self.interval = interval
-        self.out = out
+        self.out = out or sys.stdout
         self.progress = 0
         self.total = 0
         self.current_item = None

@@ -24,6 +24,7 @@ class CannedServer(socketserver.ThreadingTCPServer):
     def __init__(self, responses):
         self.responses = list(responses)
         self.requests = []
+        self.heads = []
         super().__init__(("127.0.0.1", 0), CannedHandler)
 
     @property
@@ -46,6 +47,7 @@ class CannedHandler(socketserver.StreamRequestHandler):
                     length = int(line.split(b":")[1])
             self.rfile.read(length)
             self.server.requests.append(head.split(b"\r\n")[0].decode())
+            self.server.heads.append(head.decode("latin-1"))
             raw = self.server.responses.pop(0)
             self.wfile.write(raw)
             self.wfile.flush()
@@ -175,3 +177,24 @@ def test_progress_lines_follow_the_seed_format():
         "[Task 7] Progress: 20 / 25",
         "[Task 7] Progress: 25 / 25",
     ]
+
+
+def test_a_task_sends_the_nodes_credentials_and_never_logs_them(canned, settings, db):
+    denied = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 37\r\n\r\n"
+              b"Kubo RPC Access Denied: bad password")
+    server = canned(denied)
+    db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'pending', ?)",
+               (json.dumps({"ipfs_api": server.url}),))
+    out = io.StringIO()
+    real_stdout = worker.sys.stdout
+    worker.sys.stdout = out
+    try:
+        assert worker.run_task(1, settings.db, auth="basic:alice:s3cret-pw") == 1
+    finally:
+        worker.sys.stdout = real_stdout
+    assert "[Task 1] Failed: the IPFS API at %s refused pin/ls: access denied" % server.url in out.getvalue()
+    assert "Authorization: Basic YWxpY2U6czNjcmV0LXB3\r\n" in server.heads[0]
+    row = db.execute("SELECT status, error_message, params, result FROM background_tasks").fetchone()
+    assert row["status"] == "failed" and "access denied" in row["error_message"]
+    for text in [out.getvalue(), row["error_message"], row["params"], row["result"]]:
+        assert "s3cret" not in text and "YWxpY2U6czNjcmV0LXB3" not in text

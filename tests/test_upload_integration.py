@@ -90,3 +90,12 @@ def test_an_oversized_upload_gets_413_before_the_body_is_sent(make_live_server, 
     assert head.startswith(b"HTTP/1.0 413 ") or head.startswith(b"HTTP/1.1 413 ")
     assert b'"success": false' in body
     assert server.request("GET", "/api/tasks").json["total"] == 0
+
+
+def test_a_failed_upload_removes_its_file(make_live_server):
+    server = make_live_server("http://127.0.0.1:9")
+    task_id = upload(server, b"never reaches a node")
+    task = server.wait_for_task(task_id, timeout=30)
+    assert task["status"] == "failed"
+    assert task["error_message"] == "cannot reach the IPFS API at http://127.0.0.1:9: connection refused"
+    assert not os.path.exists(ipfsmaster.spool_path(server.settings, task_id))
