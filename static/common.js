@@ -670,6 +670,27 @@ export async function retryTask(id) {
 // The page frame
 // ---------------------------------------------------------------------------
 
+let siteInfo = null;
+
+/** The console's settings the pages need (the upload limit, whether a password is set). */
+export function loadSiteInfo() {
+  if (!siteInfo) {
+    siteInfo = getJSON("/api/info").catch(() => ({ max_upload_bytes: null, password: false }));
+  }
+  return siteInfo;
+}
+
+async function showLogout() {
+  const info = await loadSiteInfo();
+  const button = $("#logout-button");
+  if (!button || !info.password) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await fetch("/logout", { method: "POST", credentials: "same-origin" }).catch(() => null);
+    window.location.assign("/login");
+  });
+}
+
 /** Translate the page, wire the language switch and mark the current nav link. */
 export function initPage(key) {
   titleKey = key;
@@ -682,4 +703,5 @@ export function initPage(key) {
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.getAttribute("href") === window.location.pathname) link.setAttribute("aria-current", "page");
   }
+  if (document.querySelector(".nav")) showLogout();
 }

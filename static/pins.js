@@ -2,7 +2,7 @@
 
 import {
   $, ApiError, cancelTask, canRetry, cidView, currentItemView, dismissButton, el, fill, formatAgo, formatBytes,
-  formatDuration, formatNumber, formatTime, getJSON, hasProgress, initPage, isActive, notifyTaskEnded,
+  formatDuration, formatNumber, formatTime, getJSON, hasProgress, initPage, isActive, loadSiteInfo, notifyTaskEnded,
   onLanguageChange, Poller, postJSON, progressBar, RateMeter, rateText, resultView, retryTask,
   setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage, timeElement, toast,
   withQuery,
@@ -320,13 +320,18 @@ function renderChosen() {
       : t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) });
 }
 
-function startUpload(file, name, pin) {
+async function startUpload(file, name, pin) {
   const upload = {
     key: `upload-${++uploadCount}`, file, name: name || file.name, phase: "sending", sent: 0,
     task: null, error: null, xhr: null, poller: null, meter: new RateMeter(), row: el("li", { class: "upload" }),
   };
   uploads.unshift(upload);
   $("#upload-list").prepend(upload.row);
+  const { max_upload_bytes: limit } = await loadSiteInfo();
+  if (limit != null && file.size > limit) {
+    failUpload(upload, t("upload.tooLarge", { name: file.name, limit: formatBytes(limit) }));
+    return;
+  }
 
   const form = new FormData();
   // The small fields first, so a streaming reader has them before the file.

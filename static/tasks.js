@@ -273,7 +273,9 @@ function renderDetail() {
       field("field.cancelRequested", task.cancel_requested_at ? timeElement(task.cancel_requested_at) : null),
       field("field.pid", task.pid ? String(task.pid) : null),
       field("field.retryOf", task.retry_of
-        ? el("a", { href: addressFor({ id: task.retry_of }), class: "task-link" }, `#${task.retry_of}`) : null)),
+        ? el("a", { href: addressFor({ id: task.retry_of }), class: "task-link" }, `#${task.retry_of}`) : null),
+      field("field.retriedBy", task.retried_by
+        ? el("a", { href: addressFor({ id: task.retried_by }), class: "task-link" }, `#${task.retried_by}`) : null)),
     task.result ? el("h2", {}, t("field.result")) : null,
     task.result ? resultView(task) : null,
     task.result ? el("details", { class: "raw" }, el("summary", {}, t("field.resultRaw")),

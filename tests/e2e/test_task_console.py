@@ -82,4 +82,9 @@ def test_a_running_sync_is_cancelled_and_retried_from_the_console(page, make_liv
     page.click('#detail-actions [data-action="cancel"]')
     page.wait_for_text("#detail-badge", "Cancelled", timeout=15)
     page.screenshot("task-detail")
+
+    page.open(server.url + "/tasks?id=%d" % first)
+    page.wait_for_text("#detail-body", "Retried as")
+    page.click('#detail-body a.task-link[href$="id=%d"]' % second)
+    page.wait_for_text("#detail-heading", "Task #%d" % second)
     page.assert_no_console_errors()

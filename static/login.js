@@ -1,0 +1,53 @@
+// The login form. Without JavaScript it posts as a plain form; with it, the
+// answer comes back as JSON so that the server's message (a wrong password,
+// too many attempts) is shown in place.
+
+import { $, initPage, onLanguageChange, t } from "./common.js";
+
+const params = new URLSearchParams(window.location.search);
+const next = params.get("next") || "/pins";
+let message = params.get("error") ? () => t("login.wrong") : null;
+
+function showError() {
+  const box = $("#login-error");
+  box.hidden = !message;
+  box.textContent = message ? message() : "";
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const form = $("#login-form");
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const response = await fetch("/login", {
+      method: "POST",
+      headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin",
+    });
+    if (response.ok) {
+      window.location.assign(next);
+      return;
+    }
+    if (response.status === 401) {
+      message = () => t("login.wrong");
+    } else {
+      const body = await response.json().catch(() => null);
+      const text = (body && body.error) || t("error.http", { status: response.status });
+      message = () => text;
+    }
+  } catch (error) {
+    message = () => t("error.network");
+  } finally {
+    button.disabled = false;
+  }
+  showError();
+  $("#login-password").select();
+}
+
+initPage("title.login");
+$("#login-next").value = next;
+$("#login-form").addEventListener("submit", submit);
+onLanguageChange(showError);
+showError();
