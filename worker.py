@@ -16,11 +16,11 @@ receives a ``TaskContext``, and whether only one may be active at a time.
 import argparse
 import base64
 import collections
-import concurrent.futures
 import contextlib
 import http.client
 import json
 import os
+import queue
 import signal
 import socket
 import sqlite3
@@ -209,6 +209,12 @@ class IPFSClient:
         with no error trailer. Anything else raises IPFSError. Only the
         opening request is retried; a stream cut short is not resumed.
         """
+        for batch in self.stream_batches(command, params, body, headers):
+            yield from batch
+
+    def stream_batches(self, command, params=(), body=None, headers=None):
+        """Like ``stream``, but yields lists of objects as they arrive: much
+        cheaper per object for listings of millions of pins."""
         resp = self._retrying(lambda: self._send(command, params, body, headers))
         return self._read_stream(command, resp)
 
@@ -255,26 +261,25 @@ class IPFSClient:
                                 % (self.api_url, command, describe_os_error(exc)), transient=True)
             if resp.status != 200:
                 raise self._error_for(command, resp.status, resp.read(65536).decode("utf-8", "replace"))
-            yield from self._read_stream(command, resp)
+            for batch in self._read_stream(command, resp):
+                yield from batch
         finally:
             self.interrupt()
             sender.join()
             self.close()
 
     def _read_stream(self, command, resp):
+        """Lists of the JSON objects of a newline-delimited answer."""
         try:
             pieces = _chunks(resp) if resp.chunked else _plain(resp)
             pending = b""
             for piece in pieces:
-                pending += piece
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield _parse_line(command, line)
+                *lines, pending = (pending + piece).split(b"\n")
+                if lines:
+                    yield _parse_lines(command, lines)
                 if len(pending) > MAX_LINE:
                     raise IPFSError("IPFS %s sent a line longer than %d bytes" % (command, MAX_LINE))
-            if pending.strip():
-                yield _parse_line(command, pending)
+            yield _parse_lines(command, [pending])
         except (OSError, http.client.HTTPException) as exc:
             raise IPFSError("the IPFS API at %s broke off %s: %s"
                             % (self.api_url, command, describe_os_error(exc)), transient=True)
@@ -284,6 +289,22 @@ class IPFSClient:
 
 
 MAX_LINE = 1 << 20
+MAX_CHUNK = 1 << 24
+
+
+def _parse_lines(command, lines):
+    """JSON lines to objects, parsed in one go; an error object raises IPFSError."""
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return []
+    try:
+        objects = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        return [_parse_line(command, line) for line in lines]  # names the broken line
+    for obj in objects:
+        if isinstance(obj, dict) and obj.get("Type") == "error" and "Message" in obj:
+            raise IPFSError("IPFS %s failed: %s" % (command, obj["Message"]))
+    return objects
 
 
 def _parse_line(command, line):
@@ -305,28 +326,58 @@ def _plain(resp):
 
 
 def _chunks(resp):
-    """The body of a chunked response, checking the last chunk and trailers."""
+    """The body of a chunked response, checking its last chunk and trailers.
+
+    Decoded from large reads, many chunks at a time: Kubo sends one chunk per
+    pin, and a read per chunk would dominate a listing of millions of pins.
+    """
     fp = resp.fp
+    buf, pos = b"", 0
     while True:
-        line = fp.readline(1024)
-        if not line:
-            raise http.client.IncompleteRead(b"")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise http.client.HTTPException("bad chunk header")
-        if size == 0:
-            break
-        data = fp.read(size)
-        if len(data) < size or fp.read(2) != b"\r\n":
-            raise http.client.IncompleteRead(data)
-        yield data
-    while True:
-        line = fp.readline(65536)
-        if not line:
-            raise http.client.IncompleteRead(b"")
-        if line in (b"\r\n", b"\n"):
-            return
+        blocks = []
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if len(buf) - pos > 1024:
+                    raise http.client.HTTPException("bad chunk header")
+                break
+            try:
+                size = int(buf[pos:eol].split(b";", 1)[0], 16)
+            except ValueError:
+                raise http.client.HTTPException("bad chunk header")
+            if size == 0:
+                if blocks:
+                    yield b"".join(blocks)
+                _check_trailers(fp, buf[eol + 2:])
+                return
+            if size > MAX_CHUNK:
+                raise http.client.HTTPException("chunk too large")
+            end = eol + 2 + size
+            if end + 2 > len(buf):
+                break
+            if buf[end:end + 2] != b"\r\n":
+                raise http.client.HTTPException("bad chunk")
+            blocks.append(buf[eol + 2:end])
+            pos = end + 2
+        if blocks:
+            yield b"".join(blocks)
+        buf, pos = buf[pos:], 0
+        data = fp.read1(1 << 16)
+        if not data:
+            raise http.client.IncompleteRead(buf)
+        buf += data
+
+
+def _check_trailers(fp, rest):
+    """Read the trailers after the last chunk; an X-Stream-Error raises IPFSError."""
+    while not (rest.startswith(b"\r\n") or b"\r\n\r\n" in rest):
+        if len(rest) > 65536:
+            raise http.client.HTTPException("trailers too large")
+        data = fp.read1(1 << 16)
+        if not data:
+            raise http.client.IncompleteRead(rest)
+        rest += data
+    for line in rest.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
         name, _, value = line.decode("latin-1").partition(":")
         if name.strip().lower() == "x-stream-error" and value.strip():
             raise IPFSError("the IPFS node reported an error mid-stream: %s" % value.strip())
@@ -553,9 +604,9 @@ def execute(conn, ctx):
 # ---------------------------------------------------------------------------
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-LIST_BATCH = 5000
-DIFF_BATCH = 50000
-SIZE_BATCH = 500
+LIST_BATCH = 5000      # listed pins written per transaction
+SIZE_BATCH = 32        # pins a size thread looks up in one go
+SAVE_BATCH = 1000      # sizes written per transaction
 MAX_ERROR_DETAILS = 10
 
 
@@ -569,7 +620,8 @@ def sync_pins(ctx):
 
     1. Stream ``pin/ls`` into a temporary table (nothing changes yet).
     2. Only once the listing is known complete: delete what the node no longer
-       has, insert what is new, update what changed, in batches.
+       has, insert what is new, update what changed, in one transaction, so
+       the catalogue is either as it was or correctly updated.
     3. Look up the size of every pin whose size is unknown, concurrently.
        CIDs are immutable, so a known size is never looked up again.
     """
@@ -589,7 +641,6 @@ def sync_pins(ctx):
         fetch_sizes(conn, ctx)
         ctx.current_item = None
         ctx.advance(max(0, total - ctx.progress))
-        result["duration_s"] = round(time.monotonic() - started, 3)
         ctx.log("Sync completed: %d pins synced" % total)
         return result
     finally:
@@ -600,10 +651,12 @@ def sync_pins(ctx):
 def list_pins_into(conn, ctx):
     """Stream the node's recursive pins into temp table ``listed``; returns the count.
 
-    A transient failure restarts the listing from scratch (the table is
-    emptied), so a partial listing can never be taken for the whole.
+    The table has no index: rows are appended as they arrive, which stays
+    fast at millions of pins, and the comparison uses the catalogue's own
+    index on ``cid``. A transient failure restarts the listing from scratch
+    (the table is emptied), so a partial listing is never taken for the whole.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL UNIQUE, type TEXT NOT NULL, name TEXT)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL, type TEXT NOT NULL, name TEXT)")
     client = ctx.client()
     for attempt in range(1, client.attempts + 1):
         conn.execute("DELETE FROM listed")
@@ -611,20 +664,15 @@ def list_pins_into(conn, ctx):
         batch = []
         try:
             with ctx.interruptible(client):
-                for obj in client.stream("pin/ls", [("type", "recursive"), ("stream", "true")]):
-                    ctx.check()
-                    cid = obj.get("Cid") if isinstance(obj, dict) else None
-                    if not isinstance(cid, str) or not cid:
-                        raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % (obj,))
-                    name = obj.get("Name")  # absent unless the node lists names
-                    batch.append((cid, str(obj.get("Type") or "recursive"), None if name is None else str(name)))
-                    count += 1
+                for objects in client.stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
+                    batch.extend(map(listed_row, objects))
                     if len(batch) >= LIST_BATCH:
-                        insert_listed(conn, batch)
+                        ctx.check()
+                        count += insert_listed(conn, batch)
                         ctx.current_item = "Fetching pins from IPFS... %d" % count
                         batch = []
-            insert_listed(conn, batch)
-            return count
+            ctx.check()
+            return count + insert_listed(conn, batch)
         except IPFSError as exc:
             ctx.check()
             if not exc.transient or attempt == client.attempts:
@@ -636,97 +684,136 @@ def list_pins_into(conn, ctx):
     raise AssertionError("unreachable")
 
 
+def listed_row(obj):
+    """(cid, type, name) of one pin/ls entry; Name is absent unless the node lists names."""
+    try:
+        cid, kind, name = obj["Cid"], obj.get("Type") or "recursive", obj.get("Name")
+    except (KeyError, TypeError, AttributeError):
+        raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % (obj,))
+    if not isinstance(cid, str) or not cid:
+        raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % (obj,))
+    return cid, str(kind), None if name is None else str(name)
+
+
 def insert_listed(conn, batch):
     if batch:
         with transaction(conn):
-            conn.executemany("INSERT OR REPLACE INTO listed (cid, type, name) VALUES (?, ?, ?)", batch)
+            conn.executemany("INSERT INTO listed (cid, type, name) VALUES (?, ?, ?)", batch)
+    return len(batch)
 
 
 def apply_listing(conn, ctx, listing_started):
-    """Bring ``pins`` in line with the complete listing in ``listed``."""
+    """Bring ``pins`` in line with the complete listing in ``listed``.
+
+    One pass over the listing, through the catalogue's index, counts what is
+    new, what changed and what is still there; each change then runs only if
+    there is something to change, so a re-sync where nothing changed writes
+    nothing. Pins written since the listing began (an upload) are never
+    removed: the listing may predate them. Kubo's listing never repeats a
+    CID, which the "still there" count relies on.
+    """
     result = ctx.result
     ctx.current_item = "Comparing with the catalogue..."
+    ctx.check()
+    found, kept, changed = conn.execute(
+        "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
+        " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
+        # In CID order the look-ups walk the catalogue's index instead of jumping around it.
+        " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid", (listing_started,)).fetchone()
+    removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
+    ctx.check()
     with transaction(conn):
-        # Rows written since the listing began (an upload) may not be in it yet.
-        result["removed"] = conn.execute(
-            "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
-            (listing_started,)).rowcount
-    last = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM listed").fetchone()[0]
-    for low in range(0, last, DIFF_BATCH):
-        ctx.check()
-        span = (low, low + DIFF_BATCH)
-        with transaction(conn):
-            result["updated"] += conn.execute(
+        if kept < removable:
+            conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+            result["removed"] = conn.execute(
+                "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
+                (listing_started,)).rowcount
+        if changed:
+            result["updated"] = conn.execute(
                 "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
                 " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
                 " synced_at = " + NOW_MS +
-                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid WHERE l.rowid > ?"
-                " AND l.rowid <= ? AND (p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)))",
-                span).rowcount
-            result["added"] += conn.execute(
+                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
+        if found < result["total"]:
+            # In CID order, every index grows at its end instead of at random places.
+            result["added"] = conn.execute(
                 "INSERT OR IGNORE INTO pins (cid, type, name) SELECT cid, type, COALESCE(name, '') FROM listed"
-                " WHERE rowid > ? AND rowid <= ? AND cid NOT IN (SELECT cid FROM pins)", span).rowcount
+                " ORDER BY cid").rowcount
     result["unchanged"] = result["total"] - result["added"] - result["updated"]
-    unsized = conn.execute("SELECT COUNT(*) FROM pins WHERE size IS NULL").fetchone()[0]
+    unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
     ctx.advance(max(0, ctx.total - unsized))
 
 
 def fetch_sizes(conn, ctx):
-    """Look up the size of every pin whose size is unknown, N at a time."""
+    """Look up the size of every pin whose size is unknown, N at a time.
+
+    Each of N threads has its own keep-alive connection and takes a batch of
+    pins at a time; the main thread reads the next batches from the catalogue,
+    writes finished sizes back in transactions, and stops everything on a
+    cancel.
+    """
     result = ctx.result
     workers = size_concurrency()
-    local = threading.local()
-    clients = []
+    todo = queue.Queue(maxsize=workers * 2)
+    done = queue.Queue()
+    clients = [ctx.client(timeout=30.0) for _ in range(workers)]
 
-    def lookup(cid):
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = ctx.client(timeout=30.0)
-            clients.append(client)
-        return cid, pin_size(client, cid)
+    def look_up(client):
+        while True:
+            batch = todo.get()
+            if batch is None:
+                return
+            try:
+                done.put([(cid, pin_size(client, cid)) for cid in batch])
+            except IPFSError as exc:  # the node is unreachable: the sync fails
+                done.put(exc)
+                return
 
-    pending = collections.deque()
-    done_batch = []
-    last_id = 0
-    exhausted = False
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="size") as pool:
-        try:
-            while True:
-                while not exhausted and len(pending) < workers * 4:
-                    rows = conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ?"
-                                        " ORDER BY id LIMIT ?", (last_id, workers * 8)).fetchall()
-                    if not rows:
-                        exhausted = True
-                    for row in rows:
-                        last_id = row["id"]
-                        pending.append(pool.submit(lookup, row["cid"]))
-                if not pending:
-                    break
-                future = pending.popleft()
-                while True:
-                    ctx.check()
-                    try:
-                        cid, outcome = future.result(timeout=0.2)
-                        break
-                    except concurrent.futures.TimeoutError:
-                        continue
+    threads = [threading.Thread(target=look_up, args=(client,), name="size-%d" % n, daemon=True)
+               for n, client in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    last_id, queued, exhausted, sizes = 0, 0, False, []
+    try:
+        while True:
+            while not exhausted and not todo.full():
+                rows = conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
+                                    (last_id, SIZE_BATCH)).fetchall()
+                exhausted = len(rows) < SIZE_BATCH
+                if rows:
+                    last_id = rows[-1]["id"]
+                    todo.put([row["cid"] for row in rows])
+                    queued += 1
+            if not queued:
+                break
+            ctx.check()
+            try:
+                answers = done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            queued -= 1
+            if isinstance(answers, IPFSError):
+                raise answers
+            for cid, outcome in answers:
                 if isinstance(outcome, IPFSError):
                     result["failed"] += 1
                     if len(result["error_details"]) < MAX_ERROR_DETAILS:
                         result["error_details"].append({"cid": cid, "error": str(outcome)})
                 else:
-                    done_batch.append((outcome, cid))
+                    sizes.append((outcome, cid))
                     result["sized"] += 1
-                ctx.advance(1, cid)
-                if len(done_batch) >= SIZE_BATCH:
-                    save_sizes(conn, done_batch)
-                    done_batch = []
-        finally:
-            for future in pending:
-                future.cancel()
-            save_sizes(conn, done_batch)
-            for client in clients:
-                client.interrupt()
+            ctx.advance(len(answers), answers[-1][0])
+            if len(sizes) >= SAVE_BATCH:
+                save_sizes(conn, sizes)
+                sizes = []
+    finally:
+        save_sizes(conn, sizes)
+        for client in clients:
+            client.interrupt()
+        for _ in threads:
+            with contextlib.suppress(queue.Full):
+                todo.put_nowait(None)
 
 
 def pin_size(client, cid):

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The floor: what reading a node costs before IPFSMaster does anything.
+
+    python3 bench/floor.py --api URL [--concurrency 8] [--lookups N]
+
+1. Reads ``pin/ls?type=recursive&stream=true`` with ``http.client`` (which
+   decodes the chunked encoding) and parses every line as JSON: the listing.
+2. Looks up the size of the first N listed pins (all by default) with
+   ``files/stat`` (``block/stat`` when files/stat refuses, as the worker
+   does), over ``--concurrency`` keep-alive connections with TCP_NODELAY,
+   one thread each: the size lookups.
+
+No database, no task, no progress: the plain standard-library way to do the
+same calls. Prints one JSON object with the timings.
+"""
+
+import argparse
+import http.client
+import json
+import socket
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+def connection(host, port):
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def post(conn, path):
+    conn.request("POST", path, headers={"User-Agent": "ipfsmaster-bench-floor"})
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def read_listing(host, port):
+    """Every listed CID, and the seconds it took."""
+    started = time.perf_counter()
+    conn = connection(host, port)
+    conn.request("POST", "/api/v0/pin/ls?type=recursive&stream=true", headers={"User-Agent": "ipfsmaster-bench-floor"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise SystemExit("pin/ls answered HTTP %d" % resp.status)
+    cids = []
+    pending = b""
+    while True:
+        data = resp.read(65536)
+        if not data:
+            break
+        *lines, pending = (pending + data).split(b"\n")
+        cids.extend(json.loads(line)["Cid"] for line in lines if line)
+    if pending.strip():
+        cids.append(json.loads(pending)["Cid"])
+    conn.close()
+    return cids, time.perf_counter() - started
+
+
+def look_up_sizes(host, port, cids, concurrency):
+    """files/stat (else block/stat) for every CID; returns (seconds, sized, failed)."""
+    counts = [[0, 0] for _ in range(concurrency)]
+
+    def run(slot):
+        conn = connection(host, port)
+        count = counts[slot]
+        for cid in cids[slot::concurrency]:
+            status, body = post(conn, "/api/v0/files/stat?arg=%%2Fipfs%%2F%s&offline=true&timeout=10s" % cid)
+            if status != 200:
+                status, body = post(conn, "/api/v0/block/stat?arg=%s&offline=true&timeout=10s" % cid)
+                key = "Size"
+            else:
+                key = "CumulativeSize"
+            if status == 200 and isinstance(json.loads(body).get(key), int):
+                count[0] += 1
+            else:
+                count[1] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--api", required=True, help="the node's RPC API, http://HOST:PORT")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--lookups", type=int, default=-1, help="how many pins to size (default: all listed)")
+    args = parser.parse_args(argv)
+    parts = urlsplit(args.api)
+    cids, listing_s = read_listing(parts.hostname, parts.port)
+    todo = cids if args.lookups < 0 else cids[:args.lookups]
+    lookups_s, sized, failed = look_up_sizes(parts.hostname, parts.port, todo, args.concurrency)
+    print(json.dumps({"pins": len(cids), "listing_s": round(listing_s, 3), "lookups": len(todo),
+                      "lookups_s": round(lookups_s, 3), "sized": sized, "failed": failed,
+                      "lookups_per_s": round(len(todo) / lookups_s, 1) if lookups_s else None,
+                      "concurrency": args.concurrency}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

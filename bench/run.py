@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""IPFSMaster's benchmark: pin syncs of 100k and 1M pins, and a 1 GiB upload.
+
+    python3 bench/run.py [--sizes 100000,1000000] [--concurrency 8] [--pollers 50]
+                         [--upload-mib 1024] [--out bench/results/latest.txt]
+
+Everything runs on 127.0.0.1 as separate processes: the synthetic node
+(bench/synthetic_node.py, a stand-in that answers the RPC calls the worker
+makes, with generated pins), the real server (``ipfsmaster.py serve``), the
+real detached workers it starts, and the pollers (bench/pollers.py). For each
+size it measures:
+
+- the floor: reading the listing alone, and the size look-ups alone at the
+  same concurrency, with plain standard-library calls (bench/floor.py);
+- a first sync (listing, catalogue, every size) and re-syncs where nothing
+  changed: wall time, pins per second, the worker's peak resident memory;
+- the status-poll latency of 50 pollers, each polling once a second like an
+  open pins page, during every sync;
+- the time from POST /pins/sync to the task being running.
+
+Then a 1 GiB upload through POST /files/upload, for the peak memory of the
+server and of the worker. It prints each target with PASS or FAIL and writes
+the report to --out. Every process it starts is ended by pid at the end.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import urlsplit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MiB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+class Started:
+    """A process that prints its URL on its first line; ended by pid."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+        line = self.proc.stdout.readline().decode()
+        urls = [word.rstrip("/,") for word in line.split() if word.startswith("http://")]
+        if not urls:
+            self.stop()
+            raise SystemExit("%s did not start: %r" % (" ".join(args), line))
+        self.url = urls[0]
+        parts = urlsplit(self.url)
+        self.host, self.port = parts.hostname, parts.port
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def memory_mb(pid, field="VmHWM"):
+    """A process's peak (VmHWM) or current (VmRSS) resident memory in MB, or None once gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Samples a process's VmHWM until it exits or stop() is called."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            value = memory_mb(self.pid)
+            if value is None:
+                return
+            self.peak = max(self.peak, value)
+            time.sleep(0.02)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def request(server, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def task(server, task_id):
+    return request(server, "GET", "/pins/task-status?id=%d" % task_id)[1]
+
+
+# ---------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------
+
+def floor(node, concurrency, lookups):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "floor.py"), "--api", node.url, "--concurrency",
+                          str(concurrency), "--lookups", str(lookups)], stdout=subprocess.PIPE, check=True)
+    return json.loads(out.stdout)
+
+
+def start_pollers(server, task_id, count):
+    """``count`` pollers, ten threads to a process."""
+    procs = []
+    while count > 0:
+        threads = min(10, count)
+        procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "pollers.py"), "--url", server.url,
+                                       "--task", str(task_id), "--pollers", str(threads)],
+                                      stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True))
+        count -= threads
+    return procs
+
+
+def collect_pollers(procs):
+    latencies, errors = [], 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        data = json.loads(out)
+        latencies += data["latencies_ms"]
+        errors += data["error_count"]
+    return latencies, errors
+
+
+def sync(server, pollers):
+    """One pin sync, watched: returns its figures."""
+    started = time.perf_counter()
+    status, answer = request(server, "POST", "/pins/sync")
+    if status != 202:
+        raise SystemExit("POST /pins/sync answered %d: %r" % (status, answer))
+    task_id = answer["taskId"]
+    while True:
+        current = task(server, task_id)
+        if current["status"] != "pending":
+            break
+        time.sleep(0.002)
+    to_running = time.perf_counter() - started
+    memory = PeakMemory(current["pid"]) if current["pid"] else None
+    procs = start_pollers(server, task_id, pollers)
+    while current["status"] in ("pending", "running"):
+        time.sleep(0.1)
+        current = task(server, task_id)
+    wall = time.perf_counter() - started
+    peak = memory.stop() if memory else None
+    latencies, errors = collect_pollers(procs)
+    if current["status"] != "completed":
+        raise SystemExit("the sync ended %s: %s" % (current["status"], current["error_message"]))
+    return {"wall_s": wall, "to_running_s": to_running, "worker_peak_mb": peak, "result": current["result"],
+            "latencies_ms": latencies, "poll_errors": errors}
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def bench_size(pins, args, work):
+    """Floor, first sync and re-syncs at one size."""
+    node = Started([sys.executable, os.path.join(HERE, "synthetic_node.py"), "--pins", str(pins)])
+    server = None
+    try:
+        lookups = min(pins, args.floor_lookups)
+        measured = floor(node, args.concurrency, lookups)
+        db = os.path.join(work, "bench-%d.db" % pins)
+        command = [sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db", db,
+                      "--ipfs-api", node.url]
+        os.environ["IPFSMASTER_SIZE_CONCURRENCY"] = str(args.concurrency)
+        server = Started(command)
+        print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
+            pins, measured["listing_s"], lookups, measured["lookups_per_s"]), flush=True)
+        first = sync(server, args.pollers)
+        print("  first sync %.1f s (%.0f pins/s), worker peak %.1f MB" % (
+            first["wall_s"], pins / first["wall_s"], first["worker_peak_mb"] or 0), flush=True)
+        resyncs = []
+        for _ in range(args.resyncs):
+            resyncs.append(sync(server, args.pollers))
+            print("  re-sync %.2f s, worker peak %.1f MB" % (resyncs[-1]["wall_s"], resyncs[-1]["worker_peak_mb"] or 0),
+                  flush=True)
+        conn = sqlite3.connect(db)
+        catalogued, unsized = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(size) FROM pins").fetchone()
+        conn.close()
+        runs = [first] + resyncs
+        latencies = [x for run in runs for x in run["latencies_ms"]]
+        return {
+            "pins": pins, "catalogued": catalogued, "unsized": unsized, "floor": measured,
+            "first_sync_s": first["wall_s"], "first_pins_per_s": pins / first["wall_s"],
+            "resync_s": statistics.median(run["wall_s"] for run in resyncs),
+            "resync_pins_per_s": pins / statistics.median(run["wall_s"] for run in resyncs),
+            "worker_peak_mb": max(run["worker_peak_mb"] or 0 for run in runs),
+            "to_running_ms": [run["to_running_s"] * 1000 for run in runs],
+            "polls": len(latencies), "poll_errors": sum(run["poll_errors"] for run in runs),
+            "poll_median_ms": statistics.median(latencies) if latencies else float("nan"),
+            "poll_p99_ms": percentile(latencies, 0.99),
+        }
+    finally:
+        if server:
+            server.stop()
+        node.stop()
+
+
+def bench_upload(args, work):
+    """A large file through POST /files/upload: peak memory of server and worker."""
+    node = Started([sys.executable, os.path.join(HERE, "synthetic_node.py"), "--pins", "1"])
+    server = Started([sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db",
+                      os.path.join(work, "upload.db"), "--ipfs-api", node.url])
+    try:
+        size = args.upload_mib * MiB
+        block = os.urandom(MiB)
+        boundary = "benchboundary"
+        head = ('--%s\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+                'Content-Type: application/octet-stream\r\n\r\n' % boundary).encode()
+        tail = ("\r\n--%s--\r\n" % boundary).encode()
+        server_memory = PeakMemory(server.pid)
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
+        conn.putrequest("POST", "/files/upload")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=" + boundary)
+        conn.putheader("Content-Length", str(len(head) + size + len(tail)))
+        conn.endheaders()
+        conn.send(head)
+        for _ in range(args.upload_mib):
+            conn.send(block)
+        conn.send(tail)
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        conn.close()
+        received = time.perf_counter() - started
+        if resp.status != 202:
+            raise SystemExit("upload answered %d: %r" % (resp.status, answer))
+        task_id = answer["taskId"]
+        current = task(server, task_id)
+        while current["status"] == "pending":
+            time.sleep(0.005)
+            current = task(server, task_id)
+        worker_memory = PeakMemory(current["pid"])
+        while current["status"] == "running":
+            time.sleep(0.1)
+            current = task(server, task_id)
+        total = time.perf_counter() - started
+        worker_peak = worker_memory.stop()
+        server_peak = server_memory.stop()
+        if current["status"] != "completed":
+            raise SystemExit("the upload ended %s: %s" % (current["status"], current["error_message"]))
+        return {"mib": args.upload_mib, "receive_s": received, "total_s": total, "server_peak_mb": server_peak,
+                "worker_peak_mb": worker_peak, "cid": current["result"]["cid"]}
+    finally:
+        server.stop()
+        node.stop()
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "system": platform.platform(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def targets(sizes, upload):
+    """(name, figure, limit, passed) for each target that this run measured."""
+    checks = []
+    by_pins = {size["pins"]: size for size in sizes}
+    big = by_pins.get(1000000)
+    if big:
+        checks.append(("re-sync of 1M unchanged pins (s)", big["resync_s"], "<= 20", big["resync_s"] <= 20))
+        ratio = big["resync_s"] / big["floor"]["listing_s"]
+        checks.append(("re-sync of 1M / listing alone", ratio, "<= 2.0", ratio <= 2.0))
+        checks.append(("worker peak RSS at 1M (MB)", big["worker_peak_mb"], "<= 80", big["worker_peak_mb"] <= 80))
+        checks.append(("status poll p99 during 1M syncs (ms)", big["poll_p99_ms"], "<= 25",
+                       big["poll_p99_ms"] <= 25 and big["poll_errors"] == 0))
+    small = by_pins.get(100000)
+    if small:
+        share = small["first_pins_per_s"] / small["floor"]["lookups_per_s"]
+        checks.append(("first sync of 100k / look-up floor", share, ">= 0.80", share >= 0.80))
+    to_running = [ms for size in sizes for ms in size["to_running_ms"]]
+    if to_running:
+        median = statistics.median(to_running)
+        checks.append(("POST to running, median (ms)", median, "<= 500", median <= 500))
+    if upload:
+        checks.append(("server peak RSS, %d MiB upload (MB)" % upload["mib"], upload["server_peak_mb"], "< 64",
+                       upload["server_peak_mb"] < 64))
+        checks.append(("worker peak RSS, %d MiB upload (MB)" % upload["mib"], upload["worker_peak_mb"], "< 64",
+                       upload["worker_peak_mb"] < 64))
+    return checks
+
+
+def report(info, sizes, upload, checks, args):
+    lines = ["IPFSMaster benchmark, %s" % info["date"],
+             "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
+                                                              info["sqlite"], info["system"]),
+             "size look-up concurrency %d; %d pollers, each once a second; synthetic node (bench/synthetic_node.py)"
+             % (args.concurrency, args.pollers), ""]
+    lines.append("| pins | first sync | pins/s | re-sync | pins/s | listing alone | look-ups alone | worker peak RSS "
+                 "| poll median / p99 | POST to running (median) |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        lines.append("| %s | %.1f s | %s | %.2f s | %s | %.2f s | %s/s | %.1f MB | %.1f / %.1f ms (%d polls, %d errors) "
+                     "| %.0f ms |" % (
+                         "{:,}".format(size["pins"]), size["first_sync_s"], "{:,.0f}".format(size["first_pins_per_s"]),
+                         size["resync_s"], "{:,.0f}".format(size["resync_pins_per_s"]), size["floor"]["listing_s"],
+                         "{:,.0f}".format(size["floor"]["lookups_per_s"]), size["worker_peak_mb"],
+                         size["poll_median_ms"], size["poll_p99_ms"], size["polls"], size["poll_errors"],
+                         statistics.median(size["to_running_ms"])))
+    if upload:
+        lines += ["", "upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
+                      "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],
+                                          upload["server_peak_mb"], upload["worker_peak_mb"])]
+    lines += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
+    for name, value, limit, passed in checks:
+        lines.append("| %s | %.2f | %s | %s |" % (name, value, limit, "PASS" if passed else "FAIL"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="pin counts, comma-separated")
+    parser.add_argument("--concurrency", type=int, default=8, help="size look-ups at once (worker and floor)")
+    parser.add_argument("--pollers", type=int, default=50)
+    parser.add_argument("--resyncs", type=int, default=3, help="re-syncs after the first sync, at each size")
+    parser.add_argument("--floor-lookups", type=int, default=100000, help="size look-ups the floor times")
+    parser.add_argument("--upload-mib", type=int, default=1024, help="0 skips the upload")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "latest.txt"))
+    args = parser.parse_args(argv)
+    info = machine()
+    sizes = []
+    with tempfile.TemporaryDirectory(prefix="ipfsmaster-bench-") as work:
+        for pins in [int(n) for n in args.sizes.split(",") if n]:
+            print("%d pins" % pins, flush=True)
+            sizes.append(bench_size(pins, args, work))
+        upload = None
+        if args.upload_mib:
+            print("upload of %d MiB" % args.upload_mib, flush=True)
+            upload = bench_upload(args, work)
+    checks = targets(sizes, upload)
+    text = report(info, sizes, upload, checks, args)
+    print()
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    return 0 if all(passed for _, _, _, passed in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
