@@ -97,6 +97,9 @@ class IPFSClient:
         self.scheme = parts.scheme
         self.base_path = parts.path.rstrip("/")
         self.auth = auth_header(auth)
+        self._headers = {"User-Agent": "ipfsmaster", "Accept": "application/json"}
+        if self.auth:
+            self._headers["Authorization"] = self.auth
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
@@ -139,10 +142,7 @@ class IPFSClient:
 
     def _send(self, command, params, body=None, headers=None):
         """One attempt: send the request and return the response (status 200)."""
-        all_headers = {"User-Agent": "ipfsmaster", "Accept": "application/json"}
-        if self.auth:
-            all_headers["Authorization"] = self.auth
-        all_headers.update(headers or {})
+        all_headers = dict(self._headers, **headers) if headers else self._headers
         try:
             conn = self._connection()
             conn.request("POST", self._url(command, params), body=body, headers=all_headers)
@@ -152,8 +152,12 @@ class IPFSClient:
             raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
                             transient=True)
         if resp.status != 200:
-            text = resp.read(65536).decode("utf-8", "replace")
-            self.close()
+            try:
+                text = resp.read(MAX_LINE).decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                text = ""
+            if resp.will_close or not resp.isclosed():
+                self.close()  # else the connection stays open for the next call
             raise self._error_for(command, resp.status, text)
         return resp
 
@@ -226,10 +230,7 @@ class IPFSClient:
         its unread progress lines fill the socket buffers. Not retried: the
         body cannot be sent twice.
         """
-        headers = {"User-Agent": "ipfsmaster", "Accept": "application/json", "Content-Type": content_type,
-                   "Content-Length": str(length)}
-        if self.auth:
-            headers["Authorization"] = self.auth
+        headers = dict(self._headers, **{"Content-Type": content_type, "Content-Length": str(length)})
         try:
             conn = self._connection()
             conn.putrequest("POST", self._url(command, params), skip_accept_encoding=True)
@@ -765,7 +766,7 @@ def fetch_sizes(conn, ctx):
             if batch is None:
                 return
             try:
-                done.put([(cid, pin_size(client, cid)) for cid in batch])
+                done.put([(pin_id, cid, pin_size(client, cid)) for pin_id, cid in batch])
             except IPFSError as exc:  # the node is unreachable: the sync fails
                 done.put(exc)
                 return
@@ -783,7 +784,7 @@ def fetch_sizes(conn, ctx):
                 exhausted = len(rows) < SIZE_BATCH
                 if rows:
                     last_id = rows[-1]["id"]
-                    todo.put([row["cid"] for row in rows])
+                    todo.put([(row["id"], row["cid"]) for row in rows])
                     queued += 1
             if not queued:
                 break
@@ -795,15 +796,15 @@ def fetch_sizes(conn, ctx):
             queued -= 1
             if isinstance(answers, IPFSError):
                 raise answers
-            for cid, outcome in answers:
+            for pin_id, cid, outcome in answers:
                 if isinstance(outcome, IPFSError):
                     result["failed"] += 1
                     if len(result["error_details"]) < MAX_ERROR_DETAILS:
                         result["error_details"].append({"cid": cid, "error": str(outcome)})
                 else:
-                    sizes.append((outcome, cid))
+                    sizes.append((outcome, pin_id))
                     result["sized"] += 1
-            ctx.advance(len(answers), answers[-1][0])
+            ctx.advance(len(answers), answers[-1][1])
             if len(sizes) >= SAVE_BATCH:
                 save_sizes(conn, sizes)
                 sizes = []
@@ -848,7 +849,7 @@ def pin_size(client, cid):
 def save_sizes(conn, sizes):
     if sizes:
         with transaction(conn):
-            conn.executemany("UPDATE pins SET size = ?, synced_at = " + NOW_MS + " WHERE cid = ?", sizes)
+            conn.executemany("UPDATE pins SET size = ? WHERE id = ?", sizes)
 
 
 # ---------------------------------------------------------------------------
