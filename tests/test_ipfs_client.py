@@ -198,3 +198,31 @@ def test_a_task_sends_the_nodes_credentials_and_never_logs_them(canned, settings
     assert row["status"] == "failed" and "access denied" in row["error_message"]
     for text in [out.getvalue(), row["error_message"], row["params"], row["result"]]:
         assert "s3cret" not in text and "YWxpY2U6czNjcmV0LXB3" not in text
+
+
+def test_pipelined_calls_read_each_answer_in_order(canned):
+    chunked_ok = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Stream-Error\r\n\r\n"
+                  b"4\r\n{\"Cu\r\n12\r\nmulativeSize\": 7}\n\r\n0\r\n\r\n")
+    chunked_failed = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"2\r\n{}\r\n0\r\nX-Stream-Error: block not found\r\n\r\n")
+    not_unixfs = json_answer({"Message": "not unixfs node", "Code": 0, "Type": "error"}, "500 Internal Server Error")
+    server = canned(json_answer({"CumulativeSize": 1}), chunked_ok, chunked_failed, not_unixfs,
+                    json_answer({"CumulativeSize": 4}))
+    client = worker.IPFSClient(server.url)
+    answers = client.call_many("files/stat", [worker.stat_args("c%d" % i) for i in range(5)])
+    assert answers[0] == {"CumulativeSize": 1} and answers[1] == {"CumulativeSize": 7}
+    assert isinstance(answers[2], worker.IPFSError) and "block not found" in str(answers[2])
+    assert isinstance(answers[3], worker.IPFSError) and not answers[3].transient
+    assert answers[4] == {"CumulativeSize": 4}
+    assert [r.split()[1] for r in server.requests] == [
+        "/api/v0/files/stat?arg=%%2Fipfs%%2Fc%d&offline=true&timeout=10s" % i for i in range(5)]
+
+
+def test_pipelined_size_look_ups_fall_back_one_by_one(canned):
+    closing = json_answer({"CumulativeSize": 1}).replace(b"200 OK\r\n", b"200 OK\r\nConnection: close\r\n")
+    not_unixfs = json_answer({"Message": "not unixfs node", "Code": 0, "Type": "error"}, "500 Internal Server Error")
+    # c0 answers and closes; c1 is asked again alone: files/stat fails, block/stat gives the root block's size.
+    server = canned(closing, not_unixfs, json_answer({"Key": "c1", "Size": 99}))
+    assert worker.pin_sizes(worker.IPFSClient(server.url), ["c0", "c1"]) == [1, 99]
+    assert [r.split()[1].split("?")[0] for r in server.requests] == [
+        "/api/v0/files/stat", "/api/v0/files/stat", "/api/v0/block/stat"]
