@@ -675,7 +675,10 @@ let siteInfo = null;
 /** The console's settings the pages need (the upload limit, whether a password is set). */
 export function loadSiteInfo() {
   if (!siteInfo) {
-    siteInfo = getJSON("/api/info").catch(() => ({ max_upload_bytes: null, password: false }));
+    siteInfo = getJSON("/api/info").catch(() => {
+      siteInfo = null; // unknown for now: ask again next time
+      return { max_upload_bytes: null, password: false };
+    });
   }
   return siteInfo;
 }
@@ -686,6 +689,7 @@ async function showLogout() {
   if (!button || !info.password) return;
   button.hidden = false;
   button.addEventListener("click", async () => {
+    button.disabled = true;
     await fetch("/logout", { method: "POST", credentials: "same-origin" }).catch(() => null);
     window.location.assign("/login");
   });

@@ -18,9 +18,6 @@ const MESSAGES = {
     "login.password": "Password",
     "login.submit": "Log in",
     "login.wrong": "Wrong password.",
-    "action.logout": "Log out",
-    "upload.tooLarge": "{name} is larger than the limit of {limit}.",
-    "field.retriedBy": "Retried as",
 
     "status.pending": "Pending",
     "status.running": "Running",
@@ -35,6 +32,7 @@ const MESSAGES = {
     "action.copy": "Copy",
     "action.refresh": "Refresh",
     "action.dismiss": "Dismiss",
+    "action.logout": "Log out",
     "copy.done": "Copied to the clipboard.",
     "copy.failed": "Could not copy; select it here:",
 
@@ -109,6 +107,7 @@ const MESSAGES = {
     "upload.pinned": "pinned",
     "upload.notPinned": "not pinned",
     "upload.aborted": "Upload stopped.",
+    "upload.tooLarge": "{name} is larger than the limit of {limit}.",
 
     "search.label": "Search pins",
     "search.placeholder": "Search by CID or name",
@@ -161,6 +160,7 @@ const MESSAGES = {
     "field.cancelRequested": "Cancel requested",
     "field.pid": "Worker process",
     "field.retryOf": "Retry of",
+    "field.retriedBy": "Retried as",
     "field.params": "Parameters",
     "field.result": "Result",
     "field.resultRaw": "Result as JSON",
@@ -196,9 +196,6 @@ const MESSAGES = {
     "login.password": "密码",
     "login.submit": "登录",
     "login.wrong": "密码错误。",
-    "action.logout": "退出登录",
-    "upload.tooLarge": "{name} 超过了 {limit} 的上限。",
-    "field.retriedBy": "重试为",
 
     "status.pending": "等待中",
     "status.running": "运行中",
@@ -213,6 +210,7 @@ const MESSAGES = {
     "action.copy": "复制",
     "action.refresh": "刷新",
     "action.dismiss": "关闭",
+    "action.logout": "退出登录",
     "copy.done": "已复制到剪贴板。",
     "copy.failed": "无法复制，请在此手动选择：",
 
@@ -287,6 +285,7 @@ const MESSAGES = {
     "upload.pinned": "已 Pin",
     "upload.notPinned": "未 Pin",
     "upload.aborted": "上传已停止。",
+    "upload.tooLarge": "{name} 超过了 {limit} 的上限。",
 
     "search.label": "搜索 Pin",
     "search.placeholder": "按 CID 或名称搜索",
@@ -339,6 +338,7 @@ const MESSAGES = {
     "field.cancelRequested": "请求取消于",
     "field.pid": "后台进程",
     "field.retryOf": "重试自",
+    "field.retriedBy": "重试为",
     "field.params": "参数",
     "field.result": "结果",
     "field.resultRaw": "结果 JSON",

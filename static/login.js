@@ -5,7 +5,16 @@
 import { $, initPage, onLanguageChange, t } from "./common.js";
 
 const params = new URLSearchParams(window.location.search);
-const next = params.get("next") || "/pins";
+
+/** A path on this console to go to after logging in; never another site (the server's rule). */
+function safeNext(target) {
+  if (!target || !target.startsWith("/") || target.startsWith("//") || /[\\\u0000-\u001f]/.test(target)) {
+    return "/pins";
+  }
+  return target;
+}
+
+const next = safeNext(params.get("next"));
 let message = params.get("error") ? () => t("login.wrong") : null;
 
 function showError() {

@@ -320,16 +320,17 @@ function renderChosen() {
       : t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) });
 }
 
-async function startUpload(file, name, pin) {
+/** Send one file; `limit` is the server's largest file in bytes (null while unknown). */
+function startUpload(file, name, pin, limit) {
   const upload = {
     key: `upload-${++uploadCount}`, file, name: name || file.name, phase: "sending", sent: 0,
     task: null, error: null, xhr: null, poller: null, meter: new RateMeter(), row: el("li", { class: "upload" }),
   };
   uploads.unshift(upload);
   $("#upload-list").prepend(upload.row);
-  const { max_upload_bytes: limit } = await loadSiteInfo();
   if (limit != null && file.size > limit) {
-    failUpload(upload, t("upload.tooLarge", { name: file.name, limit: formatBytes(limit) }));
+    // Refused here: the server would only say so after the whole file had been sent.
+    failUpload(upload, () => t("upload.tooLarge", { name: file.name, limit: formatBytes(limit) }));
     return;
   }
 
@@ -357,15 +358,16 @@ async function startUpload(file, name, pin) {
     if (xhr.status === 202 && body && body.taskId) {
       watchUpload(upload, body.taskId);
     } else {
-      failUpload(upload, (body && body.error) || t("error.http", { status: xhr.status }));
+      failUpload(upload, (body && body.error) || (() => t("error.http", { status: xhr.status })));
     }
   });
-  xhr.addEventListener("error", () => failUpload(upload, t("error.network")));
-  xhr.addEventListener("abort", () => failUpload(upload, t("upload.aborted")));
+  xhr.addEventListener("error", () => failUpload(upload, () => t("error.network")));
+  xhr.addEventListener("abort", () => failUpload(upload, () => t("upload.aborted")));
   xhr.send(form);
   renderUpload(upload);
 }
 
+/** `message`: the server's sentence, or a function that says it in the current language. */
 function failUpload(upload, message) {
   upload.phase = "failed";
   upload.error = message;
@@ -391,7 +393,10 @@ function watchUpload(upload, id) {
 
 function uploadStatus(upload) {
   const task = upload.task;
-  if (upload.phase === "failed") return el("p", { class: "alert", role: "alert" }, upload.error);
+  if (upload.phase === "failed") {
+    return el("p", { class: "alert", role: "alert" },
+      typeof upload.error === "function" ? upload.error() : upload.error);
+  }
   if (upload.phase === "sending") return el("p", {}, t("upload.sending", { pct: Math.floor(upload.sent * 100) }));
   if (task.status === "pending") return el("p", {}, t("upload.queued"));
   if (task.status === "running") {
@@ -435,7 +440,8 @@ function renderUpload(upload) {
     uploads.splice(uploads.indexOf(upload), 1);
     upload.row.remove();
   };
-  const bar = sending || hasProgress(barTask) ? progressBar(barTask, upload.name) : null;
+  // No bar for a file refused before any of it was sent.
+  const bar = sending || (task ? hasProgress(task) : upload.sent > 0) ? progressBar(barTask, upload.name) : null;
   if (sending) bar.classList.add("sending");
   fill(upload.row,
     el("div", { class: "upload-head" },
@@ -476,7 +482,7 @@ function setupUploads() {
     }
   });
 
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const files = [...input.files];
     if (!files.length) {
@@ -485,10 +491,11 @@ function setupUploads() {
     }
     const name = files.length === 1 ? $("#upload-name").value.trim() : "";
     const pin = $("#upload-pin").checked;
-    for (const file of files) startUpload(file, name, pin);
     form.reset();
     $("#upload-pin").checked = pin;
     renderChosen();
+    const { max_upload_bytes: limit } = await loadSiteInfo();
+    for (const file of files) startUpload(file, name, pin, limit);
   });
 }
 

@@ -27,11 +27,15 @@ def test_a_password_protected_console_needs_a_login(page, make_live_server, ipfs
     page.wait(lambda d: d.current_url.endswith("/pins"))
     page.wait_for_text("#stat-count", "0")
     assert page.cookie("ipfsmaster_session")
+    page.wait_for("#logout-button")
+    page.screenshot("pins-logged-in-phone", phone=True)
 
     page.click("#logout-button")
-    page.wait(lambda d: "/login" in d.current_url)
-    page.open(server.url + "/tasks")
-    page.wait(lambda d: "/login?next=/tasks" in d.current_url)
+    page.wait(lambda d: d.current_url.endswith("/login"))
+    page.wait_for("#login-password")
+    assert not page.cookie("ipfsmaster_session")
+    page.open(server.url + "/pins")
+    page.wait(lambda d: "/login?next=/pins" in d.current_url)
     page.assert_no_console_errors(allowed_statuses=(401,))
 
 

@@ -85,6 +85,7 @@ def test_a_running_sync_is_cancelled_and_retried_from_the_console(page, make_liv
 
     page.open(server.url + "/tasks?id=%d" % first)
     page.wait_for_text("#detail-body", "Retried as")
+    page.screenshot("task-detail-retried")
     page.click('#detail-body a.task-link[href$="id=%d"]' % second)
     page.wait_for_text("#detail-heading", "Task #%d" % second)
     page.assert_no_console_errors()
