@@ -199,6 +199,32 @@ def transaction(conn):
     conn.execute("COMMIT")
 
 
+class ConnectionPool:
+    """Open connections kept for the next request: a poll then costs a query,
+    not a connection with its pragmas and a fresh read of the schema."""
+
+    def __init__(self, path, size=8):
+        self.path = path
+        self.size = size
+        self._idle = []
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return connect(self.path)
+
+    def give_back(self, conn):
+        if conn.in_transaction:
+            conn.rollback()
+        with self._lock:
+            if len(self._idle) < self.size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+
 def private_file(path):
     """Create ``path`` (if missing) readable by its owner only."""
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -691,10 +717,11 @@ def pick_language(environ):
 class Request:
     """One HTTP request: its method, path, query and language."""
 
-    def __init__(self, environ, settings, auth):
+    def __init__(self, environ, settings, auth, pool):
         self.environ = environ
         self.settings = settings
         self.auth = auth
+        self.pool = pool
         self.method = environ["REQUEST_METHOD"].upper()
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -747,14 +774,14 @@ class Request:
 
     @property
     def db(self):
-        """This request's database connection, opened on first use."""
+        """This request's database connection, taken from the pool on first use."""
         if self._db is None:
-            self._db = connect(self.settings.db)
+            self._db = self.pool.take()
         return self._db
 
     def close(self):
         if self._db is not None:
-            self._db.close()
+            self.pool.give_back(self._db)
             self._db = None
 
 
@@ -1368,9 +1395,10 @@ class App:
     def __init__(self, settings):
         self.settings = settings
         self.auth = Authenticator(settings.password)
+        self.pool = ConnectionPool(settings.db)
 
     def __call__(self, environ, start_response):
-        req = Request(environ, self.settings, self.auth)
+        req = Request(environ, self.settings, self.auth, self.pool)
         try:
             handler = route(req.method, req.path)
             if req.method == "POST":

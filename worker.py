@@ -34,6 +34,7 @@ import ipfsmaster
 from ipfsmaster import connect, transaction
 
 DEFAULT_API = ipfsmaster.DEFAULTS["ipfs_api"]
+WORKER_NICENESS = 10
 
 
 # ---------------------------------------------------------------------------
@@ -1074,6 +1075,9 @@ def main(argv=None):
                                            " (env IPFSMASTER_IPFS_API; default %s)" % DEFAULT_API)
     args = parser.parse_args(argv)
     os.umask(0o077)  # anything the worker creates is the owner's alone
+    if hasattr(os, "nice"):
+        # A background job: the console's own requests come first when the CPU is busy.
+        os.nice(WORKER_NICENESS)
     db = args.db or os.environ.get("IPFSMASTER_DB") or ipfsmaster.DEFAULTS["db"]
     if not os.path.exists(db):
         parser.error("no database at %s" % db)

@@ -205,13 +205,15 @@ def bench_size(pins, args, work):
         print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
             pins, measured["listing_s"], lookups, measured["lookups_per_s"]), flush=True)
         first = sync(server, args.pollers)
-        print("  first sync %.1f s (%.0f pins/s), worker peak %.1f MB" % (
-            first["wall_s"], pins / first["wall_s"], first["worker_peak_mb"] or 0), flush=True)
+        print("  first sync %.1f s (%.0f pins/s), worker peak %.1f MB, poll p99 %.1f ms" % (
+            first["wall_s"], pins / first["wall_s"], first["worker_peak_mb"] or 0,
+            percentile(first["latencies_ms"], 0.99)), flush=True)
         resyncs = []
         for _ in range(args.resyncs):
             resyncs.append(sync(server, args.pollers))
-            print("  re-sync %.2f s, worker peak %.1f MB" % (resyncs[-1]["wall_s"], resyncs[-1]["worker_peak_mb"] or 0),
-                  flush=True)
+            print("  re-sync %.2f s, worker peak %.1f MB, poll p99 %.1f ms" % (
+                resyncs[-1]["wall_s"], resyncs[-1]["worker_peak_mb"] or 0,
+                percentile(resyncs[-1]["latencies_ms"], 0.99)), flush=True)
         conn = sqlite3.connect(db)
         catalogued, unsized = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(size) FROM pins").fetchone()
         conn.close()
