@@ -697,14 +697,25 @@ def execute(conn, ctx):
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 LIST_BATCH = 5000      # listed pins written per transaction
-SIZE_BATCH = 32        # pins a size thread looks up in one go
 SAVE_BATCH = 1000      # sizes written per transaction
 MAX_ERROR_DETAILS = 10
 
 
+def setting(name, default, low, high):
+    """A whole-number tuning setting from the environment, kept within bounds."""
+    raw = os.environ.get(name, "")
+    return max(low, min(high, int(raw))) if raw.isdigit() else default
+
+
 def size_concurrency():
-    raw = os.environ.get("IPFSMASTER_SIZE_CONCURRENCY", "")
-    return max(1, min(64, int(raw))) if raw.isdigit() else 8
+    """Connections the size look-ups use at once."""
+    return setting("IPFSMASTER_SIZE_CONCURRENCY", 8, 1, 64)
+
+
+def size_pipeline():
+    """Look-ups sent together on one connection; 1 sends one at a time (for a
+    proxy in front of the node that does not take pipelined requests)."""
+    return setting("IPFSMASTER_SIZE_PIPELINE", 32, 1, 256)
 
 
 def sync_pins(ctx):
@@ -846,7 +857,7 @@ def fetch_sizes(conn, ctx):
     cancel.
     """
     result = ctx.result
-    workers = size_concurrency()
+    workers, batch_size = size_concurrency(), size_pipeline()
     todo = queue.Queue(maxsize=workers * 2)
     done = queue.Queue()
     clients = [ctx.client(timeout=30.0) for _ in range(workers)]
@@ -872,8 +883,8 @@ def fetch_sizes(conn, ctx):
         while True:
             while not exhausted and not todo.full():
                 rows = conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
-                                    (last_id, SIZE_BATCH)).fetchall()
-                exhausted = len(rows) < SIZE_BATCH
+                                    (last_id, batch_size)).fetchall()
+                exhausted = len(rows) < batch_size
                 if rows:
                     last_id = rows[-1]["id"]
                     todo.put([(row["id"], row["cid"]) for row in rows])

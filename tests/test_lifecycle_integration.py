@@ -25,6 +25,7 @@ def node_with_thousands_of_pins(ipfs_node):
 def slow_sizes(monkeypatch):
     """One size look-up at a time, so a sync lasts long enough to interrupt."""
     monkeypatch.setenv("IPFSMASTER_SIZE_CONCURRENCY", "1")
+    monkeypatch.setenv("IPFSMASTER_SIZE_PIPELINE", "1")
 
 
 def start_sync(server):
@@ -153,8 +154,12 @@ def test_stopping_the_node_mid_sync_keeps_the_catalogue_right(make_live_server, 
     node.add_many([("own node pin, second batch %d\n" % i).encode() for i in range(400)])
     expected = recursive(node)
 
+    conn = sqlite3.connect(server.db_path)
+    conn.execute("UPDATE pins SET size = NULL")  # all of them to look up again: a long sizing phase
+    conn.commit()
+    conn.close()
     task_id = start_sync(server)
-    wait_until_sizing(server, task_id, fraction=0.7)
+    wait_until_sizing(server, task_id, fraction=0.3)
     node.stop()
     task = server.wait_for_task(task_id, timeout=30)
     assert task["status"] == "failed"
