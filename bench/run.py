@@ -347,6 +347,14 @@ def report(info, sizes, upload, checks, args):
                          "{:,.0f}".format(size["floor"]["lookups_per_s"]), size["worker_peak_mb"],
                          size["poll_median_ms"], size["poll_p99_ms"], size["polls"], size["poll_errors"],
                          statistics.median(size["to_running_ms"])))
+    lines.append("")
+    lines.append("The floor is the faster of two ways to make the same calls without a database: plain (one request"
+                 " at a time per connection, a JSON parse per line) and batched (the worker's decoding and pipelining):")
+    for size in sizes:
+        plain, batched = size["floor"]["plain"], size["floor"]["batched"]
+        lines.append("- %s pins: plain listing %.2f s, look-ups %s/s; batched listing %.2f s, look-ups %s/s" % (
+            "{:,}".format(size["pins"]), plain["listing_s"], "{:,.0f}".format(plain["lookups_per_s"]),
+            batched["listing_s"], "{:,.0f}".format(batched["lookups_per_s"])))
     if upload:
         lines += ["", "upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
                       "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],
