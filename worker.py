@@ -857,6 +857,8 @@ def fetch_sizes(conn, ctx):
     cancel.
     """
     result = ctx.result
+    if not conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]:
+        return
     workers, batch_size = size_concurrency(), size_pipeline()
     todo = queue.Queue(maxsize=workers * 2)
     done = queue.Queue()
