@@ -67,6 +67,17 @@ def read_listing(host, port):
     return cids, time.perf_counter() - started
 
 
+def on_threads(run, count):
+    """Run ``run(slot)`` on ``count`` threads at once; the seconds until all are done."""
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def look_up_sizes(host, port, cids, concurrency):
     """files/stat (else block/stat) for every CID; returns (seconds, sized, failed)."""
     counts = [[0, 0] for _ in range(concurrency)]
@@ -87,21 +98,15 @@ def look_up_sizes(host, port, cids, concurrency):
                 count[1] += 1
         conn.close()
 
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return on_threads(run, concurrency), sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def read_listing_batched(url):
-    """The listing read with the worker's client; (count, seconds)."""
+    """The seconds it takes to read the listing with the worker's client."""
     started = time.perf_counter()
-    count = sum(len(batch) for batch in worker.IPFSClient(url).stream_batches(
-        "pin/ls", [("type", "recursive"), ("stream", "true")]))
-    return count, time.perf_counter() - started
+    for _ in worker.IPFSClient(url).stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
+        pass
+    return time.perf_counter() - started
 
 
 def look_up_sizes_pipelined(url, cids, concurrency, pipeline):
@@ -113,13 +118,7 @@ def look_up_sizes_pipelined(url, cids, concurrency, pipeline):
             client.call_many("files/stat", [worker.stat_args(cid) for cid in mine[start:start + pipeline]])
         client.close()
 
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    return on_threads(run, concurrency)
 
 
 def main(argv=None):
@@ -133,7 +132,7 @@ def main(argv=None):
     cids, listing_s = read_listing(parts.hostname, parts.port)
     todo = cids if args.lookups < 0 else cids[:args.lookups]
     lookups_s, sized, failed = look_up_sizes(parts.hostname, parts.port, todo, args.concurrency)
-    _, batched_s = read_listing_batched(args.api)
+    batched_s = read_listing_batched(args.api)
     pipelined_s = look_up_sizes_pipelined(args.api, todo, args.concurrency, args.pipeline)
     print(json.dumps({
         "pins": len(cids), "lookups": len(todo), "sized": sized, "failed": failed,
