@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import sqlite3
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 import traceback
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import ipfsmaster
 from ipfsmaster import connect, transaction
@@ -106,6 +107,7 @@ class IPFSClient:
         self.backoff = backoff
         self.stopped = False
         self._conn = self._sock = None
+        self._heads = {}
 
     # -- connection ----------------------------------------------------------
 
@@ -140,7 +142,7 @@ class IPFSClient:
                 pass
 
     def _url(self, command, params):
-        query = urlencode([(k, v) for k, v in params if v is not None])
+        query = _query(params)
         return "%s/api/v0/%s%s" % (self.base_path, command, "?" + query if query else "")
 
     def _send(self, command, params, body=None, headers=None):
@@ -207,43 +209,42 @@ class IPFSClient:
                 raise IPFSError("IPFS %s answered something that is not JSON" % command)
         return self._retrying(attempt)
 
-    def call_many(self, command, param_lists):
-        """The same command with several argument lists, pipelined.
+    def call_many(self, command, args, params=()):
+        """The same command for each of several arguments (``arg=``), with the
+        same other ``params``, pipelined.
 
         Every request leaves in one write on the keep-alive connection and the
-        answers are read back in order, which saves most of the per-call cost
-        of thousands of small look-ups. Returns, in order, a parsed value or
-        the node's IPFSError for each call it got an answer to; the list is
-        shorter if the node closed the connection part-way. A broken
-        connection raises a transient IPFSError: the caller then falls back
-        to ``call``, which retries.
+        answers are read back in order, from large reads, and their JSON is
+        parsed in one go: that saves most of the per-call cost of thousands
+        of small look-ups. Returns, in order, a parsed value or the node's
+        IPFSError for each call it got an answer to; the list is shorter if
+        the node closed the connection part-way. A broken connection raises
+        a transient IPFSError: the caller then falls back to ``call``, which
+        retries.
         """
         lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
         host = self.host if self.port in (80, 443) else "%s:%d" % (self.host, self.port)
-        requests = "".join("POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n"
-                           % (self._url(command, params), host, lines) for params in param_lists)
+        before = "POST %s?arg=" % self._url(command, ())
+        options = _query(params)
+        after = ("&" + options if options else "") + " HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n" % (host, lines)
+        requests = "".join([before + _quoted(arg) + after for arg in args])
         answers = []
         try:
             self._connection()
             self._sock.sendall(requests.encode("latin-1"))
-            with self._sock.makefile("rb") as fp:
-                for _ in param_lists:
-                    status, body, closing = _read_answer(fp)
-                    if status == 200:
-                        try:
-                            answers.append(json.loads(body) if body.strip() else {})
-                        except ValueError:
-                            answers.append(IPFSError("IPFS %s answered something that is not JSON" % command))
-                    else:
-                        answers.append(self._error_for(command, status, body.decode("utf-8", "replace")))
-                    if closing:
-                        self.close()
-                        break
+            reader = AnswerReader(self._sock, self._heads)
+            for _ in args:
+                status, body, closing = reader.next()
+                answers.append(body if status == 200 else self._error_for(command, status,
+                                                                        body.decode("utf-8", "replace")))
+                if closing:
+                    self.close()
+                    break
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
             raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
                             transient=True)
-        return answers
+        return _parse_answers(command, answers)
 
     def stream(self, command, params=(), body=None, headers=None):
         """A streaming command: yields each JSON object of the answer.
@@ -410,54 +411,166 @@ def _chunks(resp):
         buf += data
 
 
-def _read_answer(fp):
-    """One HTTP answer from a pipelined connection: (status, body, closing).
+# What a query string may not carry as it is: %-escaped (a space as "+"),
+# exactly as urlencode does, but several times faster for the short ASCII
+# values of the RPC API, which have few such characters (a CID has none).
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.~-]")
+_ESCAPES = {chr(c): "+" if c == 32 else "%%%02X" % c for c in range(128)}
 
-    Reads exactly that answer, never into the next one. An error reported in
-    a trailer (X-Stream-Error) turns the status into 500 with that message.
+
+def _escape(match):
+    return _ESCAPES[match.group()]
+
+
+def _query(params):
+    return "&".join("%s=%s" % (_quoted(k), _quoted(v)) for k, v in params if v is not None)
+
+
+def _quoted(value):
+    value = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(_escape, value) if value.isascii() else quote_plus(value, safe="")
+
+
+# The headers an answer's framing depends on, found in its lowercased head.
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:[ \t]*([^\r\n]*)")
+
+
+class AnswerReader:
+    """HTTP answers read one after the other from a pipelined connection.
+
+    Parsed from large reads with ``bytes.find`` rather than a read per line:
+    a look-up's answer is a few hundred bytes, and per-line reads would cost
+    more than the node takes to answer. Never reads into what follows the
+    last answer asked for, as the node sends nothing unasked.
     """
-    line = fp.readline(65537)
-    if not line:
-        raise http.client.RemoteDisconnected("the connection closed")
-    version, _, rest = line.partition(b" ")
-    if not version.startswith(b"HTTP/"):
-        raise http.client.BadStatusLine(line.decode("latin-1", "replace"))
-    status = int(rest[:3])
-    headers = {}
-    while True:
-        line = fp.readline(65537)
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    closing = headers.get(b"connection", b"").lower() == b"close"
-    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+
+    def __init__(self, sock, heads=None):
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0
+        # The framing of heads seen before: a node sends the same head for
+        # most answers, and its parsing is a good part of an answer's cost.
+        self.heads = {} if heads is None else heads
+
+    def _more(self, started=True):
+        data = self.sock.recv(1 << 16)
+        if not data:
+            if started:
+                raise http.client.IncompleteRead(self.buf[self.pos:])
+            raise http.client.RemoteDisconnected("the connection closed")
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
+
+    def _line(self, limit):
+        while True:
+            end = self.buf.find(b"\r\n", self.pos)
+            if end >= 0:
+                line, self.pos = self.buf[self.pos:end], end + 2
+                return line
+            if len(self.buf) - self.pos > limit:
+                raise http.client.LineTooLong("an answer's line")
+            self._more()
+
+    def _take(self, size):
+        while len(self.buf) - self.pos < size:
+            self._more()
+        data, self.pos = self.buf[self.pos:self.pos + size], self.pos + size
+        return data
+
+    def next(self):
+        """(status, body, closing) of the next answer. An error reported in a
+        trailer (X-Stream-Error) turns the status into 500 with that message."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n", self.pos)
+            if end >= 0:
+                break
+            if len(self.buf) - self.pos > 65536:
+                raise http.client.LineTooLong("an answer's head")
+            self._more(started=self.pos < len(self.buf))
+        buf, head = self.buf, self.buf[self.pos:end]
+        self.pos = end + 4
+        framing = self.heads.get(head)
+        if framing is None:
+            framing = _framing(head)
+            if len(self.heads) > 64:
+                self.heads.clear()
+            self.heads[head] = framing
+        status, chunked, length, closing = framing
+        if chunked:
+            # Most answers are one chunk, the last chunk and no trailer.
+            start = buf.find(b"\r\n", self.pos, self.pos + 20) + 2
+            if start > 1:
+                try:
+                    stop = start + int(buf[self.pos:start - 2], 16)
+                except ValueError:
+                    stop = start
+                if stop > start and buf.startswith(b"\r\n0\r\n\r\n", stop):
+                    self.pos = stop + 7
+                    return status, buf[start:stop], closing
+            return self._chunked(status, closing)
+        if length is not None:
+            return status, self._take(length), closing
+        while True:  # the body runs to the end of the connection
+            data = self.sock.recv(1 << 16)
+            if not data:
+                break
+            self.buf += data
+        body, self.pos = self.buf[self.pos:], len(self.buf)
+        return status, body, True
+
+    def _chunked(self, status, closing):
         blocks = []
         while True:
-            size = int(fp.readline(1024).split(b";", 1)[0], 16)
+            size = int(self._line(1024).split(b";", 1)[0], 16)
             if size == 0:
                 break
-            blocks.append(fp.read(size))
-            if len(blocks[-1]) < size or fp.read(2) != b"\r\n":
-                raise http.client.IncompleteRead(b"".join(blocks))
+            if not 0 < size <= MAX_CHUNK:
+                raise http.client.HTTPException("bad chunk size")
+            blocks.append(self._take(size))
+            if self._take(2) != b"\r\n":
+                raise http.client.HTTPException("bad chunk")
         body = b"".join(blocks)
         while True:
-            line = fp.readline(65537)
-            if line in (b"\r\n", b"\n"):
-                break
+            line = self._line(65536)
             if not line:
-                raise http.client.IncompleteRead(body)
+                break
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"x-stream-error" and value.strip():
                 status, body = 500, value.strip()
-    elif b"content-length" in headers:
-        length = int(headers[b"content-length"])
-        body = fp.read(length)
-        if len(body) < length:
-            raise http.client.IncompleteRead(body)
-    else:
-        body, closing = fp.read(), True
-    return status, body, closing
+        return status, body, closing
+
+
+def _framing(head):
+    """(status, chunked, content length or None, closing) from an answer's head."""
+    if not head.startswith(b"HTTP/"):
+        raise http.client.BadStatusLine(head[:80].decode("latin-1", "replace"))
+    status = int(head.split(None, 2)[1])
+    fields = dict(_FRAMING.findall(head.lower()))
+    chunked = b"chunked" in fields.get(b"transfer-encoding", b"")
+    length = None if chunked or b"content-length" not in fields else int(fields[b"content-length"])
+    if length is not None and length < 0:
+        raise ValueError("a negative Content-Length")
+    return status, chunked, length, fields.get(b"connection", b"").strip() == b"close"
+
+
+def _parse_answers(command, answers):
+    """The JSON bodies among ``answers`` parsed in one go (an empty body is {})."""
+    bodies = [answer.strip() or b"{}" for answer in answers if isinstance(answer, bytes)]
+    try:
+        values = json.loads(b"[" + b",".join(bodies) + b"]")
+        if len(values) != len(bodies):  # a body held more than one value
+            raise ValueError("not one value per answer")
+    except ValueError:
+        values = [_parse_answer(command, body) for body in bodies]
+    values.reverse()
+    return [values.pop() if isinstance(answer, bytes) else answer for answer in answers]
+
+
+def _parse_answer(command, body):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return IPFSError("IPFS %s answered something that is not JSON" % command)
 
 
 def _check_trailers(fp, rest):
@@ -697,7 +810,8 @@ def execute(conn, ctx):
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 LIST_BATCH = 5000      # listed pins written per transaction
-SAVE_BATCH = 1000      # sizes written per transaction
+SAVE_BATCH = 4096      # sizes written per transaction
+SIZE_PAGE = 2048       # unsized pins read from the catalogue at a time
 MAX_ERROR_DETAILS = 10
 
 
@@ -719,72 +833,365 @@ def size_pipeline():
 
 
 def sync_pins(ctx):
-    """Mirror the node's recursive pins into ``pins``.
-
-    1. Stream ``pin/ls`` into a temporary table (nothing changes yet).
-    2. Only once the listing is known complete: delete what the node no longer
-       has, insert what is new, update what changed, in one transaction, so
-       the catalogue is either as it was or correctly updated.
-    3. Look up the size of every pin whose size is unknown, concurrently.
-       CIDs are immutable, so a known size is never looked up again.
-    """
-    started = time.monotonic()
-    result = ctx.result = {"total": 0, "added": 0, "updated": 0, "removed": 0, "unchanged": 0,
-                           "failed": 0, "sized": 0, "error_details": [], "duration_s": 0.0}
+    """Mirror the node's recursive pins into ``pins`` (see PinSync)."""
     conn = connect(ctx.db_path)
     try:
-        ctx.log("Fetching pins from IPFS...")
-        ctx.current_item = "Fetching pins from IPFS..."
-        listing_started = conn.execute("SELECT " + NOW_MS).fetchone()[0]
-        total = list_pins_into(conn, ctx)
-        result["total"] = total
-        ctx.set_total(total)
-        ctx.log("Found %d pins to sync" % total)
-        apply_listing(conn, ctx, listing_started)
-        fetch_sizes(conn, ctx)
-        ctx.current_item = None
-        ctx.advance(max(0, total - ctx.progress))
-        ctx.log("Sync completed: %d pins synced" % total)
-        return result
+        return PinSync(ctx, conn).run()
     finally:
-        result["duration_s"] = round(time.monotonic() - started, 3)
         conn.close()
 
 
-def list_pins_into(conn, ctx):
-    """Stream the node's recursive pins into temp table ``listed``; returns the count.
+class PinSync:
+    """One pin sync.
 
-    The table has no index: rows are appended as they arrive, which stays
-    fast at millions of pins, and the comparison uses the catalogue's own
-    index on ``cid``. A transient failure restarts the listing from scratch
-    (the table is emptied), so a partial listing is never taken for the whole.
+    1. Stream ``pin/ls`` into temp table ``listed`` (nothing changes yet).
+    2. Only once the listing is known complete: delete what the node no longer
+       has, insert what is new, update what changed, in one transaction, so
+       the catalogue is either as it was or correctly updated.
+    3. Look up the size of every pin whose size is unknown, N at a time.
+       CIDs are immutable, so a known size is never looked up again.
+
+    When no pin in the catalogue has a known size (a first sync), every
+    listed pin needs a look-up, so the look-ups start with the listing and
+    go on while step 2 runs. Their sizes (or -1 for a failed look-up) go
+    into ``listed``, in its order, and reach the catalogue with their pins
+    or, for those that came in during step 2, in one statement after it.
+    Sizes are written to ``pins`` in ``id`` order only: in random order
+    every size would dirty a page of its own.
     """
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid TEXT NOT NULL, type TEXT NOT NULL, name TEXT)")
-    client = ctx.client()
-    for attempt in range(1, client.attempts + 1):
-        conn.execute("DELETE FROM listed")
-        count = 0
-        batch = []
+
+    def __init__(self, ctx, conn):
+        self.ctx, self.conn = ctx, conn
+        self.result = ctx.result = {"total": 0, "added": 0, "updated": 0, "removed": 0, "unchanged": 0,
+                                    "failed": 0, "sized": 0, "error_details": [], "duration_s": 0.0}
+        self.early = False          # look-ups start with the listing
+        self.lookups = None         # the SizeLookups at work
+        self.fed = 0                # the last rowid of ``listed`` (or id of ``pins``) handed to them
+        self.sizes = []             # (size, rowid or id, cid) found, not yet written
+        self.into_listed = True     # whether sizes go to ``listed`` (early look-ups) or to ``pins``
+        self.early_failures = 0     # early look-ups that failed: not tried again in this sync
+
+    def run(self):
+        ctx, conn, result = self.ctx, self.conn, self.result
+        started = time.monotonic()
         try:
-            with ctx.interruptible(client):
-                for objects in client.stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
-                    batch.extend(map(listed_row, objects))
-                    if len(batch) >= LIST_BATCH:
-                        ctx.check()
-                        count += insert_listed(conn, batch)
-                        ctx.current_item = "Fetching pins from IPFS... %d" % count
-                        batch = []
-            ctx.check()
-            return count + insert_listed(conn, batch)
-        except IPFSError as exc:
-            ctx.check()
-            if not exc.transient or attempt == client.attempts:
-                raise
-            ctx.log("Listing failed (%s); starting it again" % exc)
-            time.sleep(client.backoff * 2 ** (attempt - 1))
+            ctx.log("Fetching pins from IPFS...")
+            ctx.current_item = "Fetching pins from IPFS..."
+            listing_started = conn.execute("SELECT " + NOW_MS).fetchone()[0]
+            self.early = bool(conn.execute("SELECT count = unsized FROM pin_stats").fetchone()[0])
+            total = result["total"] = self.list_pins()
+            ctx.set_total(total)
+            ctx.log("Found %d pins to sync" % total)
+            self.apply_listing(listing_started)
+            self.look_up_sizes()
+            ctx.current_item = None
+            ctx.advance(max(0, total - ctx.progress))
+            ctx.log("Sync completed: %d pins synced" % total)
+            return result
         finally:
-            client.close()
-    raise AssertionError("unreachable")
+            result["duration_s"] = round(time.monotonic() - started, 3)
+            if self.lookups is not None:
+                self.lookups.close()
+
+    # -- 1. the listing ------------------------------------------------------
+
+    def list_pins(self):
+        """Stream the node's recursive pins into ``listed``; returns the count.
+
+        The table has no index: rows are appended as they arrive, which stays
+        fast at millions of pins, and the comparison uses the catalogue's own
+        index on ``cid``. Its columns have no type, so that a CID that is not
+        text stays what it was and is refused at the end. A transient failure
+        restarts the listing from scratch (the table is emptied, early
+        look-ups start again), so a partial listing is never taken for the whole.
+        """
+        ctx, conn = self.ctx, self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid NOT NULL, type NOT NULL, name, size)")
+        client = ctx.client()
+        for attempt in range(1, client.attempts + 1):
+            conn.execute("DELETE FROM listed")
+            self.restart_lookups()
+            count = 0
+            plain, named = [], []
+            try:
+                with ctx.interruptible(client):
+                    for objects in client.stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
+                        add_listed(objects, plain, named)
+                        if len(plain) + len(named) >= LIST_BATCH:
+                            ctx.check()
+                            count += insert_listed(conn, plain, named)
+                            ctx.current_item = "Fetching pins from IPFS... %d" % count
+                            plain, named = [], []
+                            if self.early:
+                                self.feed(self.listed_rows, self.lookups.depth)
+                                self.collect()
+                ctx.check()
+                count += insert_listed(conn, plain, named)
+                bad = conn.execute("SELECT cid FROM listed WHERE typeof(cid) <> 'text' OR cid = '' LIMIT 1").fetchone()
+                if bad:
+                    raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
+                return count
+            except IPFSError as exc:
+                ctx.check()
+                if not exc.transient or attempt == client.attempts:
+                    raise
+                ctx.log("Listing failed (%s); starting it again" % exc)
+                time.sleep(client.backoff * 2 ** (attempt - 1))
+            finally:
+                client.close()
+        raise AssertionError("unreachable")
+
+    # -- 2. the catalogue ----------------------------------------------------
+
+    def apply_listing(self, listing_started):
+        """Bring ``pins`` in line with the complete listing in ``listed``.
+
+        One pass over the listing, through the catalogue's index, counts what is
+        new, what changed and what is still there; each change then runs only if
+        there is something to change, so a re-sync where nothing changed writes
+        nothing. Pins written since the listing began (an upload) are never
+        removed: the listing may predate them. Kubo's listing never repeats a
+        CID, which the "still there" count relies on.
+        """
+        ctx, conn, result = self.ctx, self.conn, self.result
+        if self.early:
+            # Enough look-ups queued to keep the node busy while this runs.
+            self.feed(self.listed_rows, self.lookups.depth * 16)
+            self.collect()
+            self.save()
+        ctx.current_item = "Comparing with the catalogue..."
+        ctx.check()
+        found, kept, changed = conn.execute(
+            "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
+            " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
+            # In CID order the look-ups walk the catalogue's index instead of jumping around it.
+            " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid",
+            (listing_started,)).fetchone()
+        removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
+        ctx.check()
+        with transaction(conn):
+            if kept < removable:
+                conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+                result["removed"] = conn.execute(
+                    "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
+                    (listing_started,)).rowcount
+            if changed:
+                result["updated"] = conn.execute(
+                    "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
+                    " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
+                    " synced_at = " + NOW_MS +
+                    " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+                    " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
+            if found < result["total"]:
+                # In CID order, every index grows at its end instead of at random places.
+                result["added"] = conn.execute(
+                    "INSERT OR IGNORE INTO pins (cid, type, name, size)"
+                    " SELECT cid, type, COALESCE(name, ''), CASE WHEN size >= 0 THEN size END FROM listed"
+                    " ORDER BY cid").rowcount
+        result["unchanged"] = result["total"] - result["added"] - result["updated"]
+        if self.early:
+            self.finish_early_lookups()
+        else:
+            unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
+            ctx.advance(max(0, ctx.total - unsized))
+
+    # -- 3. the sizes --------------------------------------------------------
+
+    def finish_early_lookups(self):
+        """Wait for the early look-ups, and bring the sizes that came in
+        during step 2 from ``listed`` to ``pins``, in one statement (which
+        visits the catalogue in CID order). Any other look-up now reads
+        ``pins`` in id order."""
+        while not self.lookups.idle:
+            self.ctx.check()
+            self.collect(wait=True)
+        self.save()
+        with transaction(self.conn):
+            self.conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+            self.conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
+                              " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size >= 0)")
+        self.early_failures = self.result["failed"]
+        self.into_listed = False
+        self.fed = 0
+
+    def look_up_sizes(self):
+        """Look up every size still unknown, except those that failed earlier
+        in this sync. Sizes are written in batches, in transactions of their own."""
+        if not self.conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]:
+            return
+        self.into_listed = False
+        try:
+            exhausted = False
+            while True:
+                if not exhausted and self.lookups.hungry(self.lookups.depth):
+                    exhausted = not self.feed(self.unsized_rows, self.lookups.depth)
+                if exhausted and self.lookups.idle:
+                    return
+                self.ctx.check()
+                self.collect(wait=True)
+        finally:
+            self.save()
+
+    def restart_lookups(self):
+        if self.lookups is not None:
+            self.lookups.close()
+        self.lookups = SizeLookups(self.ctx)
+        self.fed = self.ctx.progress = 0
+        self.sizes = []
+        self.result.update(sized=0, failed=0, error_details=[])
+
+    def listed_rows(self, limit):
+        return self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                 (self.fed, limit)).fetchall()
+
+    def unsized_rows(self, limit):
+        if self.early_failures:
+            return self.conn.execute(
+                "SELECT id, cid FROM pins WHERE size IS NULL AND id > ? AND NOT EXISTS"
+                " (SELECT 1 FROM listed WHERE listed.cid = pins.cid AND listed.size < 0) ORDER BY id LIMIT ?",
+                (self.fed, limit)).fetchall()
+        return self.conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
+                                 (self.fed, limit)).fetchall()
+
+    def feed(self, source, lead):
+        """Hand pins from ``source`` to the look-ups until ``lead`` are waiting;
+        False once the source has no more."""
+        while self.lookups.hungry(lead):
+            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.waiting))
+            rows = source(limit)
+            if rows:
+                self.fed = rows[-1][0]
+                self.lookups.submit(rows)
+            if len(rows) < limit:
+                return False
+        return True
+
+    def collect(self, wait=False):
+        """Take the answers that are in (waiting a moment for one if ``wait``)."""
+        result = self.result
+        for answers in self.lookups.answers(wait):
+            for key, cid, outcome in answers:
+                if isinstance(outcome, IPFSError):
+                    result["failed"] += 1
+                    if len(result["error_details"]) < MAX_ERROR_DETAILS:
+                        result["error_details"].append({"cid": cid, "error": str(outcome)})
+                    if self.into_listed:
+                        self.sizes.append((-1, key, cid))
+                else:
+                    self.sizes.append((outcome, key, cid))
+                    result["sized"] += 1
+            self.ctx.advance(len(answers), answers[-1][1])
+            if len(self.sizes) >= SAVE_BATCH:
+                self.save()
+
+    def save(self):
+        if not self.sizes:
+            return
+        if self.into_listed:
+            sql = "UPDATE listed SET size = ?1 WHERE rowid = ?2 AND cid = ?3"
+        else:
+            sql = "UPDATE pins SET size = ?1 WHERE id = ?2 AND cid = ?3"
+        with transaction(self.conn):
+            self.conn.executemany(sql, self.sizes)
+        self.sizes = []
+
+
+class SizeLookups:
+    """Size look-ups on N threads, each with its own keep-alive connection,
+    taking a batch of pins at a time (looked up pipelined, see pin_sizes).
+
+    ``submit`` hands over (key, cid) rows; ``answers`` gives back lists of
+    (key, cid, size or IPFSError). A node that cannot be reached at all
+    (a transient error that outlived the retries) is raised from ``answers``.
+    """
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.workers, self.batch = size_concurrency(), size_pipeline()
+        self.depth = self.workers * self.batch * 4   # pins waiting that keep every connection busy
+        self.todo, self.done = queue.Queue(), queue.Queue()
+        self.waiting = 0
+        self.clients, self.threads = [], []
+
+    def hungry(self, lead):
+        return self.waiting < lead
+
+    @property
+    def idle(self):
+        return self.waiting == 0
+
+    def submit(self, rows):
+        if not self.threads:
+            self.start()
+        for start in range(0, len(rows), self.batch):
+            self.todo.put(rows[start:start + self.batch])
+        self.waiting += len(rows)
+
+    def start(self):
+        self.clients = [self.ctx.client(timeout=30.0) for _ in range(self.workers)]
+        self.threads = [threading.Thread(target=self.run, args=(client,), name="size-%d" % n, daemon=True)
+                        for n, client in enumerate(self.clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self, client):
+        while True:
+            batch = self.todo.get()
+            if batch is None:
+                return
+            try:
+                keys, cids = zip(*batch)
+                self.done.put(list(zip(keys, cids, pin_sizes(client, cids))))
+            except IPFSError as exc:  # the node is unreachable: the sync fails
+                self.done.put(exc)
+                return
+
+    def answers(self, wait=False):
+        try:
+            answers = self.done.get(timeout=0.2) if wait else self.done.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            if isinstance(answers, IPFSError):
+                raise answers
+            self.waiting -= len(answers)
+            yield answers
+            try:
+                answers = self.done.get_nowait()
+            except queue.Empty:
+                return
+
+    def close(self):
+        for client in self.clients:
+            client.interrupt()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.todo.get_nowait()
+        for _ in self.threads:
+            self.todo.put(None)
+
+
+def add_listed(objects, plain, named):
+    """Sort pin/ls entries into ``plain`` (cid, type) rows and, for the few
+    with a name, ``named`` (cid, type, name) rows.
+
+    The listing has no names unless asked for, and two bound values cost the
+    sqlite3 module half what three do when the third is None: at a million
+    pins that is most of the time spent writing the listing down.
+    """
+    try:
+        rows = [(obj["Cid"], obj.get("Type") or "recursive") for obj in objects if "Name" not in obj]
+        if len(rows) == len(objects):
+            plain.extend(rows)
+            return
+    except (KeyError, TypeError, AttributeError):
+        pass
+    for obj in objects:
+        cid, kind, name = listed_row(obj)
+        if name is None:
+            plain.append((cid, kind))
+        else:
+            named.append((cid, kind, name))
 
 
 def listed_row(obj):
@@ -798,128 +1205,15 @@ def listed_row(obj):
     return cid, str(kind), None if name is None else str(name)
 
 
-def insert_listed(conn, batch):
-    if batch:
-        with transaction(conn):
-            conn.executemany("INSERT INTO listed (cid, type, name) VALUES (?, ?, ?)", batch)
-    return len(batch)
-
-
-def apply_listing(conn, ctx, listing_started):
-    """Bring ``pins`` in line with the complete listing in ``listed``.
-
-    One pass over the listing, through the catalogue's index, counts what is
-    new, what changed and what is still there; each change then runs only if
-    there is something to change, so a re-sync where nothing changed writes
-    nothing. Pins written since the listing began (an upload) are never
-    removed: the listing may predate them. Kubo's listing never repeats a
-    CID, which the "still there" count relies on.
-    """
-    result = ctx.result
-    ctx.current_item = "Comparing with the catalogue..."
-    ctx.check()
-    found, kept, changed = conn.execute(
-        "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
-        " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
-        # In CID order the look-ups walk the catalogue's index instead of jumping around it.
-        " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid", (listing_started,)).fetchone()
-    removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
-    ctx.check()
-    with transaction(conn):
-        if kept < removable:
-            conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
-            result["removed"] = conn.execute(
-                "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
-                (listing_started,)).rowcount
-        if changed:
-            result["updated"] = conn.execute(
-                "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
-                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
-                " synced_at = " + NOW_MS +
-                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
-        if found < result["total"]:
-            # In CID order, every index grows at its end instead of at random places.
-            result["added"] = conn.execute(
-                "INSERT OR IGNORE INTO pins (cid, type, name) SELECT cid, type, COALESCE(name, '') FROM listed"
-                " ORDER BY cid").rowcount
-    result["unchanged"] = result["total"] - result["added"] - result["updated"]
-    unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
-    ctx.advance(max(0, ctx.total - unsized))
-
-
-def fetch_sizes(conn, ctx):
-    """Look up the size of every pin whose size is unknown, N at a time.
-
-    Each of N threads has its own keep-alive connection and takes a batch of
-    pins at a time; the main thread reads the next batches from the catalogue,
-    writes finished sizes back in transactions, and stops everything on a
-    cancel.
-    """
-    result = ctx.result
-    if not conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]:
-        return
-    workers, batch_size = size_concurrency(), size_pipeline()
-    todo = queue.Queue(maxsize=workers * 2)
-    done = queue.Queue()
-    clients = [ctx.client(timeout=30.0) for _ in range(workers)]
-
-    def look_up(client):
-        while True:
-            batch = todo.get()
-            if batch is None:
-                return
-            try:
-                sizes = pin_sizes(client, [cid for _, cid in batch])
-                done.put([(pin_id, cid, size) for (pin_id, cid), size in zip(batch, sizes)])
-            except IPFSError as exc:  # the node is unreachable: the sync fails
-                done.put(exc)
-                return
-
-    threads = [threading.Thread(target=look_up, args=(client,), name="size-%d" % n, daemon=True)
-               for n, client in enumerate(clients)]
-    for thread in threads:
-        thread.start()
-    last_id, queued, exhausted, sizes = 0, 0, False, []
+def insert_listed(conn, plain, named):
     try:
-        while True:
-            while not exhausted and not todo.full():
-                rows = conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
-                                    (last_id, batch_size)).fetchall()
-                exhausted = len(rows) < batch_size
-                if rows:
-                    last_id = rows[-1]["id"]
-                    todo.put([(row["id"], row["cid"]) for row in rows])
-                    queued += 1
-            if not queued:
-                break
-            ctx.check()
-            try:
-                answers = done.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            queued -= 1
-            if isinstance(answers, IPFSError):
-                raise answers
-            for pin_id, cid, outcome in answers:
-                if isinstance(outcome, IPFSError):
-                    result["failed"] += 1
-                    if len(result["error_details"]) < MAX_ERROR_DETAILS:
-                        result["error_details"].append({"cid": cid, "error": str(outcome)})
-                else:
-                    sizes.append((outcome, pin_id))
-                    result["sized"] += 1
-            ctx.advance(len(answers), answers[-1][1])
-            if len(sizes) >= SAVE_BATCH:
-                save_sizes(conn, sizes)
-                sizes = []
-    finally:
-        save_sizes(conn, sizes)
-        for client in clients:
-            client.interrupt()
-        for _ in threads:
-            with contextlib.suppress(queue.Full):
-                todo.put_nowait(None)
+        with transaction(conn):
+            conn.executemany("INSERT INTO listed (cid, type) VALUES (?, ?)", plain)
+            if named:
+                conn.executemany("INSERT INTO listed (cid, type, name) VALUES (?, ?, ?)", named)
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError):
+        raise IPFSError("IPFS pin/ls sent an entry that is not a pin: a CID or type that is not text")
+    return len(plain) + len(named)
 
 
 def pin_sizes(client, cids):
@@ -929,21 +1223,23 @@ def pin_sizes(client, cids):
     are done again one by one by ``pin_size``, with its fallback and retries.
     """
     try:
-        answers = client.call_many("files/stat", [stat_args(cid) for cid in cids])
+        answers = client.call_many("files/stat", ["/ipfs/" + cid for cid in cids], STAT_OPTIONS)
     except IPFSError:
         answers = []
-    sizes = []
-    for index, cid in enumerate(cids):
-        answer = answers[index] if index < len(answers) else None
-        if isinstance(answer, dict) and isinstance(answer.get("CumulativeSize"), int):
-            sizes.append(answer["CumulativeSize"])
-        else:
-            sizes.append(pin_size(client, cid, answer if isinstance(answer, IPFSError) else None))
+    sizes = [answer.get("CumulativeSize") if type(answer) is dict else None for answer in answers]
+    sizes += [None] * (len(cids) - len(sizes))
+    for index, size in enumerate(sizes):
+        if type(size) is not int:
+            answer = answers[index] if index < len(answers) else None
+            sizes[index] = pin_size(client, cids[index], answer if isinstance(answer, IPFSError) else None)
     return sizes
 
 
+STAT_OPTIONS = [("offline", "true"), ("timeout", "10s")]
+
+
 def stat_args(cid):
-    return [("arg", "/ipfs/" + cid), ("offline", "true"), ("timeout", "10s")]
+    return [("arg", "/ipfs/" + cid)] + STAT_OPTIONS
 
 
 def pin_size(client, cid, files_stat_error=None):

@@ -115,7 +115,8 @@ def look_up_sizes_pipelined(url, cids, concurrency, pipeline):
         client = worker.IPFSClient(url)
         mine = cids[slot::concurrency]
         for start in range(0, len(mine), pipeline):
-            client.call_many("files/stat", [worker.stat_args(cid) for cid in mine[start:start + pipeline]])
+            client.call_many("files/stat", ["/ipfs/" + cid for cid in mine[start:start + pipeline]],
+                             worker.STAT_OPTIONS)
         client.close()
 
     return on_threads(run, concurrency)

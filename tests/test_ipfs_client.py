@@ -209,7 +209,7 @@ def test_pipelined_calls_read_each_answer_in_order(canned):
     server = canned(json_answer({"CumulativeSize": 1}), chunked_ok, chunked_failed, not_unixfs,
                     json_answer({"CumulativeSize": 4}))
     client = worker.IPFSClient(server.url)
-    answers = client.call_many("files/stat", [worker.stat_args("c%d" % i) for i in range(5)])
+    answers = client.call_many("files/stat", ["/ipfs/c%d" % i for i in range(5)], worker.STAT_OPTIONS)
     assert answers[0] == {"CumulativeSize": 1} and answers[1] == {"CumulativeSize": 7}
     assert isinstance(answers[2], worker.IPFSError) and "block not found" in str(answers[2])
     assert isinstance(answers[3], worker.IPFSError) and not answers[3].transient
