@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import select
 import signal
 import socket
 import sqlite3
@@ -107,7 +108,7 @@ class IPFSClient:
         self.backoff = backoff
         self.stopped = False
         self._conn = self._sock = None
-        self._heads = {}
+        self._shapes = AnswerShapes()
 
     # -- connection ----------------------------------------------------------
 
@@ -232,7 +233,7 @@ class IPFSClient:
         try:
             self._connection()
             self._sock.sendall(requests.encode("latin-1"))
-            reader = AnswerReader(self._sock, self._heads)
+            reader = AnswerReader(self._sock, len(args), self._shapes)
             for _ in args:
                 status, body, closing = reader.next()
                 answers.append(body if status == 200 else self._error_for(command, status,
@@ -435,29 +436,68 @@ def _quoted(value):
 _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:[ \t]*([^\r\n]*)")
 
 
+class AnswerShapes:
+    """What the answers on a connection looked like so far."""
+
+    def __init__(self):
+        # The framing of each head seen: a node sends the same head for most
+        # answers, and parsing it is a good part of an answer's cost.
+        self.heads = {}
+        self.shortest = 0        # bytes in the shortest answer; 0 while unknown
+        self.can_wait = hasattr(select, "poll") and hasattr(socket, "SO_RCVLOWAT")
+
+
+ANSWER_WAIT_MS = 2
+
+
 class AnswerReader:
-    """HTTP answers read one after the other from a pipelined connection.
+    """``expected`` HTTP answers read one after the other from a pipelined
+    connection.
 
     Parsed from large reads with ``bytes.find`` rather than a read per line:
     a look-up's answer is a few hundred bytes, and per-line reads would cost
-    more than the node takes to answer. Never reads into what follows the
-    last answer asked for, as the node sends nothing unasked.
+    more than the node takes to answer. A node writes its answers one by
+    one, so a read as soon as anything arrives would mostly get one; while
+    more answers are due, a read first waits (up to ANSWER_WAIT_MS, with
+    SO_RCVLOWAT) until the bytes of the shortest answer so far times the
+    answers due are there. Never reads into what follows the last answer
+    asked for, as the node sends nothing unasked.
     """
 
-    def __init__(self, sock, heads=None):
+    def __init__(self, sock, expected, shapes=None):
         self.sock = sock
         self.buf = b""
         self.pos = 0
-        # The framing of heads seen before: a node sends the same head for
-        # most answers, and its parsing is a good part of an answer's cost.
-        self.heads = {} if heads is None else heads
+        self.dropped = 0         # bytes dropped from the front of buf
+        self.due = expected
+        self.shapes = shapes or AnswerShapes()
+        self.heads = self.shapes.heads
+        self.poller = None
+
+    def _wait(self):
+        """Wait a moment for the bytes the answers due must at least bring."""
+        want = self.due * self.shapes.shortest - (len(self.buf) - self.pos)
+        if want <= 1 or not self.shapes.can_wait:
+            return
+        try:
+            if self.poller is None:
+                self.poller = select.poll()
+                self.poller.register(self.sock, select.POLLIN)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, min(want, 1 << 16))
+            self.poller.poll(ANSWER_WAIT_MS)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        except OSError:  # the system does not have it for this socket
+            self.shapes.can_wait = False
 
     def _more(self, started=True):
+        if self.due > 1:
+            self._wait()
         data = self.sock.recv(1 << 16)
         if not data:
             if started:
                 raise http.client.IncompleteRead(self.buf[self.pos:])
             raise http.client.RemoteDisconnected("the connection closed")
+        self.dropped += self.pos
         self.buf = self.buf[self.pos:] + data
         self.pos = 0
 
@@ -480,6 +520,15 @@ class AnswerReader:
     def next(self):
         """(status, body, closing) of the next answer. An error reported in a
         trailer (X-Stream-Error) turns the status into 500 with that message."""
+        start = self.dropped + self.pos
+        answer = self._next()
+        size = self.dropped + self.pos - start
+        if size < self.shapes.shortest or not self.shapes.shortest:
+            self.shapes.shortest = size
+        self.due -= 1
+        return answer
+
+    def _next(self):
         while True:
             end = self.buf.find(b"\r\n\r\n", self.pos)
             if end >= 0:
@@ -848,28 +897,36 @@ class PinSync:
     2. Only once the listing is known complete: delete what the node no longer
        has, insert what is new, update what changed, in one transaction, so
        the catalogue is either as it was or correctly updated.
-    3. Look up the size of every pin whose size is unknown, N at a time.
+    3. Look up the size of every pin whose size is unknown, N at a time, in
+       ``id`` order, which is CID order: a batch of sizes then dirties few
+       pages, where in random order each size would dirty one of its own.
        CIDs are immutable, so a known size is never looked up again.
 
     When no pin in the catalogue has a known size (a first sync), every
-    listed pin needs a look-up, so the look-ups start with the listing and
-    go on while step 2 runs. Their sizes (or -1 for a failed look-up) go
-    into ``listed``, in its order, and reach the catalogue with their pins
-    or, for those that came in during step 2, in one statement after it.
-    Sizes are written to ``pins`` in ``id`` order only: in random order
-    every size would dirty a page of its own.
+    listed pin needs a look-up, so "early" look-ups start with the listing,
+    in its order, and go on while step 2 runs. Their sizes go into
+    ``listed`` and reach the catalogue with their pins; those that come in
+    after step 2 are written together, in CID order. Step 3 then skips the
+    pins that early look-ups have, or had and could not size.
     """
 
     def __init__(self, ctx, conn):
         self.ctx, self.conn = ctx, conn
         self.result = ctx.result = {"total": 0, "added": 0, "updated": 0, "removed": 0, "unchanged": 0,
                                     "failed": 0, "sized": 0, "error_details": [], "duration_s": 0.0}
-        self.early = False          # look-ups start with the listing
+        self.early = False          # whether look-ups start with the listing
+        self.applied = False        # whether step 2 is done
         self.lookups = None         # the SizeLookups at work
-        self.fed = 0                # the last rowid of ``listed`` (or id of ``pins``) handed to them
-        self.sizes = []             # (size, rowid or id, cid) found, not yet written
-        self.into_listed = True     # whether sizes go to ``listed`` (early look-ups) or to ``pins``
-        self.early_failures = 0     # early look-ups that failed: not tried again in this sync
+        self.reset_sizes()
+
+    def reset_sizes(self):
+        self.fed_listed = 0         # the last rowid of ``listed`` handed to early look-ups
+        self.fed_pins = 0           # the last id of ``pins`` handed to look-ups in step 3
+        self.early_waiting = 0      # early look-ups not answered yet
+        self.skip = set()           # CIDs step 3 leaves alone: early ones not yet sized in ``pins``
+        self.into_listed = []       # (size, rowid, cid) from early look-ups, before step 2
+        self.late = []              # (size, cid) from early look-ups, after step 2
+        self.into_pins = []         # (size, id, cid) from step 3
 
     def run(self):
         ctx, conn, result = self.ctx, self.conn, self.result
@@ -923,7 +980,7 @@ class PinSync:
                             ctx.current_item = "Fetching pins from IPFS... %d" % count
                             plain, named = [], []
                             if self.early:
-                                self.feed(self.listed_rows, self.lookups.depth)
+                                self.feed_listed(self.lookups.depth)
                                 self.collect()
                 ctx.check()
                 count += insert_listed(conn, plain, named)
@@ -956,9 +1013,9 @@ class PinSync:
         ctx, conn, result = self.ctx, self.conn, self.result
         if self.early:
             # Enough look-ups queued to keep the node busy while this runs.
-            self.feed(self.listed_rows, self.lookups.depth * 16)
+            self.feed_listed(self.lookups.depth * 16)
             self.collect()
-            self.save()
+            self.save_listed()
         ctx.current_item = "Comparing with the catalogue..."
         ctx.check()
         found, kept, changed = conn.execute(
@@ -970,7 +1027,7 @@ class PinSync:
         removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
         ctx.check()
         with transaction(conn):
-            if kept < removable:
+            if kept < removable or (self.early and found):
                 conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
                 result["removed"] = conn.execute(
                     "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
@@ -982,86 +1039,75 @@ class PinSync:
                     " synced_at = " + NOW_MS +
                     " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
                     " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
+            if self.early and found:
+                # Catalogued pins whose size was found on the way.
+                conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
+                             " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size IS NOT NULL)")
             if found < result["total"]:
                 # In CID order, every index grows at its end instead of at random places.
                 result["added"] = conn.execute(
                     "INSERT OR IGNORE INTO pins (cid, type, name, size)"
-                    " SELECT cid, type, COALESCE(name, ''), CASE WHEN size >= 0 THEN size END FROM listed"
-                    " ORDER BY cid").rowcount
+                    " SELECT cid, type, COALESCE(name, ''), size FROM listed ORDER BY cid").rowcount
+        self.applied = True
         result["unchanged"] = result["total"] - result["added"] - result["updated"]
-        if self.early:
-            self.finish_early_lookups()
-        else:
+        if not self.early:
             unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
             ctx.advance(max(0, ctx.total - unsized))
 
     # -- 3. the sizes --------------------------------------------------------
 
-    def finish_early_lookups(self):
-        """Wait for the early look-ups, and bring the sizes that came in
-        during step 2 from ``listed`` to ``pins``, in one statement (which
-        visits the catalogue in CID order). Any other look-up now reads
-        ``pins`` in id order."""
-        while not self.lookups.idle:
-            self.ctx.check()
-            self.collect(wait=True)
-        self.save()
-        with transaction(self.conn):
-            self.conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
-            self.conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
-                              " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size >= 0)")
-        self.early_failures = self.result["failed"]
-        self.into_listed = False
-        self.fed = 0
-
     def look_up_sizes(self):
-        """Look up every size still unknown, except those that failed earlier
-        in this sync. Sizes are written in batches, in transactions of their own."""
+        """Look up every size still unknown, except those early look-ups have
+        (or had: one failure is enough for one sync)."""
         if not self.conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]:
             return
-        self.into_listed = False
         try:
             exhausted = False
             while True:
                 if not exhausted and self.lookups.hungry(self.lookups.depth):
-                    exhausted = not self.feed(self.unsized_rows, self.lookups.depth)
+                    exhausted = not self.feed_pins(self.lookups.depth)
                 if exhausted and self.lookups.idle:
                     return
                 self.ctx.check()
                 self.collect(wait=True)
         finally:
-            self.save()
+            self.save_late()
+            self.save_pins()
 
     def restart_lookups(self):
         if self.lookups is not None:
             self.lookups.close()
         self.lookups = SizeLookups(self.ctx)
-        self.fed = self.ctx.progress = 0
-        self.sizes = []
+        self.reset_sizes()
+        self.ctx.progress = 0
         self.result.update(sized=0, failed=0, error_details=[])
 
-    def listed_rows(self, limit):
-        return self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                 (self.fed, limit)).fetchall()
-
-    def unsized_rows(self, limit):
-        if self.early_failures:
-            return self.conn.execute(
-                "SELECT id, cid FROM pins WHERE size IS NULL AND id > ? AND NOT EXISTS"
-                " (SELECT 1 FROM listed WHERE listed.cid = pins.cid AND listed.size < 0) ORDER BY id LIMIT ?",
-                (self.fed, limit)).fetchall()
-        return self.conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
-                                 (self.fed, limit)).fetchall()
-
-    def feed(self, source, lead):
-        """Hand pins from ``source`` to the look-ups until ``lead`` are waiting;
-        False once the source has no more."""
+    def feed_listed(self, lead):
+        """Hand listed pins, in listing order, to early look-ups until ``lead`` are waiting."""
         while self.lookups.hungry(lead):
-            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.waiting))
-            rows = source(limit)
+            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.todo.qsize() * self.lookups.batch))
+            rows = self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                     (self.fed_listed, limit)).fetchall()
             if rows:
-                self.fed = rows[-1][0]
-                self.lookups.submit(rows)
+                self.fed_listed = rows[-1][0]
+                self.lookups.submit(rows, early=True)
+                self.early_waiting += len(rows)
+                self.skip.update(row[1] for row in rows)
+            if len(rows) < limit:
+                return
+
+    def feed_pins(self, lead):
+        """Hand unsized pins, in id order, to look-ups until ``lead`` are
+        waiting; False once there are no more."""
+        while self.lookups.hungry(lead):
+            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.todo.qsize() * self.lookups.batch))
+            rows = self.conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
+                                     (self.fed_pins, limit)).fetchall()
+            if rows:
+                self.fed_pins = rows[-1][0]
+                todo = [row for row in rows if row[1] not in self.skip] if self.skip else rows
+                if todo:
+                    self.lookups.submit(todo, early=False)
             if len(rows) < limit:
                 return False
         return True
@@ -1069,62 +1115,83 @@ class PinSync:
     def collect(self, wait=False):
         """Take the answers that are in (waiting a moment for one if ``wait``)."""
         result = self.result
-        for answers in self.lookups.answers(wait):
+        for early, answers in self.lookups.answers(wait):
             for key, cid, outcome in answers:
                 if isinstance(outcome, IPFSError):
                     result["failed"] += 1
                     if len(result["error_details"]) < MAX_ERROR_DETAILS:
                         result["error_details"].append({"cid": cid, "error": str(outcome)})
-                    if self.into_listed:
-                        self.sizes.append((-1, key, cid))
+                    continue
+                result["sized"] += 1
+                if not early:
+                    self.into_pins.append((outcome, key, cid))
+                elif self.applied:
+                    self.late.append((outcome, cid))
                 else:
-                    self.sizes.append((outcome, key, cid))
-                    result["sized"] += 1
+                    self.into_listed.append((outcome, key, cid))
+                    self.skip.discard(cid)
             self.ctx.advance(len(answers), answers[-1][1])
-            if len(self.sizes) >= SAVE_BATCH:
-                self.save()
+            if early:
+                self.early_waiting -= len(answers)
+                if len(self.into_listed) >= SAVE_BATCH:
+                    self.save_listed()
+                if self.applied and not self.early_waiting:
+                    self.save_late()
+            elif len(self.into_pins) >= SAVE_BATCH:
+                self.save_pins()
 
-    def save(self):
-        if not self.sizes:
-            return
+    def save_listed(self):
         if self.into_listed:
-            sql = "UPDATE listed SET size = ?1 WHERE rowid = ?2 AND cid = ?3"
-        else:
-            sql = "UPDATE pins SET size = ?1 WHERE id = ?2 AND cid = ?3"
-        with transaction(self.conn):
-            self.conn.executemany(sql, self.sizes)
-        self.sizes = []
+            with transaction(self.conn):
+                self.conn.executemany("UPDATE listed SET size = ?1 WHERE rowid = ?2 AND cid = ?3", self.into_listed)
+            self.into_listed = []
+
+    def save_late(self):
+        if self.late:
+            self.late.sort(key=lambda item: item[1])
+            with transaction(self.conn):
+                self.conn.executemany("UPDATE pins SET size = ? WHERE cid = ? AND size IS NULL", self.late)
+            self.skip.difference_update(cid for _, cid in self.late)
+            self.late = []
+
+    def save_pins(self):
+        if self.into_pins:
+            with transaction(self.conn):
+                self.conn.executemany("UPDATE pins SET size = ?1 WHERE id = ?2 AND cid = ?3", self.into_pins)
+            self.into_pins = []
 
 
 class SizeLookups:
     """Size look-ups on N threads, each with its own keep-alive connection,
     taking a batch of pins at a time (looked up pipelined, see pin_sizes).
 
-    ``submit`` hands over (key, cid) rows; ``answers`` gives back lists of
-    (key, cid, size or IPFSError). A node that cannot be reached at all
+    ``submit`` hands over (key, cid) rows, with a tag; ``answers`` gives
+    back the tag and a list of (key, cid, size or IPFSError) for each batch. A node that cannot be reached at all
     (a transient error that outlived the retries) is raised from ``answers``.
     """
 
     def __init__(self, ctx):
         self.ctx = ctx
         self.workers, self.batch = size_concurrency(), size_pipeline()
-        self.depth = self.workers * self.batch * 4   # pins waiting that keep every connection busy
+        self.depth = self.workers * self.batch * 4   # pins queued that keep every connection busy
         self.todo, self.done = queue.Queue(), queue.Queue()
         self.waiting = 0
         self.clients, self.threads = [], []
 
     def hungry(self, lead):
-        return self.waiting < lead
+        """Whether fewer than ``lead`` pins wait for a thread to take them
+        (answers not collected yet do not count: collecting may lag)."""
+        return self.todo.qsize() * self.batch < lead
 
     @property
     def idle(self):
         return self.waiting == 0
 
-    def submit(self, rows):
+    def submit(self, rows, early):
         if not self.threads:
             self.start()
         for start in range(0, len(rows), self.batch):
-            self.todo.put(rows[start:start + self.batch])
+            self.todo.put((early, rows[start:start + self.batch]))
         self.waiting += len(rows)
 
     def start(self):
@@ -1136,12 +1203,13 @@ class SizeLookups:
 
     def run(self, client):
         while True:
-            batch = self.todo.get()
-            if batch is None:
+            task = self.todo.get()
+            if task is None:
                 return
+            tag, batch = task
             try:
                 keys, cids = zip(*batch)
-                self.done.put(list(zip(keys, cids, pin_sizes(client, cids))))
+                self.done.put((tag, list(zip(keys, cids, pin_sizes(client, cids)))))
             except IPFSError as exc:  # the node is unreachable: the sync fails
                 self.done.put(exc)
                 return
@@ -1154,7 +1222,7 @@ class SizeLookups:
         while True:
             if isinstance(answers, IPFSError):
                 raise answers
-            self.waiting -= len(answers)
+            self.waiting -= len(answers[1])
             yield answers
             try:
                 answers = self.done.get_nowait()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Status pollers for the benchmark: what N open pins pages do to the server.
 
-    python3 bench/pollers.py --url http://127.0.0.1:PORT --task ID [--pollers 25] [--interval 1.0]
+    python3 bench/pollers.py --url http://127.0.0.1:PORT --task ID|- [--pollers 25] [--interval 1.0]
 
 Each poller asks ``/pins/task-status?id=ID`` once per ``--interval`` (with a
 random start, as pages opened at different moments would), on a new
@@ -9,6 +9,8 @@ connection each time, until the task has ended. Every answer's latency is
 measured from connect to the last byte. Prints one JSON object: the latencies
 in milliseconds and how many answers were not 200.
 
+With ``--task -`` it reads the task id from its first line of input, so
+that it can be started (and its interpreter loaded) before the task is.
 The benchmark runs several of these processes so that one Python
 interpreter's lock does not add its own queueing to the figures.
 """
@@ -48,16 +50,17 @@ def poll(host, port, path, interval, stop, latencies, errors, deadline):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--task", type=int, required=True)
+    parser.add_argument("--task", required=True, help="the task's id, or - to read it from the first line of input")
     parser.add_argument("--pollers", type=int, default=25)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--max-seconds", type=float, default=1800)
     args = parser.parse_args(argv)
+    task = int(sys.stdin.readline() if args.task == "-" else args.task)
     parts = urlsplit(args.url)
     stop = threading.Event()
     latencies, errors = [], []
     deadline = time.monotonic() + args.max_seconds
-    threads = [threading.Thread(target=poll, args=(parts.hostname, parts.port, "/pins/task-status?id=%d" % args.task,
+    threads = [threading.Thread(target=poll, args=(parts.hostname, parts.port, "/pins/task-status?id=%d" % task,
                                                   args.interval, stop, latencies, errors, deadline), daemon=True)
                for _ in range(args.pollers)]
     for thread in threads:

@@ -136,22 +136,30 @@ def floor(node, concurrency, lookups):
     return json.loads(out.stdout)
 
 
-def start_pollers(server, task_id, count):
-    """``count`` pollers, ten threads to a process."""
+def start_pollers(server, count):
+    """``count`` pollers, ten threads to a process, waiting to be told the task."""
     procs = []
     while count > 0:
         threads = min(10, count)
         procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "pollers.py"), "--url", server.url,
-                                       "--task", str(task_id), "--pollers", str(threads)],
-                                      stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True))
+                                       "--task", "-", "--pollers", str(threads)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+                                      start_new_session=True))
         count -= threads
     return procs
+
+
+def tell_pollers(procs, task_id):
+    for proc in procs:
+        proc.stdin.write(b"%d\n" % task_id)
+        proc.stdin.close()
 
 
 def collect_pollers(procs):
     latencies, errors = [], 0
     for proc in procs:
-        out, _ = proc.communicate(timeout=120)
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
         data = json.loads(out)
         latencies += data["latencies_ms"]
         errors += data["error_count"]
@@ -159,7 +167,10 @@ def collect_pollers(procs):
 
 
 def sync(server, pollers):
-    """One pin sync, watched: returns its figures."""
+    """One pin sync, watched: returns its figures. The pollers' processes
+    start first, like pages that are already open."""
+    procs = start_pollers(server, pollers)
+    time.sleep(1.0)
     started = time.perf_counter()
     status, answer = request(server, "POST", "/pins/sync")
     if status != 202:
@@ -172,7 +183,7 @@ def sync(server, pollers):
         time.sleep(0.002)
     to_running = time.perf_counter() - started
     memory = PeakMemory(current["pid"]) if current["pid"] else None
-    procs = start_pollers(server, task_id, pollers)
+    tell_pollers(procs, task_id)
     while current["status"] in ("pending", "running"):
         time.sleep(0.1)
         current = task(server, task_id)
