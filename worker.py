@@ -18,6 +18,7 @@ import base64
 import collections
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import queue
@@ -227,7 +228,8 @@ class IPFSClient:
         host = self.host if self.port in (80, 443) else "%s:%d" % (self.host, self.port)
         before = "POST %s?arg=" % self._url(command, ())
         options = _query(params)
-        after = ("&" + options if options else "") + " HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n" % (host, lines)
+        options = "&" + options if options else ""
+        after = "%s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n" % (options, host, lines)
         requests = "".join([before + _quoted(arg) + after for arg in args])
         answers = []
         try:
@@ -878,7 +880,7 @@ def size_concurrency():
 def size_pipeline():
     """Look-ups sent together on one connection; 1 sends one at a time (for a
     proxy in front of the node that does not take pipelined requests)."""
-    return setting("IPFSMASTER_SIZE_PIPELINE", 32, 1, 256)
+    return setting("IPFSMASTER_SIZE_PIPELINE", 64, 1, 256)
 
 
 def sync_pins(ctx):
@@ -1018,17 +1020,15 @@ class PinSync:
             self.save_listed()
         ctx.current_item = "Comparing with the catalogue..."
         ctx.check()
-        found, kept, changed = conn.execute(
-            "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
-            " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
-            # In CID order the look-ups walk the catalogue's index instead of jumping around it.
-            " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid",
-            (listing_started,)).fetchone()
-        removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
+        if not conn.execute("SELECT count FROM pin_stats").fetchone()[0]:
+            found = kept = changed = removable = 0   # an empty catalogue: all is new
+        else:
+            found, kept, changed, removable = self.compare(listing_started)
         ctx.check()
         with transaction(conn):
             if kept < removable or (self.early and found):
                 conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+            if kept < removable:
                 result["removed"] = conn.execute(
                     "DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
                     (listing_started,)).rowcount
@@ -1054,6 +1054,20 @@ class PinSync:
             unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
             ctx.advance(max(0, ctx.total - unsized))
 
+    def compare(self, listing_started):
+        """(found, kept, changed, removable): listed pins in the catalogue,
+        those of them written before the listing began, those whose type or
+        name changed, and catalogued pins written before the listing began."""
+        conn = self.conn
+        found, kept, changed = conn.execute(
+            "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
+            " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
+            # In CID order the look-ups walk the catalogue's index instead of jumping around it.
+            " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid",
+            (listing_started,)).fetchone()
+        removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
+        return found, kept, changed, removable
+
     # -- 3. the sizes --------------------------------------------------------
 
     def look_up_sizes(self):
@@ -1066,6 +1080,11 @@ class PinSync:
             while True:
                 if not exhausted and self.lookups.hungry(self.lookups.depth):
                     exhausted = not self.feed_pins(self.lookups.depth)
+                if self.late and not self.early_waiting:
+                    # Writing these takes a while: enough look-ups queued for it.
+                    if not exhausted:
+                        exhausted = not self.feed_pins(self.lookups.depth * 16)
+                    self.save_late()
                 if exhausted and self.lookups.idle:
                     return
                 self.ctx.check()
@@ -1113,9 +1132,10 @@ class PinSync:
         return True
 
     def collect(self, wait=False):
-        """Take the answers that are in (waiting a moment for one if ``wait``)."""
+        """Take the answers that are in (waiting a moment for one if
+        ``wait``), up to a queue's worth, so that feeding never waits long."""
         result = self.result
-        for early, answers in self.lookups.answers(wait):
+        for early, answers in itertools.islice(self.lookups.answers(wait), self.lookups.workers * 4):
             for key, cid, outcome in answers:
                 if isinstance(outcome, IPFSError):
                     result["failed"] += 1
@@ -1135,8 +1155,6 @@ class PinSync:
                 self.early_waiting -= len(answers)
                 if len(self.into_listed) >= SAVE_BATCH:
                     self.save_listed()
-                if self.applied and not self.early_waiting:
-                    self.save_late()
             elif len(self.into_pins) >= SAVE_BATCH:
                 self.save_pins()
 

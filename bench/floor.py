@@ -127,7 +127,8 @@ def main(argv=None):
     parser.add_argument("--api", required=True, help="the node's RPC API, http://HOST:PORT")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--lookups", type=int, default=-1, help="how many pins to size (default: all listed)")
-    parser.add_argument("--pipeline", type=int, default=32, help="look-ups per write in the worker's way")
+    parser.add_argument("--pipeline", type=int, default=worker.size_pipeline(),
+                        help="look-ups per write in the worker's way (default: as the worker)")
     args = parser.parse_args(argv)
     parts = urlsplit(args.api)
     cids, listing_s = read_listing(parts.hostname, parts.port)

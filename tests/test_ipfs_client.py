@@ -226,3 +226,56 @@ def test_pipelined_size_look_ups_fall_back_one_by_one(canned):
     assert worker.pin_sizes(worker.IPFSClient(server.url), ["c0", "c1"]) == [1, 99]
     assert [r.split()[1].split("?")[0] for r in server.requests] == [
         "/api/v0/files/stat", "/api/v0/files/stat", "/api/v0/block/stat"]
+
+
+class Pieces:
+    """A socket that hands out its bytes in the given pieces, one per recv."""
+
+    def __init__(self, data, sizes):
+        self.pieces = []
+        while data:
+            size = next(sizes)
+            self.pieces.append(data[:size])
+            data = data[size:]
+
+    def recv(self, limit):
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def test_pipelined_answers_are_read_whatever_the_reads_return():
+    error = b'{"Message": "not unixfs", "Code": 0, "Type": "error"}'
+    answers = [
+        json_answer({"CumulativeSize": 1}),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n{\"Cum\r\n12;ext=1\r\nulativeSize\": 22}\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Stream-Error\r\n\r\n"
+        b"3\r\n{}\n\r\n0\r\nX-Stream-Error: block not found\r\n\r\n",
+        b"HTTP/1.1 500 Internal Server Error\r\nTRANSFER-ENCODING: Chunked\r\n\r\n"
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(error), error),
+        json_answer({"CumulativeSize": 4}),
+    ]
+    expected = [(200, b'{"CumulativeSize": 1}'), (200, b'{"CumulativeSize": 22}\n'), (500, b"block not found"),
+                (500, error), (200, b'{"CumulativeSize": 4}')]
+    data = b"".join(answers)
+    for sizes in ([len(data)], [1], [7, 3], [64], [200, 1]):
+        shapes = worker.AnswerShapes()
+        shapes.can_wait = False
+        reader = worker.AnswerReader(Pieces(data, iter(sizes * len(data))), len(answers), shapes)
+        assert [reader.next()[:2] for _ in answers] == expected
+        assert shapes.shortest == min(len(answer) for answer in answers)
+
+
+def test_a_pipelined_answer_cut_short_is_an_error():
+    data = json_answer({"CumulativeSize": 1}) + b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"Cumul"
+    reader = worker.AnswerReader(Pieces(data, iter([10] * 100)), 2)
+    assert reader.next()[:2] == (200, b'{"CumulativeSize": 1}')
+    with pytest.raises(worker.http.client.IncompleteRead):
+        reader.next()
+
+
+def test_query_values_are_escaped_as_urlencode_does():
+    from urllib.parse import urlencode
+    values = ["/ipfs/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "a b+c&d=e", "~._-", "100%", "日本語", "",
+              "".join(chr(c) for c in range(1, 128))]
+    for value in values:
+        assert worker._query([("arg", value)]) == urlencode([("arg", value)])

@@ -1,0 +1,116 @@
+"""A programmable stand-in for the node's RPC API, for in-process sync tests.
+
+It answers what a sync asks (pin/ls streamed, files/stat, block/stat) from a
+dict of pins, over HTTP/1.1 keep-alive with pipelining, and counts every
+look-up, so that a test can say exactly which pins were looked up and how
+often. What it serves is set per test: pins with or without names, pins that
+are not UnixFS (files/stat fails, block/stat answers), pins whose block is
+missing (both fail), raw listing lines, a listing cut short, slow look-ups.
+The real-node tests (js-ipfs) stay the proof that the worker speaks to a node.
+"""
+
+import collections
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class FakeNode(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.pins = {}                 # cid -> {"Type": ..., "Name": ...} (Name optional)
+        self.sizes = {}                # cid -> CumulativeSize
+        self.not_unixfs = {}           # cid -> the root block's size (block/stat)
+        self.missing = set()           # cids whose block is not there: both look-ups fail
+        self.extra_lines = []          # raw lines appended to the listing
+        self.cut_listings = 0          # the next N listings end without their last chunk
+        self.lookup_delay = 0.0        # seconds each files/stat takes
+        self.lookups = collections.Counter()   # (command, cid) -> calls
+        self.listings = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), FakeNodeHandler)
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def add(self, cid, size, name=None, kind="recursive"):
+        self.pins[cid] = {"Type": kind} if name is None else {"Type": kind, "Name": name}
+        self.sizes[cid] = size
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class FakeNodeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        parts = urlsplit(self.path)
+        command = parts.path[len("/api/v0/"):]
+        args = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        node = self.server
+        if command == "pin/ls":
+            self.listing(node)
+        elif command == "files/stat":
+            cid = args.get("arg", "")[len("/ipfs/"):]
+            with node.lock:
+                node.lookups["files/stat", cid] += 1
+            if node.lookup_delay:
+                time.sleep(node.lookup_delay)
+            if cid in node.missing:
+                self.answer({"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"}, 500)
+            elif cid in node.not_unixfs:
+                self.answer({"Message": "not unixfs node (proto: can't skip unknown wire type 6)", "Code": 0,
+                             "Type": "error"}, 500)
+            else:
+                self.answer({"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"})
+        elif command == "block/stat":
+            cid = args.get("arg", "")
+            with node.lock:
+                node.lookups["block/stat", cid] += 1
+            if cid in node.not_unixfs:
+                self.answer({"Key": cid, "Size": node.not_unixfs[cid]})
+            else:
+                self.answer({"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"}, 500)
+        else:
+            self.answer({"Message": "unknown command", "Code": 0, "Type": "error"}, 404)
+
+    def answer(self, value, status=200):
+        body = json.dumps(value).encode() + b"\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def listing(self, node):
+        with node.lock:
+            node.listings += 1
+            cut = node.cut_listings > 0
+            node.cut_listings -= cut
+        lines = [json.dumps(dict(entry, Cid=cid)).encode() + b"\n" for cid, entry in node.pins.items()]
+        lines += node.extra_lines
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Chunked-Output", "1")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Trailer", "X-Stream-Error")
+        if cut:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        for index, line in enumerate(lines):
+            if cut and index == len(lines) // 2:
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+        self.wfile.write(b"0\r\n\r\n")

@@ -1,0 +1,179 @@
+"""A pin sync's steps, run in-process against a programmable node (fake_node):
+what is looked up and how often, where sizes end up, what a listing's
+changes do to the catalogue, and what a broken listing does not do."""
+
+import json
+
+import pytest
+
+import worker
+from fake_node import FakeNode
+
+
+@pytest.fixture
+def node():
+    node = FakeNode()
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches small enough that a few thousand pins cross every boundary."""
+    monkeypatch.setattr(worker, "LIST_BATCH", 200)
+    monkeypatch.setattr(worker, "SAVE_BATCH", 150)
+    monkeypatch.setattr(worker, "SIZE_PAGE", 64)
+    monkeypatch.setenv("IPFSMASTER_SIZE_CONCURRENCY", "3")
+    monkeypatch.setenv("IPFSMASTER_SIZE_PIPELINE", "5")
+
+
+def cid(number):
+    return "bafyfake%06d" % number
+
+
+def fill(node, count, start=0):
+    for number in range(start, start + count):
+        node.add(cid(number), 1000 + number)
+
+
+def sync(settings, db, node, capsys=None):
+    """Run one pin sync to its end in this process; returns its task row."""
+    task_id = db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'pending', ?)",
+                         (json.dumps({"ipfs_api": node.url}),)).lastrowid
+    worker.run_task(task_id, settings.db)
+    task = dict(db.execute("SELECT * FROM background_tasks WHERE id = ?", (task_id,)).fetchone())
+    task["result"] = json.loads(task["result"] or "{}")
+    return task
+
+
+def catalogue(db):
+    return {row["cid"]: (row["type"], row["name"], row["size"]) for row in db.execute("SELECT * FROM pins")}
+
+
+def assert_summary_matches(db):
+    stats = tuple(db.execute("SELECT count, total_size, unsized FROM pin_stats").fetchone())
+    assert stats == tuple(db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(size) FROM pins")
+                          .fetchone())
+
+
+def test_a_first_sync_looks_up_every_pin_once_starting_with_the_listing(settings, db, node, small_batches,
+                                                                         monkeypatch, capsys):
+    fill(node, 900)
+    node.not_unixfs = {cid(n): 77 for n in range(0, 900, 90)}
+    node.missing = {cid(n) for n in range(5, 900, 180)}
+    node.lookup_delay = 0.0005   # slow enough that look-ups are in flight while the listing is applied
+    fed_before_applying = []
+    real_apply = worker.PinSync.apply_listing
+
+    def apply_listing(self, listing_started):
+        fed_before_applying.append(self.fed_listed)
+        return real_apply(self, listing_started)
+    monkeypatch.setattr(worker.PinSync, "apply_listing", apply_listing)
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed", task["error_message"]
+    assert fed_before_applying[0] > 0   # look-ups began while the listing came in
+    result = task["result"]
+    assert (result["total"], result["added"], result["sized"], result["failed"]) == (900, 900, 895, 5)
+    assert sorted(item["cid"] for item in result["error_details"]) == sorted(node.missing)
+    assert task["progress"] == task["total"] == 900
+    pins = catalogue(db)
+    for number in range(900):
+        expected = None if cid(number) in node.missing else node.not_unixfs.get(cid(number), 1000 + number)
+        assert pins[cid(number)] == ("recursive", "", expected)
+    assert all(node.lookups["files/stat", c] == 1 for c in node.pins)
+    assert {c for (command, c) in node.lookups if command == "block/stat"} == set(node.not_unixfs) | node.missing
+    assert_summary_matches(db)
+
+
+def test_a_catalogue_without_sizes_is_sized_on_the_way_and_loses_what_the_node_dropped(settings, db, node,
+                                                                                       small_batches, capsys):
+    fill(node, 600)
+    db.executemany("INSERT INTO pins (cid, type) VALUES (?, 'recursive')",
+                   [(cid(n),) for n in range(0, 600, 2)] + [("bafygone",)])
+    node.lookup_delay = 0.0005
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed", task["error_message"]
+    result = task["result"]
+    assert (result["added"], result["removed"], result["sized"], result["failed"]) == (300, 1, 600, 0)
+    pins = catalogue(db)
+    assert set(pins) == set(node.pins)
+    assert all(pins[cid(n)][2] == 1000 + n for n in range(600))
+    assert all(node.lookups["files/stat", c] == 1 for c in node.pins)
+    assert_summary_matches(db)
+
+
+def test_a_resync_looks_up_only_new_pins_and_follows_names_and_types(settings, db, node, small_batches, capsys):
+    fill(node, 300)
+    assert sync(settings, db, node)["status"] == "completed"
+    for number in range(50):
+        del node.pins[cid(number)]
+    fill(node, 40, start=1000)
+    for number in range(100, 110):
+        node.pins[cid(number)]["Name"] = "named %d" % number
+    for number in range(200, 205):
+        node.pins[cid(number)]["Type"] = "direct"
+    node.lookups.clear()
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed", task["error_message"]
+    result = task["result"]
+    assert (result["total"], result["added"], result["removed"], result["updated"], result["sized"]) == (
+        290, 40, 50, 15, 40)
+    assert result["unchanged"] == 290 - 40 - 15
+    assert {c for (_, c) in node.lookups} == {cid(n) for n in range(1000, 1040)}
+    pins = catalogue(db)
+    assert set(pins) == set(node.pins)
+    assert pins[cid(105)] == ("recursive", "named 105", 1105)
+    assert pins[cid(203)] == ("direct", "", 1203)
+    assert pins[cid(1020)] == ("recursive", "", 2020)
+    assert_summary_matches(db)
+
+    node.lookups.clear()
+    again = sync(settings, db, node)
+    assert again["result"]["unchanged"] == 290 and again["result"]["updated"] == 0 and not node.lookups
+    assert catalogue(db) == pins
+
+
+@pytest.mark.parametrize("line", [
+    b'{"Type": "recursive"}\n',
+    b'{"Cid": "", "Type": "recursive"}\n',
+    b'{"Cid": 5, "Type": "recursive"}\n',
+    b'{"Cid": {"/": "bafyfake"}, "Type": "recursive"}\n',
+    b'{"Cid": "bafyfake", "Type": ["recursive"]}\n',
+    b'["bafyfake"]\n',
+    b'"bafyfake"\n',
+], ids=["no CID", "empty CID", "number", "object", "odd type", "list", "string"])
+def test_a_listing_with_a_broken_entry_fails_and_changes_nothing(settings, db, node, line, capsys):
+    fill(node, 120)
+    assert sync(settings, db, node)["status"] == "completed"
+    before = catalogue(db)
+    node.extra_lines = [line]
+    fill(node, 5, start=500)
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "failed"
+    assert "pin/ls sent an entry" in task["error_message"]
+    assert catalogue(db) == before
+    assert_summary_matches(db)
+
+
+def test_a_listing_cut_short_is_read_again_from_the_start(settings, db, node, small_batches, capsys):
+    fill(node, 400)
+    node.cut_listings = 1
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed", task["error_message"]
+    assert node.listings == 2
+    result = task["result"]
+    assert (result["total"], result["added"], result["sized"], result["failed"]) == (400, 400, 400, 0)
+    assert task["progress"] == 400
+    pins = catalogue(db)
+    assert set(pins) == set(node.pins) and all(pins[cid(n)][2] == 1000 + n for n in range(400))
+    assert_summary_matches(db)
