@@ -84,3 +84,24 @@ CREATE TRIGGER IF NOT EXISTS pins_count_size AFTER UPDATE OF size ON pins BEGIN
     UPDATE pin_stats SET total_size = total_size - COALESCE(OLD.size, 0) + COALESCE(NEW.size, 0),
         unsized = unsized - (OLD.size IS NULL) + (NEW.size IS NULL) WHERE id = 1;
 END;
+
+-- The listing the catalogue was last brought in line with, while nothing
+-- has changed the catalogue's pins since (the triggers below forget it at
+-- the first insert, delete or change of type or name; sizes do not count).
+-- A re-sync whose listing has the same bytes has nothing to compare.
+CREATE TABLE IF NOT EXISTS last_listing (
+    id INTEGER PRIMARY KEY CHECK (id = 1),      -- a single row, or none
+    digest TEXT NOT NULL,                       -- SHA-256 of the listing's bytes, in hex
+    count INTEGER NOT NULL,                     -- pins in it
+    recorded_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+
+CREATE TRIGGER IF NOT EXISTS pins_listing_insert AFTER INSERT ON pins BEGIN
+    DELETE FROM last_listing;
+END;
+CREATE TRIGGER IF NOT EXISTS pins_listing_delete AFTER DELETE ON pins BEGIN
+    DELETE FROM last_listing;
+END;
+CREATE TRIGGER IF NOT EXISTS pins_listing_change AFTER UPDATE OF cid, type, name ON pins BEGIN
+    DELETE FROM last_listing;
+END;

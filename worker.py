@@ -17,6 +17,7 @@ import argparse
 import base64
 import collections
 import contextlib
+import hashlib
 import http.client
 import itertools
 import json
@@ -28,6 +29,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -264,8 +266,13 @@ class IPFSClient:
     def stream_batches(self, command, params=(), body=None, headers=None):
         """Like ``stream``, but yields lists of objects as they arrive: much
         cheaper per object for listings of millions of pins."""
+        return json_batches(command, self.stream_bytes(command, params, body, headers))
+
+    def stream_bytes(self, command, params=(), body=None, headers=None):
+        """The body of a streaming command as it arrives, in pieces of bytes,
+        checked as ``stream`` checks it."""
         resp = self._retrying(lambda: self._send(command, params, body, headers))
-        return self._read_stream(command, resp)
+        return self._read_body(command, resp)
 
     def upload(self, command, params, chunks, length, content_type):
         """Send a large body while reading the streamed answer; yields its objects.
@@ -307,25 +314,17 @@ class IPFSClient:
                                 % (self.api_url, command, describe_os_error(exc)), transient=True)
             if resp.status != 200:
                 raise self._error_for(command, resp.status, resp.read(65536).decode("utf-8", "replace"))
-            for batch in self._read_stream(command, resp):
+            for batch in json_batches(command, self._read_body(command, resp)):
                 yield from batch
         finally:
             self.interrupt()
             sender.join()
             self.close()
 
-    def _read_stream(self, command, resp):
-        """Lists of the JSON objects of a newline-delimited answer."""
+    def _read_body(self, command, resp):
+        """A streamed answer's body, piece by piece."""
         try:
-            pieces = _chunks(resp) if resp.chunked else _plain(resp)
-            pending = b""
-            for piece in pieces:
-                *lines, pending = (pending + piece).split(b"\n")
-                if lines:
-                    yield _parse_lines(command, lines)
-                if len(pending) > MAX_LINE:
-                    raise IPFSError("IPFS %s sent a line longer than %d bytes" % (command, MAX_LINE))
-            yield _parse_lines(command, [pending])
+            yield from _chunks(resp) if resp.chunked else _plain(resp)
         except (OSError, http.client.HTTPException) as exc:
             raise IPFSError("the IPFS API at %s broke off %s: %s"
                             % (self.api_url, command, describe_os_error(exc)), transient=True)
@@ -336,6 +335,18 @@ class IPFSClient:
 
 MAX_LINE = 1 << 20
 MAX_CHUNK = 1 << 24
+
+
+def json_batches(command, pieces):
+    """Lists of the JSON objects in the newline-delimited ``pieces`` of bytes."""
+    pending = b""
+    for piece in pieces:
+        *lines, pending = (pending + piece).split(b"\n")
+        if lines:
+            yield _parse_lines(command, lines)
+        if len(pending) > MAX_LINE:
+            raise IPFSError("IPFS %s sent a line longer than %d bytes" % (command, MAX_LINE))
+    yield _parse_lines(command, [pending])
 
 
 def _parse_lines(command, lines):
@@ -860,6 +871,7 @@ def execute(conn, ctx):
 # ---------------------------------------------------------------------------
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+LIST_ARGS = [("type", "recursive"), ("stream", "true")]
 LIST_BATCH = 5000      # listed pins written per transaction
 SAVE_BATCH = 4096      # sizes written per transaction
 SIZE_PAGE = 2048       # unsized pins read from the catalogue at a time
@@ -917,6 +929,8 @@ class PinSync:
         self.result = ctx.result = {"total": 0, "added": 0, "updated": 0, "removed": 0, "unchanged": 0,
                                     "failed": 0, "sized": 0, "error_details": [], "duration_s": 0.0}
         self.early = False          # whether look-ups start with the listing
+        self.digest = None          # the listing's SHA-256, as it is read
+        self.unchanged = False      # whether the listing is the one last applied
         self.applied = False        # whether step 2 is done
         self.lookups = None         # the SizeLookups at work
         self.reset_sizes()
@@ -941,7 +955,12 @@ class PinSync:
             total = result["total"] = self.list_pins()
             ctx.set_total(total)
             ctx.log("Found %d pins to sync" % total)
-            self.apply_listing(listing_started)
+            if self.unchanged:
+                self.applied = True
+                result["unchanged"] = total
+                ctx.advance(total - conn.execute("SELECT unsized FROM pin_stats").fetchone()[0])
+            else:
+                self.apply_listing(listing_started)
             self.look_up_sizes()
             ctx.current_item = None
             ctx.advance(max(0, total - ctx.progress))
@@ -955,7 +974,7 @@ class PinSync:
     # -- 1. the listing ------------------------------------------------------
 
     def list_pins(self):
-        """Stream the node's recursive pins into ``listed``; returns the count.
+        """Read the node's recursive pins into ``listed``; returns the count.
 
         The table has no index: rows are appended as they arrive, which stays
         fast at millions of pins, and the comparison uses the catalogue's own
@@ -963,33 +982,35 @@ class PinSync:
         text stays what it was and is refused at the end. A transient failure
         restarts the listing from scratch (the table is emptied, early
         look-ups start again), so a partial listing is never taken for the whole.
+
+        When the catalogue is still as the last applied listing left it
+        (``last_listing``), the listing is first only hashed, and kept in a
+        temporary file: if its bytes are the same, nothing has changed and
+        there is nothing to store or compare; if not, it is read from the
+        file as it would have been from the node.
         """
         ctx, conn = self.ctx, self.conn
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid NOT NULL, type NOT NULL, name, size)")
+        last = conn.execute("SELECT l.digest, l.count FROM last_listing l JOIN pin_stats s ON s.count = l.count"
+                            " AND s.id = 1").fetchone()
         client = ctx.client()
         for attempt in range(1, client.attempts + 1):
             conn.execute("DELETE FROM listed")
             self.restart_lookups()
-            count = 0
-            plain, named = [], []
+            self.digest = hashlib.sha256()
             try:
                 with ctx.interruptible(client):
-                    for objects in client.stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
-                        add_listed(objects, plain, named)
-                        if len(plain) + len(named) >= LIST_BATCH:
-                            ctx.check()
-                            count += insert_listed(conn, plain, named)
-                            ctx.current_item = "Fetching pins from IPFS... %d" % count
-                            plain, named = [], []
-                            if self.early:
-                                self.feed_listed(self.lookups.depth)
-                                self.collect()
-                ctx.check()
-                count += insert_listed(conn, plain, named)
-                bad = conn.execute("SELECT cid FROM listed WHERE typeof(cid) <> 'text' OR cid = '' LIMIT 1").fetchone()
-                if bad:
-                    raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
-                return count
+                    pieces = self.hashed(client.stream_bytes("pin/ls", LIST_ARGS))
+                    if last is None:
+                        return self.store_listing(pieces)
+                    with tempfile.TemporaryFile(prefix="ipfsmaster-listing-") as spool:
+                        for piece in pieces:
+                            spool.write(piece)
+                        if self.digest.hexdigest() == last["digest"]:
+                            self.unchanged = True
+                            return last["count"]
+                        spool.seek(0)
+                        return self.store_listing(iter(lambda: spool.read(1 << 20), b""))
             except IPFSError as exc:
                 ctx.check()
                 if not exc.transient or attempt == client.attempts:
@@ -999,6 +1020,36 @@ class PinSync:
             finally:
                 client.close()
         raise AssertionError("unreachable")
+
+    def hashed(self, pieces):
+        """``pieces`` of the listing, hashed on the way, with a stop at each if asked."""
+        lines = 0
+        for piece in pieces:
+            self.ctx.check()
+            self.digest.update(piece)
+            lines += piece.count(b"\n")
+            self.ctx.current_item = "Fetching pins from IPFS... %d" % lines
+            yield piece
+
+    def store_listing(self, pieces):
+        """Parse the listing's ``pieces`` into ``listed``; returns the count."""
+        ctx, conn = self.ctx, self.conn
+        count = 0
+        plain, named = [], []
+        for objects in json_batches("pin/ls", pieces):
+            add_listed(objects, plain, named)
+            if len(plain) + len(named) >= LIST_BATCH:
+                count += insert_listed(conn, plain, named)
+                plain, named = [], []
+                if self.early:
+                    self.feed_listed(self.lookups.depth)
+                    self.collect()
+        count += insert_listed(conn, plain, named)
+        ctx.check()
+        bad = conn.execute("SELECT cid FROM listed WHERE typeof(cid) <> 'text' OR cid = '' LIMIT 1").fetchone()
+        if bad:
+            raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
+        return count
 
     # -- 2. the catalogue ----------------------------------------------------
 
@@ -1015,7 +1066,7 @@ class PinSync:
         ctx, conn, result = self.ctx, self.conn, self.result
         if self.early:
             # Enough look-ups queued to keep the node busy while this runs.
-            self.feed_listed(self.lookups.depth * 16)
+            self.feed_listed(self.lookups.depth * 8)
             self.collect()
             self.save_listed()
         ctx.current_item = "Comparing with the catalogue..."
@@ -1048,6 +1099,12 @@ class PinSync:
                 result["added"] = conn.execute(
                     "INSERT OR IGNORE INTO pins (cid, type, name, size)"
                     " SELECT cid, type, COALESCE(name, ''), size FROM listed ORDER BY cid").rowcount
+            # Remembered only if the catalogue is now exactly the listing
+            # (not so while an upload's pin is newer than the listing).
+            conn.execute("DELETE FROM last_listing")
+            if conn.execute("SELECT count FROM pin_stats").fetchone()[0] == result["total"]:
+                conn.execute("INSERT INTO last_listing (id, digest, count) VALUES (1, ?, ?)",
+                             (self.digest.hexdigest(), result["total"]))
         self.applied = True
         result["unchanged"] = result["total"] - result["added"] - result["updated"]
         if not self.early:

@@ -177,3 +177,61 @@ def test_a_listing_cut_short_is_read_again_from_the_start(settings, db, node, sm
     pins = catalogue(db)
     assert set(pins) == set(node.pins) and all(pins[cid(n)][2] == 1000 + n for n in range(400))
     assert_summary_matches(db)
+
+
+def test_a_listing_with_the_same_bytes_as_the_last_one_applied_is_not_compared(settings, db, node, monkeypatch,
+                                                                              capsys):
+    fill(node, 300)
+    node.missing = {cid(7)}
+    assert sync(settings, db, node)["status"] == "completed"
+    stored = []
+    real_store = worker.PinSync.store_listing
+
+    def store_listing(self, pieces):
+        stored.append(True)
+        return real_store(self, pieces)
+    monkeypatch.setattr(worker.PinSync, "store_listing", store_listing)
+    before = catalogue(db)
+    node.lookups.clear()
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed" and not stored
+    assert task["result"]["total"] == task["result"]["unchanged"] == 300 and task["progress"] == 300
+    assert catalogue(db) == before
+    assert set(node.lookups) == {("files/stat", cid(7)), ("block/stat", cid(7))}   # the one without a size
+
+    # A change to the catalogue from elsewhere makes the next sync compare again.
+    db.execute("UPDATE pins SET name = 'mine' WHERE cid = ?", (cid(1),))
+    assert db.execute("SELECT COUNT(*) FROM last_listing").fetchone()[0] == 0
+    task = sync(settings, db, node)
+    assert task["status"] == "completed" and len(stored) == 1 and task["result"]["unchanged"] == 300
+    assert catalogue(db)[cid(1)] == ("recursive", "mine", 1001)
+    assert sync(settings, db, node)["status"] == "completed" and len(stored) == 1
+
+    # So does a pin the listing does not have, and a listing with other bytes.
+    db.execute("INSERT INTO pins (cid, type, size) VALUES ('bafyuploaded', 'recursive', 5)")
+    node.pins[cid(2)]["Type"] = "direct"
+    task = sync(settings, db, node)
+    assert task["status"] == "completed" and len(stored) == 2
+    assert (task["result"]["removed"], task["result"]["updated"]) == (1, 1)
+    pins = catalogue(db)
+    assert "bafyuploaded" not in pins and pins[cid(2)] == ("direct", "", 1002)
+    assert_summary_matches(db)
+
+
+def test_an_upload_newer_than_the_listing_is_kept_and_not_taken_for_part_of_it(settings, db, node, monkeypatch,
+                                                                              capsys):
+    fill(node, 50)
+    real_apply = worker.PinSync.apply_listing
+
+    def apply_listing(self, listing_started):
+        db.execute("INSERT INTO pins (cid, type, size) VALUES ('bafyuploaded', 'recursive', 5)")  # mid-sync
+        return real_apply(self, listing_started)
+    monkeypatch.setattr(worker.PinSync, "apply_listing", apply_listing)
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed"
+    assert "bafyuploaded" in catalogue(db)
+    assert db.execute("SELECT COUNT(*) FROM last_listing").fetchone()[0] == 0
