@@ -1065,8 +1065,7 @@ class PinSync:
         """
         ctx, conn, result = self.ctx, self.conn, self.result
         if self.early:
-            # Enough look-ups queued to keep the node busy while this runs.
-            self.feed_listed(self.lookups.depth * 8)
+            self.feed_lead(self.lookups.depth * 8)
             self.collect()
             self.save_listed()
         ctx.current_item = "Comparing with the catalogue..."
@@ -1171,6 +1170,18 @@ class PinSync:
                 self.skip.update(row[1] for row in rows)
             if len(rows) < limit:
                 return
+
+    def feed_lead(self, count):
+        """Enough early look-ups to keep the node busy while step 2 runs:
+        the lowest CIDs not handed out yet, whose rows step 2 puts first
+        in ``pins``, so that their sizes, coming in after it, are written
+        to neighbouring rows."""
+        rows = self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY cid LIMIT ?",
+                                 (self.fed_listed, count)).fetchall()
+        if rows:
+            self.lookups.submit(rows, early=True)
+            self.early_waiting += len(rows)
+            self.skip.update(row[1] for row in rows)
 
     def feed_pins(self, lead):
         """Hand unsized pins, in id order, to look-ups until ``lead`` are
