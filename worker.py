@@ -486,11 +486,13 @@ class AnswerReader:
         self.shapes = shapes or AnswerShapes()
         self.heads = self.shapes.heads
         self.poller = None
+        # Over TLS the bytes waiting in the kernel are not the answer's bytes.
+        self.can_wait = self.shapes.can_wait and not hasattr(sock, "pending")
 
     def _wait(self):
         """Wait a moment for the bytes the answers due must at least bring."""
         want = self.due * self.shapes.shortest - (len(self.buf) - self.pos)
-        if want <= 1 or not self.shapes.can_wait:
+        if want <= 1 or not self.can_wait:
             return
         try:
             if self.poller is None:
@@ -500,7 +502,7 @@ class AnswerReader:
             self.poller.poll(ANSWER_WAIT_MS)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
         except OSError:  # the system does not have it for this socket
-            self.shapes.can_wait = False
+            self.shapes.can_wait = self.can_wait = False
 
     def _more(self, started=True):
         if self.due > 1:
@@ -1160,14 +1162,12 @@ class PinSync:
     def feed_listed(self, lead):
         """Hand listed pins, in listing order, to early look-ups until ``lead`` are waiting."""
         while self.lookups.hungry(lead):
-            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.todo.qsize() * self.lookups.batch))
+            limit = self.lookups.room(lead)
             rows = self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                      (self.fed_listed, limit)).fetchall()
             if rows:
                 self.fed_listed = rows[-1][0]
-                self.lookups.submit(rows, early=True)
-                self.early_waiting += len(rows)
-                self.skip.update(row[1] for row in rows)
+                self.submit_early(rows)
             if len(rows) < limit:
                 return
 
@@ -1176,8 +1176,10 @@ class PinSync:
         the lowest CIDs not handed out yet, whose rows step 2 puts first
         in ``pins``, so that their sizes, coming in after it, are written
         to neighbouring rows."""
-        rows = self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY cid LIMIT ?",
-                                 (self.fed_listed, count)).fetchall()
+        self.submit_early(self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY cid LIMIT ?",
+                                            (self.fed_listed, count)).fetchall())
+
+    def submit_early(self, rows):
         if rows:
             self.lookups.submit(rows, early=True)
             self.early_waiting += len(rows)
@@ -1187,7 +1189,7 @@ class PinSync:
         """Hand unsized pins, in id order, to look-ups until ``lead`` are
         waiting; False once there are no more."""
         while self.lookups.hungry(lead):
-            limit = min(SIZE_PAGE, max(self.lookups.batch, lead - self.lookups.todo.qsize() * self.lookups.batch))
+            limit = self.lookups.room(lead)
             rows = self.conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
                                      (self.fed_pins, limit)).fetchall()
             if rows:
@@ -1268,6 +1270,11 @@ class SizeLookups:
         """Whether fewer than ``lead`` pins wait for a thread to take them
         (answers not collected yet do not count: collecting may lag)."""
         return self.todo.qsize() * self.batch < lead
+
+    def room(self, lead):
+        """How many pins to hand over next towards ``lead`` waiting: at least
+        a batch, at most a page."""
+        return min(SIZE_PAGE, max(self.batch, lead - self.todo.qsize() * self.batch))
 
     @property
     def idle(self):
