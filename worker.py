@@ -920,10 +920,14 @@ class PinSync:
 
     When no pin in the catalogue has a known size (a first sync), every
     listed pin needs a look-up, so "early" look-ups start with the listing,
-    in its order, and go on while step 2 runs. Their sizes go into
-    ``listed`` and reach the catalogue with their pins; those that come in
-    after step 2 are written together, in CID order. Step 3 then skips the
-    pins that early look-ups have, or had and could not size.
+    in its order, and those of the lowest CIDs keep the node busy while
+    step 2 runs. Their sizes go into ``listed`` and reach the catalogue with
+    their pins; those that come in after step 2 are written together, in
+    CID order, to the first rows. Step 3 then skips the pins that early
+    look-ups have, or had and could not size.
+
+    When the listing has the same bytes as the last one applied, there is
+    nothing to store or compare (see ``list_pins``): only step 3 is left.
     """
 
     def __init__(self, ctx, conn):
