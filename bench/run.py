@@ -170,18 +170,24 @@ def sync(server, pollers):
     """One pin sync, watched: returns its figures. The pollers' processes
     start first, like pages that are already open."""
     procs = start_pollers(server, pollers)
-    time.sleep(1.0)
-    started = time.perf_counter()
-    status, answer = request(server, "POST", "/pins/sync")
-    if status != 202:
-        raise SystemExit("POST /pins/sync answered %d: %r" % (status, answer))
-    task_id = answer["taskId"]
-    while True:
-        current = task(server, task_id)
-        if current["status"] != "pending":
-            break
-        time.sleep(0.002)
-    to_running = time.perf_counter() - started
+    try:
+        time.sleep(1.0)
+        started = time.perf_counter()
+        status, answer = request(server, "POST", "/pins/sync")
+        if status != 202:
+            raise SystemExit("POST /pins/sync answered %d: %r" % (status, answer))
+        task_id = answer["taskId"]
+        while True:
+            current = task(server, task_id)
+            if current["status"] != "pending":
+                break
+            time.sleep(0.002)
+        to_running = time.perf_counter() - started
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
     memory = PeakMemory(current["pid"]) if current["pid"] else None
     tell_pollers(procs, task_id)
     while current["status"] in ("pending", "running"):
