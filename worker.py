@@ -704,11 +704,14 @@ class TaskContext:
         self.total = total
 
     def advance(self, count=1, item=None):
-        """Count ``count`` more items done; logs every 10 items and at the end."""
+        """Count ``count`` more items done; logs every 10 items and at the end,
+        once the total is known."""
         self.progress += count
         if item is not None:
             self.current_item = item
-        if self.progress // 10 != self._logged_at // 10 or (self.total and self.progress >= self.total):
+        if not self.total:
+            return
+        if self.progress // 10 != self._logged_at // 10 or self.progress >= self.total:
             if self.progress != self._logged_at:
                 self.log("Progress: %d / %d" % (self.progress, self.total))
                 self._logged_at = self.progress

@@ -279,3 +279,13 @@ def test_query_values_are_escaped_as_urlencode_does():
               "".join(chr(c) for c in range(1, 128))]
     for value in values:
         assert worker._query([("arg", value)]) == urlencode([("arg", value)])
+
+
+def test_progress_is_not_logged_against_a_total_still_unknown():
+    out = io.StringIO()
+    ctx = worker.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
+    ctx.advance(64, "bafy")
+    assert ctx.progress == 64 and out.getvalue() == ""
+    ctx.set_total(100)
+    ctx.advance(36, "bafy")
+    assert out.getvalue().splitlines() == ["[Task 7] Progress: 100 / 100"]
