@@ -579,6 +579,8 @@ class AnswerReader:
             if not data:
                 break
             self.buf += data
+            if len(self.buf) - self.pos > MAX_CHUNK:
+                raise http.client.HTTPException("answer too large")
         body, self.pos = self.buf[self.pos:], len(self.buf)
         return status, body, True
 
@@ -612,8 +614,8 @@ def _framing(head):
     fields = dict(_FRAMING.findall(head.lower()))
     chunked = b"chunked" in fields.get(b"transfer-encoding", b"")
     length = None if chunked or b"content-length" not in fields else int(fields[b"content-length"])
-    if length is not None and length < 0:
-        raise ValueError("a negative Content-Length")
+    if length is not None and not 0 <= length <= MAX_CHUNK:
+        raise http.client.HTTPException("a Content-Length out of range")
     return status, chunked, length, fields.get(b"connection", b"").strip() == b"close"
 
 

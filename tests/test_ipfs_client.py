@@ -289,3 +289,11 @@ def test_progress_is_not_logged_against_a_total_still_unknown():
     ctx.set_total(100)
     ctx.advance(36, "bafy")
     assert out.getvalue().splitlines() == ["[Task 7] Progress: 100 / 100"]
+
+
+@pytest.mark.parametrize("head", [b"Content-Length: 99999999999", b"Content-Length: -5", b"Transfer-Encoding: chunked"])
+def test_a_pipelined_answer_that_would_not_fit_is_refused(head):
+    body = b"ffffffffff\r\n" if b"chunked" in head else b""
+    reader = worker.AnswerReader(Pieces(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + body, iter([4096] * 10)), 1)
+    with pytest.raises(worker.http.client.HTTPException):
+        reader.next()
