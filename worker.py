@@ -1170,15 +1170,29 @@ class PinSync:
 
     def feed_listed(self, lead):
         """Hand listed pins, in listing order, to early look-ups until ``lead`` are waiting."""
+        self.fed_listed, _ = self.feed("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                       self.fed_listed, lead, self.submit_early)
+
+    def feed_pins(self, lead):
+        """Hand unsized pins, in id order, to look-ups until ``lead`` are
+        waiting; False once there are no more."""
+        self.fed_pins, more = self.feed("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
+                                        self.fed_pins, lead, self.submit_unsized)
+        return more
+
+    def feed(self, sql, after, lead, submit):
+        """Pass pages of (key, cid) rows of ``sql``, keys after ``after``, to
+        ``submit`` until ``lead`` pins are waiting. Returns the last key
+        passed and whether there may be more."""
         while self.lookups.hungry(lead):
             limit = self.lookups.room(lead)
-            rows = self.conn.execute("SELECT rowid, cid FROM listed WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                     (self.fed_listed, limit)).fetchall()
+            rows = self.conn.execute(sql, (after, limit)).fetchall()
             if rows:
-                self.fed_listed = rows[-1][0]
-                self.submit_early(rows)
+                after = rows[-1][0]
+                submit(rows)
             if len(rows) < limit:
-                return
+                return after, False
+        return after, True
 
     def feed_lead(self, count):
         """Enough early look-ups to keep the node busy while step 2 runs:
@@ -1194,21 +1208,10 @@ class PinSync:
             self.early_waiting += len(rows)
             self.skip.update(row[1] for row in rows)
 
-    def feed_pins(self, lead):
-        """Hand unsized pins, in id order, to look-ups until ``lead`` are
-        waiting; False once there are no more."""
-        while self.lookups.hungry(lead):
-            limit = self.lookups.room(lead)
-            rows = self.conn.execute("SELECT id, cid FROM pins WHERE size IS NULL AND id > ? ORDER BY id LIMIT ?",
-                                     (self.fed_pins, limit)).fetchall()
-            if rows:
-                self.fed_pins = rows[-1][0]
-                todo = [row for row in rows if row[1] not in self.skip] if self.skip else rows
-                if todo:
-                    self.lookups.submit(todo, early=False)
-            if len(rows) < limit:
-                return False
-        return True
+    def submit_unsized(self, rows):
+        todo = [row for row in rows if row[1] not in self.skip] if self.skip else rows
+        if todo:
+            self.lookups.submit(todo, early=False)
 
     def collect(self, wait=False):
         """Take the answers that are in (waiting a moment for one if
