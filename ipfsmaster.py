@@ -9,7 +9,7 @@ retries and cleans up.
 
 Run the console (standard library only, Python 3.9+):
 
-    python3 ipfsmaster.py [serve] [--host 127.0.0.1] [--port 8080]
+    python3 ipfsmaster.py [serve] [--host 127.0.0.1] [--port 7789]
                           [--db ipfsmaster.db] [--ipfs-api http://127.0.0.1:5001]
 
 Other commands: ``sync``, ``tasks``, ``show``, ``cancel``, ``retry``,
@@ -56,7 +56,7 @@ log = logging.getLogger("ipfsmaster")
 
 DEFAULTS = {
     "host": "127.0.0.1",
-    "port": 8080,
+    "port": 7789,
     "db": "ipfsmaster.db",
     "ipfs_api": "http://127.0.0.1:5001",
     "stale_seconds": 30,
@@ -1595,7 +1595,7 @@ def build_parser():
 
 def add_serve_flags(parser):
     parser.add_argument("--host", help="address to listen on (env IPFSMASTER_HOST; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 8080)")
+    parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 7789)")
     add_db_flag(parser)
     parser.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API;"
                                            " default http://127.0.0.1:5001)")

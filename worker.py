@@ -878,7 +878,7 @@ def execute(conn, ctx):
 # ---------------------------------------------------------------------------
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-LIST_ARGS = [("type", "recursive"), ("stream", "true")]
+LIST_ARGS = [("type", "recursive"), ("stream", "true"), ("names", "true")]
 LIST_BATCH = 5000      # listed pins written per transaction
 SAVE_BATCH = 4096      # sizes written per transaction
 SIZE_PAGE = 2048       # unsized pins read from the catalogue at a time

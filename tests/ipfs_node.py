@@ -1,39 +1,24 @@
-"""A throw-away js-ipfs daemon for the integration tests.
+"""A throw-away Kubo daemon for the integration tests.
 
-The daemon is js-ipfs 0.66.1 installed by ``sh tests/run.sh`` (npm, from tests/ipfsnode/package-lock.json).
-It speaks the Kubo RPC API (``POST /api/v0/<cmd>``) on a free loopback port.
-The repository is created in a directory the caller gives (a pytest tmp dir)
-and configured so the node never talks to anything but 127.0.0.1: no swarm
-listeners, no bootstrap peers, no delegates, no DHT, no mDNS, no UPnP/NAT-PMP,
-no pubsub and no preload.
+The binary is Kubo v0.43.1: ``$IPFS_BIN``, which ``sh tests/run.sh`` sets after
+building it once with Go (see tests/get_kubo.sh), or an ``ipfs`` of that
+version on PATH. The node is started the way its users start it, ``ipfs
+init`` and then ``ipfs daemon``, in a repository under a folder the caller
+gives (a pytest tmp dir), with networking off: the ``test`` profile (no
+bootstrap peers, no mDNS, no AutoTLS, no AutoConf fetch, swarm on loopback
+only), ``--offline`` (no swarm connections, no routing), and telemetry off.
+The RPC API and the gateway listen on free loopback ports.
 
 Standard library only.
-
-Differences from Kubo seen with this daemon (js-ipfs 0.18.1 core):
-
-* Unknown query parameters are silently dropped, in particular
-  ``offline=true``: ``files/stat``/``block/stat``/``pin/add`` of a CID that is
-  not in the repo wait until ``timeout=`` expires (forever without it), then
-  answer 500 ``{"Message":"request timed out","Code":0,"Type":"error"}``.
-* Errors are ``{"Message":..., "Code":0|1|3, "Type":"error"}``: 400 (Code 1)
-  for a query that fails validation (bad CID in ``arg``), 404 (Code 3) for an
-  unknown command, 500 (Code 0) for everything else, e.g.
-  ``pin/rm`` of an unpinned CID -> "Failed to remove pin: <cid> is not pinned".
-* Streamed answers (add, pin/ls?stream=true) are chunked NDJSON with
-  ``X-Chunked-Output: 1`` and ``Trailer: X-Stream-Error``; an error before the
-  first line is a normal 500, an error after it arrives only as the
-  ``X-Stream-Error`` trailer (http.client discards trailers).
-* ``add`` answers ``"Size"`` as a number (Kubo: string) and adds ``"Mode"``;
-  CIDv1 in add/pin ls/files stat is printed in base58btc (``zb2…``/``zdpu…``)
-  unless ``cid-base=base32`` (files/stat only honours ``cidBase=base32``), and
-  ``pin/ls?cid-base=base32`` fails with 500 as soon as a CIDv0 is pinned.
-* ``files/stat`` of a non-UnixFS block (raw leaf, dag-cbor) does not fail: it
-  answers ``Type: "file"`` with the block size and no ``Mode``.
 """
 
+import base64
+import glob
 import http.client
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,19 +26,35 @@ import time
 import urllib.parse
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-NODE_DIR = os.path.join(HERE, "ipfsnode")
-POLYFILL = os.path.join(NODE_DIR, "polyfill.cjs")
+KUBO_VERSION = "0.43.1"
 
 
-def find_jsipfs():
-    """Path of the jsipfs executable; RuntimeError if npm has not been run."""
-    path = os.path.join(NODE_DIR, "node_modules", ".bin", "jsipfs")
-    if not os.path.exists(path):
-        raise RuntimeError(
-            "js-ipfs is not installed (%s is missing): run "
-            "`sh tests/run.sh` (it installs the test node from npm)" % path)
-    return path
+class KuboMissing(RuntimeError):
+    pass
+
+
+def kubo_version(path):
+    """The version an ``ipfs`` binary reports ('0.43.1'), or None."""
+    try:
+        out = subprocess.run([path, "version", "--number"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, timeout=30, check=False).stdout
+    except OSError:
+        return None
+    return out.decode("ascii", "replace").strip() or None
+
+
+def find_kubo():
+    """The Kubo binary to test with: $IPFS_BIN, else an ipfs of the right version on PATH."""
+    path = os.environ.get("IPFS_BIN")
+    if path:
+        if not os.access(path, os.X_OK):
+            raise KuboMissing("IPFS_BIN=%s is not an executable file" % path)
+        return path
+    path = shutil.which("ipfs")
+    if path and kubo_version(path) == KUBO_VERSION:
+        return path
+    raise KuboMissing("Kubo %s is not available: run the tests with `sh tests/run.sh` (it builds Kubo once),"
+                      " or set IPFS_BIN to an ipfs binary" % KUBO_VERSION)
 
 
 def free_port():
@@ -76,65 +77,64 @@ class IPFSError(Exception):
 
 
 class IPFSNode:
-    """One js-ipfs daemon with its repository under ``base_dir``."""
+    """One Kubo daemon with its repository under ``base_dir``.
 
-    def __init__(self, base_dir, startup_timeout=60.0):
+    ``ports``: {"api": N, "gateway": N, "swarm": N} to use fixed ports
+    (Kubo's defaults are 5001, 8080 and 4001); free loopback ports otherwise.
+    ``config``: a function that may change the repository's config (a dict)
+    before each start, e.g. to set ``API.Authorizations``.
+    ``auth``: the Authorization header the helpers below send.
+    """
+
+    def __init__(self, base_dir, startup_timeout=60.0, ports=None, config=None, auth=None):
+        self.binary = find_kubo()
         self.base_dir = os.path.abspath(str(base_dir))
         self.repo = os.path.join(self.base_dir, "ipfs-repo")
         self.log_path = os.path.join(self.base_dir, "ipfs-daemon.log")
         self.startup_timeout = startup_timeout
+        self.fixed_ports = ports
+        self.configure = config
+        self.auth = auth
         self.proc = None
         self.pid = None
-        self.init_seconds = None
-        self.startup_seconds = None
         self.api_port = None
         self.gateway_port = None
+        self.swarm_port = None
         self.api_url = None
         self.gateway_url = None
         self._conn = None
 
     # -- lifecycle ---------------------------------------------------------
 
-    def _env(self):
-        env = dict(os.environ)
-        env["IPFS_PATH"] = self.repo
-        env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") +
-                               " --require " + POLYFILL).strip()
-        # the libp2p/ipfs debug logger would flood the log file
-        env.pop("DEBUG", None)
+    def env(self):
+        """The environment to run ``ipfs`` with, against this repository."""
+        env = dict(os.environ, IPFS_PATH=self.repo, IPFS_TELEMETRY="off")
+        env.pop("IPFS_BIN", None)
         return env
 
-    def _write_config(self):
+    def command(self, *args, timeout=60):
+        """Run ``ipfs ARGS`` against the repository (the daemon need not run); returns stdout."""
+        out = subprocess.run([self.binary] + list(args), env=self.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+        if out.returncode != 0:
+            raise RuntimeError("ipfs %s failed (exit %s):\n%s" % (
+                " ".join(args), out.returncode, out.stdout.decode("utf-8", "replace")[-4000:]))
+        return out.stdout.decode("utf-8", "replace")
+
+    def _write_config(self, ports):
         path = os.path.join(self.repo, "config")
         with open(path) as f:
             cfg = json.load(f)
-        self.api_port = free_port()
-        self.gateway_port = free_port()
-        while self.gateway_port == self.api_port:
-            self.gateway_port = free_port()
-        addrs = cfg.setdefault("Addresses", {})
-        addrs["Swarm"] = []
+        addrs = cfg["Addresses"]
+        addrs["API"] = "/ip4/127.0.0.1/tcp/%d" % ports["api"]
+        addrs["Gateway"] = "/ip4/127.0.0.1/tcp/%d" % ports["gateway"]
+        addrs["Swarm"] = ["/ip4/127.0.0.1/tcp/%d" % ports["swarm"]]
         addrs["Announce"] = []
-        addrs["NoAnnounce"] = []
-        addrs["Delegates"] = []
-        addrs["API"] = "/ip4/127.0.0.1/tcp/%d" % self.api_port
-        addrs["Gateway"] = "/ip4/127.0.0.1/tcp/%d" % self.gateway_port
-        # The gRPC-over-websocket server is only started when Addresses.RPC
-        # is set; the tests do not use it, so it is not started at all.
-        addrs.pop("RPC", None)
-        cfg["Bootstrap"] = []
-        disc = cfg.setdefault("Discovery", {})
-        disc["MDNS"] = {"Enabled": False, "Interval": 10}
-        disc["webRTCStar"] = {"Enabled": False}
-        cfg["Routing"] = {"Type": "none"}           # no DHT
-        cfg["Pubsub"] = {"Router": "gossipsub", "Enabled": False}
-        swarm = cfg.setdefault("Swarm", {})
-        swarm["DisableNatPortMap"] = True           # no UPnP / NAT-PMP
-        cfg["relay"] = {"enabled": False, "hop": {"enabled": False}}
-        # js-ipfs has no config key for preload (the preload nodes live in
-        # code); it is switched off with `daemon --enable-preload=false`.
-        # `--offline` alone does NOT stop libp2p in js-ipfs 0.66 (it only
-        # affects IPNS), hence all of the above.
+        plugins = cfg.get("Plugins") or {}
+        plugins["Plugins"] = dict(plugins.get("Plugins") or {}, telemetry={"Config": {"Mode": "off"}})
+        cfg["Plugins"] = plugins
+        if self.configure is not None:
+            self.configure(cfg)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -150,75 +150,58 @@ class IPFSNode:
             return ""
 
     def start(self):
-        jsipfs = find_jsipfs()
         os.makedirs(self.base_dir, exist_ok=True)
-        env = self._env()
-        t0 = time.monotonic()
         if not os.path.exists(os.path.join(self.repo, "config")):
-            r = subprocess.run([jsipfs, "init", "--empty-repo"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL,
-                               timeout=self.startup_timeout)
-            if r.returncode != 0:
-                raise RuntimeError("jsipfs init failed (exit %s):\n%s" % (
-                    r.returncode, r.stdout.decode("utf-8", "replace")[-4000:]))
-        self.init_seconds = time.monotonic() - t0
-        deadline = t0 + self.startup_timeout
-        # A port picked by free_port() can be taken by someone else before
-        # the daemon binds it; js-ipfs then logs EADDRINUSE but does not
-        # exit, so that case is detected in the log and retried.
+            self.command("init", "--empty-repo", "--profile=test")
+        deadline = time.monotonic() + self.startup_timeout
+        # A free port can be taken by someone else before the daemon binds
+        # it; Kubo then exits, and the start is tried again on other ports.
+        # A restart keeps the ports it had.
         for attempt in range(3):
-            self._write_config()
+            ports = self.fixed_ports or (
+                {"api": self.api_port, "gateway": self.gateway_port, "swarm": self.swarm_port}
+                if self.api_port else {"api": free_port(), "gateway": free_port(), "swarm": free_port()})
+            self._write_config(ports)
+            self.api_port, self.gateway_port, self.swarm_port = ports["api"], ports["gateway"], ports["swarm"]
             self.api_url = "http://127.0.0.1:%d" % self.api_port
             self.gateway_url = "http://127.0.0.1:%d" % self.gateway_port
             log = open(self.log_path, "ab")
             log_start = log.tell()
             try:
-                self.proc = subprocess.Popen(
-                    [jsipfs, "daemon", "--offline", "--enable-preload=false"],
-                    env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True)
+                self.proc = subprocess.Popen([self.binary, "daemon", "--offline"], env=self.env(), stdout=log,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
                 self.pid = self.proc.pid
             finally:
                 log.close()
             if self._wait_ready(deadline, log_start):
+                return self
+            if self.fixed_ports:
                 break
-            self.stop()
-        else:
-            raise RuntimeError(
-                "js-ipfs daemon could not bind its ports (EADDRINUSE) three "
-                "times; log %s ends with:\n%s" % (self.log_path,
-                                                 self._log_tail()))
-        self.startup_seconds = time.monotonic() - t0
-        return self
+            self.api_port = None
+        raise RuntimeError("Kubo could not bind its ports; log %s ends with:\n%s" % (self.log_path, self._log_tail()))
 
     def _wait_ready(self, deadline, log_start):
-        """True once /api/v0/version answers, False on EADDRINUSE."""
+        """True once /api/v0/version answers, False if a port was taken."""
         while True:
             if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.proc = None
-                raise RuntimeError(
-                    "js-ipfs daemon exited with %s during start-up; "
-                    "log %s ends with:\n%s" % (rc, self.log_path,
-                                               self._log_tail()))
+                rc, self.proc = self.proc.returncode, None
+                with open(self.log_path, "rb") as f:
+                    f.seek(log_start)
+                    if b"address already in use" in f.read():
+                        return False
+                raise RuntimeError("Kubo exited with %s during start-up; log %s ends with:\n%s"
+                                   % (rc, self.log_path, self._log_tail()))
             try:
                 self.rpc("version", _timeout=2)
                 return True
             except (OSError, http.client.HTTPException, IPFSError):
                 self._close_conn()
-            with open(self.log_path, "rb") as f:
-                f.seek(log_start)
-                if b"EADDRINUSE" in f.read():
-                    return False
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(
-                    "js-ipfs daemon did not answer /api/v0/version on %s "
-                    "within %.0f s; log %s ends with:\n%s" % (
-                        self.api_url, self.startup_timeout, self.log_path,
-                        self._log_tail()))
-            time.sleep(0.2)
+                raise RuntimeError("Kubo did not answer /api/v0/version on %s within %.0f s; log %s ends with:\n%s"
+                                   % (self.api_url, self.startup_timeout, self.log_path, self._log_tail()))
+            time.sleep(0.1)
 
     def stop(self, timeout=10.0):
         self._close_conn()
@@ -257,26 +240,25 @@ class IPFSNode:
         ``arg`` values)."""
         if params:
             items = params.items() if isinstance(params, dict) else params
-            items = [(k, str(v).lower() if isinstance(v, bool) else v)
-                     for k, v in items]
+            items = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in items]
             query = "?" + urllib.parse.urlencode(items)
         else:
             query = ""
+        headers = dict(headers or {})
+        if self.auth:
+            headers.setdefault("Authorization", self.auth)
         path = "/api/v0/" + cmd + query
         for attempt in (0, 1):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.api_port, timeout=timeout)
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=timeout)
             self._conn.timeout = timeout
             if self._conn.sock is not None:
                 self._conn.sock.settimeout(timeout)
             try:
-                self._conn.request("POST", path, body=body,
-                                   headers=headers or {})
+                self._conn.request("POST", path, body=body, headers=headers)
                 resp = self._conn.getresponse()
                 data = resp.read()
-            except (ConnectionError, http.client.RemoteDisconnected,
-                    http.client.BadStatusLine):
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
                 self._close_conn()
                 if attempt:
                     raise
@@ -313,63 +295,104 @@ class IPFSNode:
     # -- helpers -----------------------------------------------------------
 
     @staticmethod
-    def _multipart(files):
+    def multipart(files):
+        """A multipart/form-data body with a ``file`` part for each (name, bytes)."""
         boundary = uuid.uuid4().hex
         parts = []
         for name, data in files:
-            parts.append(
-                ("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
-                 "filename=\"%s\"\r\nContent-Type: application/octet-stream"
-                 "\r\n\r\n" % (boundary, urllib.parse.quote(name))).encode())
+            parts.append(("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+                          "Content-Type: application/octet-stream\r\n\r\n"
+                          % (boundary, urllib.parse.quote(name))).encode())
             parts.append(data)
             parts.append(b"\r\n")
         parts.append(("--%s--\r\n" % boundary).encode())
-        return (b"".join(parts),
-                {"Content-Type": "multipart/form-data; boundary=" + boundary})
+        return b"".join(parts), {"Content-Type": "multipart/form-data; boundary=" + boundary}
 
     def _add(self, files, **params):
-        params.setdefault("cid-version", 0)
         params = {k.replace("_", "-"): v for k, v in params.items()}
-        body, headers = self._multipart(files)
-        status, _, data = self.request("add", params, body, headers)
+        params.setdefault("cid-version", 0)
+        body, headers = self.multipart(files)
+        status, _, data = self.request("add", params, body, headers, timeout=300)
         out = self._parse(status, data)
         if isinstance(out, dict):
             out = [out]
-        # js-ipfs reports errors inside a 200 stream as {"Message", "Code"...}
         for entry in out:
             if "Hash" not in entry:
                 raise IPFSError(status, json.dumps(entry))
         return out
 
-    def add(self, data, name="f", pin=True):
+    def add(self, data, name="f", pin=True, **params):
         """Add one file, return its CID (CIDv0, like ``ipfs add``)."""
-        return self._add([(name, data)], pin=pin)[-1]["Hash"]
+        return self._add([(name, data)], pin=pin, **params)[-1]["Hash"]
 
     def add_many(self, datas, pin=True):
-        """Add several files in one multipart request; return their CIDs in
-        order. Each file is added (and pinned) on its own, no wrapping dir."""
+        """Add several files in one request, each on its own (no wrapping
+        folder) and pinned; returns their CIDs in order."""
         files = [("f%d" % i, d) for i, d in enumerate(datas)]
         out = self._add(files, pin=pin)
-        if len(out) != len(files):
-            raise RuntimeError("add returned %d entries for %d files" %
-                               (len(out), len(files)))
         by_name = {e["Name"]: e["Hash"] for e in out}
+        if len(by_name) != len(files):
+            raise RuntimeError("add returned %d entries for %d files" % (len(by_name), len(files)))
         return [by_name[name] for name, _ in files]
 
-    def only_hash(self, data, name="f"):
-        """CID ``data`` would get, without storing it."""
-        return self._add([(name, data)], only_hash=True, pin=False)[-1]["Hash"]
+    def add_folder(self, name, files, **params):
+        """Add {file name: bytes} as the folder ``name`` (pinned); returns the folder's CID."""
+        out = self._add([("%s/%s" % (name, file_name), data) for file_name, data in files.items()], **params)
+        return [entry["Hash"] for entry in out if entry["Name"] == name][0]
+
+    def only_hash(self, data, name="f", **params):
+        """The CID ``data`` would get, without storing it."""
+        return self._add([(name, data)], only_hash=True, pin=False, **params)[-1]["Hash"]
+
+    def dag_put(self, value, pin=True, codec="dag-cbor"):
+        """Store a DAG node (JSON in, ``codec`` stored) and return its CID."""
+        body, headers = self.multipart([("node.json", json.dumps(value).encode())])
+        status, _, data = self.request("dag/put", {"store-codec": codec, "input-codec": "dag-json",
+                                                   "pin": "true" if pin else "false"}, body, headers)
+        return self._parse(status, data)["Cid"]["/"]
+
+    def block_put_many(self, blocks, pin=True):
+        """Store raw blocks in one request; returns their CIDs in order."""
+        body, headers = self.multipart([("b%d" % i, b) for i, b in enumerate(blocks)])
+        status, _, data = self.request("block/put", {"pin": "true" if pin else "false", "cid-codec": "raw"},
+                                       body, headers, timeout=600)
+        out = self._parse(status, data)
+        out = [out] if isinstance(out, dict) else out
+        return [entry["Key"] for entry in out]
 
     def pin_ls(self, type="all"):
         """{cid: pin type} ("recursive", "direct", "indirect"); pass
-        type="recursive" to see only what was pinned explicitly.
-        CIDv1 keys come back in base58btc (z...), not base32 -- see module
-        notes."""
+        type="recursive" to see only what was pinned explicitly."""
         out = self.rpc("pin/ls", type=type)
-        return {cid: v["Type"] for cid, v in out["Keys"].items()}
+        return {cid: v["Type"] for cid, v in (out or {}).get("Keys", {}).items()}
 
     def pin_rm(self, cid):
         return self.rpc("pin/rm", arg=cid)
 
-    def pin_add(self, cid):
-        return self.rpc("pin/add", arg=cid)
+    def pin_add(self, cid, **params):
+        return self.rpc("pin/add", arg=cid, **params)
+
+    def gateway_address(self):
+        """The gateway's host:port, as the node reports it over RPC."""
+        value = self.rpc("config", arg="Addresses.Gateway")["Value"]
+        value = value[0] if isinstance(value, list) else value
+        match = re.fullmatch(r"/ip[46]/([^/]+)/tcp/(\d+)", value)
+        return "%s:%s" % match.groups()
+
+    def remove_block_file(self, cid):
+        """Delete a block from the repository's disk, as a damaged disk would
+        (the daemon must be stopped; CIDv1 in base32 only)."""
+        assert self.proc is None, "stop the daemon first"
+        path = os.path.join(self.repo, "blocks", "*", multihash_key(cid) + ".data")
+        found = glob.glob(path)
+        assert len(found) == 1, "no block file %s" % path
+        os.remove(found[0])
+
+
+def multihash_key(cid):
+    """The flatfs file name of a CIDv1 (base32, 'b...'): its multihash in base32."""
+    raw = base64.b32decode(cid[1:].upper() + "=" * (-len(cid[1:]) % 8))
+    index = 1                       # after the version, a varint codec
+    while raw[index] & 0x80:
+        index += 1
+    return base64.b32encode(raw[index + 1:]).decode("ascii").rstrip("=")

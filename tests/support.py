@@ -83,6 +83,16 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
         time.sleep(interval)
 
 
+def catalogue(db_path):
+    """{cid: (type, name, size)} of the pins in a database."""
+    conn = ipfsmaster.connect(db_path)
+    try:
+        return {row["cid"]: (row["type"], row["name"], row["size"])
+                for row in conn.execute("SELECT cid, type, name, size FROM pins")}
+    finally:
+        conn.close()
+
+
 def kill_pid(pid):
     """End a process the test started, by pid, and its session."""
     import signal
@@ -152,6 +162,15 @@ class LiveServer:
     def wait_for_task(self, task_id, statuses=("completed", "failed", "cancelled"), timeout=120):
         return wait_for(lambda: (lambda t: t if t["status"] in statuses else None)(self.task(task_id)),
                         timeout=timeout, interval=0.1, message="task %d to reach %s" % (task_id, statuses))
+
+    def sync(self, timeout=120):
+        """Start a pin sync and wait for its end; returns the task."""
+        r = self.request("POST", "/pins/sync")
+        assert r.status == 202, r.body
+        return self.wait_for_task(r.json["taskId"], timeout=timeout)
+
+    def log(self, task_id):
+        return self.request("GET", "/tasks/log?id=%d" % task_id).text
 
     def close(self):
         self.server.shutdown()

@@ -1,11 +1,13 @@
-"""The js-ipfs test node starts, stores and pins files, and goes away."""
+"""The Kubo test node starts, stores and pins files, and goes away."""
 
 import os
 import socket
 
 import pytest
 
-from ipfs_node import IPFSError, IPFSNode
+from ipfs_node import KUBO_VERSION, IPFSError, IPFSNode
+
+EMPTY_FOLDER = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
 
 
 def _port_open(port):
@@ -27,12 +29,13 @@ def test_node_add_pin_and_stop(tmp_path):
     node.start()
     try:
         assert node.api_url == "http://127.0.0.1:%d" % node.api_port
-        assert node.rpc("version")["Version"]
+        assert node.rpc("version")["Version"] == KUBO_VERSION
 
         data = b"hello from the IPFSMaster tests\n"
         cid = node.add(data, name="hello.txt")
         assert cid.startswith("Qm")
-        assert node.pin_ls(type="recursive") == {cid: "recursive"}
+        # `ipfs init` pins the empty folder, even with --empty-repo.
+        assert node.pin_ls(type="recursive") == {cid: "recursive", EMPTY_FOLDER: "recursive"}
         assert node.only_hash(data) == cid
 
         stat = node.rpc("files/stat", arg="/ipfs/" + cid, timeout="10s")

@@ -133,6 +133,23 @@ class Page:
             seen = self.js("return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText);", css)
             raise AssertionError("no %s containing %r after %ss; saw %r" % (css, text, timeout, seen))
 
+    def glyphs(self, css, characters):
+        """Each character drawn on a canvas in the font of ``css``, as a data URL.
+
+        A missing font draws every character as the same empty box, so two
+        different characters that come out the same did not render.
+        """
+        return self.js("""
+            const family = getComputedStyle(document.querySelector(arguments[0])).fontFamily;
+            return [...arguments[1]].map((character) => {
+                const canvas = document.createElement("canvas");
+                canvas.width = canvas.height = 40;
+                const context = canvas.getContext("2d");
+                context.font = "32px " + family;
+                context.fillText(character, 4, 34);
+                return canvas.toDataURL();
+            });""", css, characters)
+
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
 

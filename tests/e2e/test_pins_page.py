@@ -116,6 +116,10 @@ def test_the_language_switch_translates_in_place_and_remembers_the_choice(page, 
     assert page.text("#stat-last-sync") == "从未同步"
     assert page.find("#pin-search").get_attribute("placeholder") == "按 CID 或名称搜索"
     page.screenshot("pins-zh")
+    # Chinese renders: a CJK font is there, not empty boxes.
+    first, again, second, blank = page.glyphs("#sync-button", "同同步 ")
+    assert first == again and blank not in (first, second)
+    assert first != second, "Chinese renders as empty boxes: no CJK font (apt-get install fonts-wqy-zenhei)"
 
     # The server now answers in Chinese too, and worker messages are translated.
     page.open(server.url + "/tasks")
