@@ -324,7 +324,7 @@ class IPFSClient:
     def _read_body(self, command, resp):
         """A streamed answer's body, piece by piece."""
         try:
-            yield from _chunks(resp) if resp.chunked else _plain(resp)
+            yield from chunked_body(Buffered(resp.fp.read1)) if resp.chunked else _plain(resp)
         except (OSError, http.client.HTTPException) as exc:
             raise IPFSError("the IPFS API at %s broke off %s: %s"
                             % (self.api_url, command, describe_os_error(exc)), transient=True)
@@ -382,16 +382,63 @@ def _plain(resp):
         yield piece
 
 
-def _chunks(resp):
-    """The body of a chunked response, checking its last chunk and trailers.
+class StreamError(IPFSError):
+    """The node reported an error after its answer had begun (X-Stream-Error)."""
 
-    Decoded from large reads, many chunks at a time: Kubo sends one chunk per
-    pin, and a read per chunk would dominate a listing of millions of pins.
+    def __init__(self, reported):
+        super().__init__("the IPFS node reported an error mid-stream: %s" % reported.decode("utf-8", "replace"))
+        self.reported = reported
+
+
+class Buffered:
+    """Bytes read from a connection and parsed where they lie: ``buf`` from
+    ``pos`` on is what is not parsed yet. ``read(n)`` gives at most n bytes,
+    b"" at the end."""
+
+    def __init__(self, read):
+        self.read = read
+        self.buf = b""
+        self.pos = 0
+        self.dropped = 0         # bytes dropped from the front of buf
+
+    def more(self, started=True):
+        data = self.read(1 << 16)
+        if not data:
+            if started:
+                raise http.client.IncompleteRead(self.buf[self.pos:])
+            raise http.client.RemoteDisconnected("the connection closed")
+        self.dropped += self.pos
+        self.buf = self.buf[self.pos:] + data
+        self.pos = 0
+
+    def line(self, limit):
+        while True:
+            end = self.buf.find(b"\r\n", self.pos)
+            if end >= 0:
+                line, self.pos = self.buf[self.pos:end], end + 2
+                return line
+            if len(self.buf) - self.pos > limit:
+                raise http.client.LineTooLong("an answer's line")
+            self.more()
+
+    def take(self, size):
+        while len(self.buf) - self.pos < size:
+            self.more()
+        data, self.pos = self.buf[self.pos:self.pos + size], self.pos + size
+        return data
+
+
+def chunked_body(source):
+    """The body of a chunked answer in ``source`` (a Buffered), in pieces as
+    they arrive, then its trailers, leaving ``source`` just past them.
+
+    Many chunks are decoded from each read: Kubo sends one chunk per pin,
+    and a read per chunk would dominate a listing of millions of pins. An
+    X-Stream-Error trailer raises StreamError: without it, a stream that
+    failed half-way would look like a clean end.
     """
-    fp = resp.fp
-    buf, pos = b"", 0
     while True:
-        blocks = []
+        buf, pos, blocks = source.buf, source.pos, []
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
@@ -403,12 +450,13 @@ def _chunks(resp):
             except ValueError:
                 raise http.client.HTTPException("bad chunk header")
             if size == 0:
+                source.pos = eol + 2
                 if blocks:
                     yield b"".join(blocks)
-                _check_trailers(fp, buf[eol + 2:])
+                _read_trailers(source)
                 return
-            if size > MAX_CHUNK:
-                raise http.client.HTTPException("chunk too large")
+            if not 0 < size <= MAX_CHUNK:
+                raise http.client.HTTPException("bad chunk size")
             end = eol + 2 + size
             if end + 2 > len(buf):
                 break
@@ -416,13 +464,24 @@ def _chunks(resp):
                 raise http.client.HTTPException("bad chunk")
             blocks.append(buf[eol + 2:end])
             pos = end + 2
+        source.pos = pos
         if blocks:
             yield b"".join(blocks)
-        buf, pos = buf[pos:], 0
-        data = fp.read1(1 << 16)
-        if not data:
-            raise http.client.IncompleteRead(buf)
-        buf += data
+        source.more()
+
+
+def _read_trailers(source):
+    """Read the trailers to their end; then raise StreamError if they hold one."""
+    error = None
+    while True:
+        line = source.line(65536)
+        if not line:
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-stream-error" and value.strip():
+            error = value.strip()
+    if error is not None:
+        raise StreamError(error)
 
 
 # What a query string may not carry as it is: %-escaped (a space as "+"),
@@ -463,7 +522,7 @@ class AnswerShapes:
 ANSWER_WAIT_MS = 2
 
 
-class AnswerReader:
+class AnswerReader(Buffered):
     """``expected`` HTTP answers read one after the other from a pipelined
     connection.
 
@@ -478,10 +537,8 @@ class AnswerReader:
     """
 
     def __init__(self, sock, expected, shapes=None):
+        super().__init__(self._receive)
         self.sock = sock
-        self.buf = b""
-        self.pos = 0
-        self.dropped = 0         # bytes dropped from the front of buf
         self.due = expected
         self.shapes = shapes or AnswerShapes()
         self.heads = self.shapes.heads
@@ -504,33 +561,10 @@ class AnswerReader:
         except OSError:  # the system does not have it for this socket
             self.shapes.can_wait = self.can_wait = False
 
-    def _more(self, started=True):
+    def _receive(self, size):
         if self.due > 1:
             self._wait()
-        data = self.sock.recv(1 << 16)
-        if not data:
-            if started:
-                raise http.client.IncompleteRead(self.buf[self.pos:])
-            raise http.client.RemoteDisconnected("the connection closed")
-        self.dropped += self.pos
-        self.buf = self.buf[self.pos:] + data
-        self.pos = 0
-
-    def _line(self, limit):
-        while True:
-            end = self.buf.find(b"\r\n", self.pos)
-            if end >= 0:
-                line, self.pos = self.buf[self.pos:end], end + 2
-                return line
-            if len(self.buf) - self.pos > limit:
-                raise http.client.LineTooLong("an answer's line")
-            self._more()
-
-    def _take(self, size):
-        while len(self.buf) - self.pos < size:
-            self._more()
-        data, self.pos = self.buf[self.pos:self.pos + size], self.pos + size
-        return data
+        return self.sock.recv(size)
 
     def next(self):
         """(status, body, closing) of the next answer. An error reported in a
@@ -550,8 +584,8 @@ class AnswerReader:
                 break
             if len(self.buf) - self.pos > 65536:
                 raise http.client.LineTooLong("an answer's head")
-            self._more(started=self.pos < len(self.buf))
-        buf, head = self.buf, self.buf[self.pos:end]
+            self.more(started=self.pos < len(self.buf))
+        head = self.buf[self.pos:end]
         self.pos = end + 4
         framing = self.heads.get(head)
         if framing is None:
@@ -561,19 +595,12 @@ class AnswerReader:
             self.heads[head] = framing
         status, chunked, length, closing = framing
         if chunked:
-            # Most answers are one chunk, the last chunk and no trailer.
-            start = buf.find(b"\r\n", self.pos, self.pos + 20) + 2
-            if start > 1:
-                try:
-                    stop = start + int(buf[self.pos:start - 2], 16)
-                except ValueError:
-                    stop = start
-                if stop > start and buf.startswith(b"\r\n0\r\n\r\n", stop):
-                    self.pos = stop + 7
-                    return status, buf[start:stop], closing
-            return self._chunked(status, closing)
+            try:
+                return status, b"".join(chunked_body(self)), closing
+            except StreamError as exc:
+                return 500, exc.reported, closing
         if length is not None:
-            return status, self._take(length), closing
+            return status, self.take(length), closing
         while True:  # the body runs to the end of the connection
             data = self.sock.recv(1 << 16)
             if not data:
@@ -583,27 +610,6 @@ class AnswerReader:
                 raise http.client.HTTPException("answer too large")
         body, self.pos = self.buf[self.pos:], len(self.buf)
         return status, body, True
-
-    def _chunked(self, status, closing):
-        blocks = []
-        while True:
-            size = int(self._line(1024).split(b";", 1)[0], 16)
-            if size == 0:
-                break
-            if not 0 < size <= MAX_CHUNK:
-                raise http.client.HTTPException("bad chunk size")
-            blocks.append(self._take(size))
-            if self._take(2) != b"\r\n":
-                raise http.client.HTTPException("bad chunk")
-        body = b"".join(blocks)
-        while True:
-            line = self._line(65536)
-            if not line:
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"x-stream-error" and value.strip():
-                status, body = 500, value.strip()
-        return status, body, closing
 
 
 def _framing(head):
@@ -637,21 +643,6 @@ def _parse_answer(command, body):
         return json.loads(body)
     except ValueError:
         return IPFSError("IPFS %s answered something that is not JSON" % command)
-
-
-def _check_trailers(fp, rest):
-    """Read the trailers after the last chunk; an X-Stream-Error raises IPFSError."""
-    while not (rest.startswith(b"\r\n") or b"\r\n\r\n" in rest):
-        if len(rest) > 65536:
-            raise http.client.HTTPException("trailers too large")
-        data = fp.read1(1 << 16)
-        if not data:
-            raise http.client.IncompleteRead(rest)
-        rest += data
-    for line in rest.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.strip().lower() == "x-stream-error" and value.strip():
-            raise IPFSError("the IPFS node reported an error mid-stream: %s" % value.strip())
 
 
 # ---------------------------------------------------------------------------

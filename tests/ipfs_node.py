@@ -193,9 +193,9 @@ class IPFSNode:
                 raise RuntimeError("Kubo exited with %s during start-up; log %s ends with:\n%s"
                                    % (rc, self.log_path, self._log_tail()))
             try:
-                self.rpc("version", _timeout=2)
-                return True
-            except (OSError, http.client.HTTPException, IPFSError):
+                self.request("version", timeout=2)
+                return True  # any answer, even a refusal for want of credentials
+            except (OSError, http.client.HTTPException):
                 self._close_conn()
             if time.monotonic() > deadline:
                 self.stop()
