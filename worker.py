@@ -512,9 +512,6 @@ class AnswerShapes:
     """What the answers on a connection looked like so far."""
 
     def __init__(self):
-        # The framing of each head seen: a node sends the same head for most
-        # answers, and parsing it is a good part of an answer's cost.
-        self.heads = {}
         self.shortest = 0        # bytes in the shortest answer; 0 while unknown
         self.can_wait = hasattr(select, "poll") and hasattr(socket, "SO_RCVLOWAT")
 
@@ -541,7 +538,6 @@ class AnswerReader(Buffered):
         self.sock = sock
         self.due = expected
         self.shapes = shapes or AnswerShapes()
-        self.heads = self.shapes.heads
         self.poller = None
         # Over TLS the bytes waiting in the kernel are not the answer's bytes.
         self.can_wait = self.shapes.can_wait and not hasattr(sock, "pending")
@@ -587,13 +583,7 @@ class AnswerReader(Buffered):
             self.more(started=self.pos < len(self.buf))
         head = self.buf[self.pos:end]
         self.pos = end + 4
-        framing = self.heads.get(head)
-        if framing is None:
-            framing = _framing(head)
-            if len(self.heads) > 64:
-                self.heads.clear()
-            self.heads[head] = framing
-        status, chunked, length, closing = framing
+        status, chunked, length, closing = _framing(head)
         if chunked:
             try:
                 return status, b"".join(chunked_body(self)), closing

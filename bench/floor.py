@@ -3,7 +3,7 @@
 
     python3 bench/floor.py --api URL [--concurrency 8] [--lookups N]
 
-1. Reads ``pin/ls?type=recursive&stream=true`` with ``http.client`` (which
+1. Reads ``pin/ls?type=recursive&stream=true&names=true`` with ``http.client`` (which
    decodes the chunked encoding) and parses every line as JSON: the listing.
 2. Looks up the size of the first N listed pins (all by default) with
    ``files/stat`` (``block/stat`` when files/stat refuses, as the worker
@@ -15,6 +15,8 @@ same calls. Then both again the way the worker does them, still without a
 database: the listing decoded many chunks and lines at a time, and the
 look-ups pipelined (``--pipeline`` requests per write on each connection).
 The faster of the two ways is the floor the benchmark holds the worker to.
+The listing is also timed without ``names=true``, for what asking for the
+pins' names costs the node.
 Prints one JSON object with the timings.
 """
 
@@ -49,7 +51,8 @@ def read_listing(host, port):
     """Every listed CID, and the seconds it took."""
     started = time.perf_counter()
     conn = connection(host, port)
-    conn.request("POST", "/api/v0/pin/ls?type=recursive&stream=true", headers={"User-Agent": "ipfsmaster-bench-floor"})
+    conn.request("POST", "/api/v0/pin/ls?type=recursive&stream=true&names=true",
+                 headers={"User-Agent": "ipfsmaster-bench-floor"})
     resp = conn.getresponse()
     if resp.status != 200:
         raise SystemExit("pin/ls answered HTTP %d" % resp.status)
@@ -101,10 +104,12 @@ def look_up_sizes(host, port, cids, concurrency):
     return on_threads(run, concurrency), sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
-def read_listing_batched(url):
-    """The seconds it takes to read the listing with the worker's client."""
+def read_listing_batched(url, names=True):
+    """The seconds it takes to read the listing with the worker's client,
+    with the pins' names (as the worker asks for them) or without."""
     started = time.perf_counter()
-    for _ in worker.IPFSClient(url).stream_batches("pin/ls", [("type", "recursive"), ("stream", "true")]):
+    for _ in worker.IPFSClient(url).stream_batches("pin/ls", worker.LIST_ARGS if names else [
+            (name, value) for name, value in worker.LIST_ARGS if name != "names"]):
         pass
     return time.perf_counter() - started
 
@@ -135,12 +140,14 @@ def main(argv=None):
     todo = cids if args.lookups < 0 else cids[:args.lookups]
     lookups_s, sized, failed = look_up_sizes(parts.hostname, parts.port, todo, args.concurrency)
     batched_s = read_listing_batched(args.api)
+    nameless_s = read_listing_batched(args.api, names=False)
     pipelined_s = look_up_sizes_pipelined(args.api, todo, args.concurrency, args.pipeline)
     print(json.dumps({
         "pins": len(cids), "lookups": len(todo), "sized": sized, "failed": failed,
         "concurrency": args.concurrency, "pipeline": args.pipeline,
         "plain": {"listing_s": round(listing_s, 3), "lookups_per_s": round(len(todo) / lookups_s, 1)},
-        "batched": {"listing_s": round(batched_s, 3), "lookups_per_s": round(len(todo) / pipelined_s, 1)},
+        "batched": {"listing_s": round(batched_s, 3), "lookups_per_s": round(len(todo) / pipelined_s, 1),
+                    "listing_without_names_s": round(nameless_s, 3)},
         "listing_s": round(min(listing_s, batched_s), 3),
         "lookups_per_s": round(len(todo) / min(lookups_s, pipelined_s), 1),
     }))

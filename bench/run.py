@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""IPFSMaster's benchmark: pin syncs of 100k and 1M pins, and a 1 GiB upload.
+"""IPFSMaster's benchmark: pin syncs on a synthetic node and on Kubo, and a 1 GiB upload.
 
-    python3 bench/run.py [--sizes 100000,1000000] [--concurrency 8] [--pollers 50]
-                         [--upload-mib 1024] [--out bench/results/latest.txt]
+    python3 bench/run.py [--sizes 100000,1000000] [--kubo-pins 100000] [--concurrency 8]
+                         [--pollers 50] [--upload-mib 1024] [--out bench/results/latest.txt]
 
-Everything runs on 127.0.0.1 as separate processes: the synthetic node
+Everything runs on 127.0.0.1 as separate processes: the nodes, the real
+server (``ipfsmaster.py serve``), the real detached workers it starts, and
+the pollers (bench/pollers.py). The nodes are the synthetic node
 (bench/synthetic_node.py, a stand-in that answers the RPC calls the worker
-makes, with generated pins), the real server (``ipfsmaster.py serve``), the
-real detached workers it starts, and the pollers (bench/pollers.py). For each
-size it measures:
+makes, with generated pins, at 100k and 1M pins) and Kubo
+(bench/kubo.py: a real node with ``--kubo-pins`` pinned files; $IPFS_BIN
+or ``sh tests/get_kubo.sh`` provides it). On each it measures:
 
 - the floor: reading the listing alone, and the size look-ups alone at the
-  same concurrency, with plain standard-library calls (bench/floor.py);
+  same concurrency, with plain standard-library calls and with the worker's
+  client but no database (bench/floor.py);
 - a first sync (listing, catalogue, every size) and re-syncs where nothing
   changed: wall time, pins per second, the worker's peak resident memory;
 - the status-poll latency of 50 pollers, each polling once a second like an
@@ -130,8 +133,8 @@ def task(server, task_id):
 # Measurements
 # ---------------------------------------------------------------------------
 
-def floor(node, concurrency, lookups):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "floor.py"), "--api", node.url, "--concurrency",
+def floor(url, concurrency, lookups):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "floor.py"), "--api", url, "--concurrency",
                           str(concurrency), "--lookups", str(lookups)], stdout=subprocess.PIPE, check=True)
     return json.loads(out.stdout)
 
@@ -211,15 +214,37 @@ def percentile(values, fraction):
 
 
 def bench_size(pins, args, work):
-    """Floor, first sync and re-syncs at one size."""
+    """Floor, first sync and re-syncs at one size, on the synthetic node."""
     node = Started([sys.executable, os.path.join(HERE, "synthetic_node.py"), "--pins", str(pins)])
+    try:
+        return bench_node(node.url, pins, args, work)
+    finally:
+        node.stop()
+
+
+def bench_kubo(pins, args, work):
+    """Floor, first sync and re-syncs on Kubo with ``pins`` pinned files."""
+    from kubo import kubo_with_pins
+    node = kubo_with_pins(pins)
+    try:
+        version = node.rpc("version")["Version"]
+        figures = bench_node(node.api_url, len(node.pin_ls(type="recursive")), args, os.path.join(work, "kubo"))
+        figures["kubo"] = version
+        return figures
+    finally:
+        node.stop()
+
+
+def bench_node(url, pins, args, work):
+    """Floor, first sync and re-syncs against the node at ``url``, which has ``pins`` pins."""
     server = None
+    os.makedirs(work, exist_ok=True)
     try:
         lookups = min(pins, args.floor_lookups)
-        measured = floor(node, args.concurrency, lookups)
+        measured = floor(url, args.concurrency, lookups)
         db = os.path.join(work, "bench-%d.db" % pins)
         command = [sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db", db,
-                      "--ipfs-api", node.url]
+                   "--ipfs-api", url]
         os.environ["IPFSMASTER_SIZE_CONCURRENCY"] = str(args.concurrency)
         server = Started(command)
         print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
@@ -253,7 +278,6 @@ def bench_size(pins, args, work):
     finally:
         if server:
             server.stop()
-        node.stop()
 
 
 def bench_upload(args, work):
@@ -322,9 +346,15 @@ def machine():
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-def targets(sizes, upload):
+def targets(sizes, kubo, upload):
     """(name, figure, limit, passed) for each target that this run measured."""
     checks = []
+    if kubo:
+        share = kubo["first_pins_per_s"] / kubo["floor"]["lookups_per_s"]
+        checks.append(("first sync on Kubo / look-up floor", share, ">= 0.80", share >= 0.80))
+        ratio = kubo["resync_s"] / kubo["floor"]["listing_s"]
+        checks.append(("re-sync on Kubo / listing alone", ratio, "<= 2.0", ratio <= 2.0))
+        checks.append(("worker peak RSS on Kubo (MB)", kubo["worker_peak_mb"], "<= 80", kubo["worker_peak_mb"] <= 80))
     by_pins = {size["pins"]: size for size in sizes}
     big = by_pins.get(1000000)
     if big:
@@ -350,15 +380,9 @@ def targets(sizes, upload):
     return checks
 
 
-def report(info, sizes, upload, checks, args):
-    lines = ["IPFSMaster benchmark, %s" % info["date"],
-             "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
-                                                              info["sqlite"], info["system"]),
-             "size look-up concurrency %d; %d pollers, each once a second; synthetic node (bench/synthetic_node.py)"
-             % (args.concurrency, args.pollers), ""]
-    lines.append("| pins | first sync | pins/s | re-sync | pins/s | listing alone | look-ups alone | worker peak RSS "
-                 "| poll median / p99 | POST to running (median) |")
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def sizes_table(sizes):
+    lines = ["| pins | first sync | pins/s | re-sync | pins/s | listing alone | look-ups alone | worker peak RSS "
+             "| poll median / p99 | POST to running (median) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in sizes:
         lines.append("| %s | %.1f s | %s | %.2f s | %s | %.2f s | %s/s | %.1f MB | %.1f / %.1f ms (%d polls, %d errors) "
                      "| %.0f ms |" % (
@@ -372,14 +396,29 @@ def report(info, sizes, upload, checks, args):
                  " at a time per connection, a JSON parse per line) and batched (the worker's decoding and pipelining):")
     for size in sizes:
         plain, batched = size["floor"]["plain"], size["floor"]["batched"]
-        lines.append("- %s pins: plain listing %.2f s, look-ups %s/s; batched listing %.2f s, look-ups %s/s" % (
-            "{:,}".format(size["pins"]), plain["listing_s"], "{:,.0f}".format(plain["lookups_per_s"]),
-            batched["listing_s"], "{:,.0f}".format(batched["lookups_per_s"])))
+        lines.append("- %s pins: plain listing %.2f s, look-ups %s/s; batched listing %.2f s (%.2f s without"
+                     " names=true), look-ups %s/s" % (
+                         "{:,}".format(size["pins"]), plain["listing_s"], "{:,.0f}".format(plain["lookups_per_s"]),
+                         batched["listing_s"], batched["listing_without_names_s"],
+                         "{:,.0f}".format(batched["lookups_per_s"])))
+    return lines
+
+
+def report(info, sizes, kubo, upload, checks, args):
+    lines = ["IPFSMaster benchmark, %s" % info["date"],
+             "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
+                                                              info["sqlite"], info["system"]),
+             "size look-up concurrency %d; %d pollers, each once a second" % (args.concurrency, args.pollers), ""]
+    if sizes:
+        lines += ["Synthetic node (bench/synthetic_node.py):", ""] + sizes_table(sizes) + [""]
+    if kubo:
+        lines += ["Kubo %s (bench/kubo.py: pinned small files, one CIDv0 each; ipfs daemon --offline):" % kubo["kubo"],
+                  ""] + sizes_table([kubo]) + [""]
     if upload:
-        lines += ["", "upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
-                      "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],
-                                          upload["server_peak_mb"], upload["worker_peak_mb"])]
-    lines += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
+        lines += ["upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
+                  "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],
+                                      upload["server_peak_mb"], upload["worker_peak_mb"]), ""]
+    lines += ["| target | measured | limit | result |", "|---|---:|---:|---|"]
     for name, value, limit, passed in checks:
         lines.append("| %s | %.2f | %s | %s |" % (name, value, limit, "PASS" if passed else "FAIL"))
     return "\n".join(lines) + "\n"
@@ -393,6 +432,8 @@ def main(argv=None):
     parser.add_argument("--resyncs", type=int, default=3, help="re-syncs after the first sync, at each size")
     parser.add_argument("--floor-lookups", type=int, default=100000, help="size look-ups the floor times")
     parser.add_argument("--upload-mib", type=int, default=1024, help="0 skips the upload")
+    parser.add_argument("--kubo-pins", type=int, default=100000,
+                        help="pins for the run on Kubo (0 skips it; needs IPFS_BIN, see tests/get_kubo.sh)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "latest.txt"))
     args = parser.parse_args(argv)
     info = machine()
@@ -401,12 +442,16 @@ def main(argv=None):
         for pins in [int(n) for n in args.sizes.split(",") if n]:
             print("%d pins" % pins, flush=True)
             sizes.append(bench_size(pins, args, work))
+        kubo = None
+        if args.kubo_pins:
+            print("Kubo, %d pins" % args.kubo_pins, flush=True)
+            kubo = bench_kubo(args.kubo_pins, args, work)
         upload = None
         if args.upload_mib:
             print("upload of %d MiB" % args.upload_mib, flush=True)
             upload = bench_upload(args, work)
-    checks = targets(sizes, upload)
-    text = report(info, sizes, upload, checks, args)
+    checks = targets(sizes, kubo, upload)
+    text = report(info, sizes, kubo, upload, checks, args)
     print()
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
