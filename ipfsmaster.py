@@ -13,7 +13,9 @@ Run the console (standard library only, Python 3.9+):
                           [--db ipfsmaster.db] [--ipfs-api http://127.0.0.1:5001]
 
 Other commands: ``sync``, ``tasks``, ``show``, ``cancel``, ``retry``,
-``cleanup``, ``reap``; ``python3 ipfsmaster.py COMMAND --help`` explains each.
+``cleanup``, ``reap``, ``bundle``; ``python3 ipfsmaster.py COMMAND --help``
+explains each. ``bundle`` writes the whole console into one zipapp,
+``ipfsmaster.pyz``, which runs the same commands.
 
 The module reads top to bottom: settings, database, tasks, errors and
 messages, request helpers, handlers, the route table, the app, the server,
@@ -22,6 +24,7 @@ the command line. Nothing runs at import time.
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -39,13 +42,19 @@ import sys
 import threading
 import time
 import traceback
+import zipfile
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+__version__ = "1.0"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCHEMA_PATH = os.path.join(HERE, "schema.sql")
-STATIC_DIR = os.path.join(HERE, "static")
+# Run as a zipapp (python3 ipfsmaster.pyz), HERE is the archive itself: the
+# schema, static/ and the worker are then read from inside it.
+ARCHIVE = HERE if os.path.isfile(HERE) else None
 WORKER_PATH = os.path.join(HERE, "worker.py")
+# The files of the checkout that make up the console (and the zipapp).
+SHIPPED = [":(glob)*.py", "schema.sql", "static"]
 
 log = logging.getLogger("ipfsmaster")
 
@@ -161,6 +170,55 @@ def discard_spool(settings, task_id):
 
 
 # ---------------------------------------------------------------------------
+# The console's own files: a checkout, or one zipapp
+# ---------------------------------------------------------------------------
+
+def read_shipped_file(folder, name):
+    """The bytes of ``name`` inside ``folder`` ('' for the top) of the console's
+    own files, from the checkout or from inside the zipapp; None when there is
+    no such file or the name leads out of ``folder``."""
+    if ARCHIVE:
+        # Only the archive's members exist here: no symlinks, no folders, no "..".
+        with zipfile.ZipFile(ARCHIVE) as archive:
+            try:
+                return archive.read("/".join(part for part in (folder, name) if part))
+            except KeyError:
+                return None
+    root = os.path.realpath(os.path.join(HERE, folder))
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def source_version(folder):
+    """__version__, plus the git commit when ``folder`` is the top of a git
+    checkout (and ``.dirty`` when the console's files differ from it)."""
+    def git(*args):
+        return subprocess.run(["git", "--no-optional-locks", "-C", folder] + list(args), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
+                              universal_newlines=True).stdout
+    try:
+        top, commit = git("rev-parse", "--show-toplevel", "--short=12", "HEAD").split()
+        if os.path.realpath(top) != os.path.realpath(folder):
+            return __version__
+        dirty = git("status", "--porcelain", "--", *SHIPPED).strip()
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return __version__  # no git, or not a checkout of its own
+    return "%s+g%s%s" % (__version__, commit, ".dirty" if dirty else "")
+
+
+@functools.lru_cache(maxsize=None)
+def version():
+    """This console's version: the one the zipapp recorded, else the checkout's."""
+    recorded = read_shipped_file("", "VERSION")
+    if recorded is not None:
+        return recorded.decode("utf-8").strip()
+    return source_version(HERE)
+
+
+# ---------------------------------------------------------------------------
 # Database
 # ---------------------------------------------------------------------------
 
@@ -242,8 +300,7 @@ def init_db(path):
         if version > SCHEMA_VERSION:
             raise SystemExit("%s was written by a newer IPFSMaster (schema %d; this one knows %d)"
                              % (path, version, SCHEMA_VERSION))
-        with open(SCHEMA_PATH, encoding="utf-8") as f:
-            schema = f.read()
+        schema = read_shipped_file("", "schema.sql").decode("utf-8")
         # executescript commits on its own; the statements are idempotent.
         conn.executescript(schema)
         if version < SCHEMA_VERSION:
@@ -409,12 +466,14 @@ def detach_options(os_name=os.name):
 
 
 def spawn_worker(settings, task_id):
-    """Start ``worker.py TASK_ID`` detached, its output going to the task's log."""
+    """Start ``worker.py TASK_ID`` (in a zipapp: ``ARCHIVE worker TASK_ID``)
+    detached, its output going to the task's log."""
     os.makedirs(settings.task_dir, mode=0o700, exist_ok=True)
     log_path = task_log_path(settings, task_id)
     # -S: the worker needs nothing but the standard library, and skipping
     # site-packages (and whatever their .pth files import) saves most of its start.
-    args = [sys.executable, "-S", WORKER_PATH, str(int(task_id)), "--db", os.path.abspath(settings.db)]
+    script, folder = ([ARCHIVE, "worker"], os.path.dirname(ARCHIVE)) if ARCHIVE else ([WORKER_PATH], HERE)
+    args = [sys.executable, "-S"] + script + [str(int(task_id)), "--db", os.path.abspath(settings.db)]
     env = dict(os.environ)
     env.pop("IPFSMASTER_PASSWORD", None)  # the worker has no use for it
     if settings.ipfs_auth:
@@ -422,7 +481,7 @@ def spawn_worker(settings, task_id):
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
-                                close_fds=True, cwd=HERE, env=env, **detach_options())
+                                close_fds=True, cwd=folder, env=env, **detach_options())
     finally:
         os.close(fd)
     # Collect the exit status so a finished worker does not linger as a zombie
@@ -455,7 +514,7 @@ def process_alive(pid):
 
 
 def is_task_worker(pid, task_id):
-    """True if ``pid`` is a live worker.py process for this task (pids are reused)."""
+    """True if ``pid`` is a live worker process for this task (pids are reused)."""
     if not process_alive(pid):
         return False
     if os.name == "nt":
@@ -469,7 +528,16 @@ def is_task_worker(pid, task_id):
         out = subprocess.run(["ps", "-o", "args=", "-p", str(int(pid))], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, check=False).stdout
         argv = out.split()
-    return any(arg.endswith(b"worker.py") for arg in argv) and str(int(task_id)).encode() in argv
+    return is_worker_command(argv, task_id)
+
+
+def is_worker_command(argv, task_id):
+    """True for a worker's command line (bytes): ``... worker.py ... TASK_ID ...``,
+    or the zipapp's ``... ARCHIVE worker TASK_ID ...``."""
+    task = str(int(task_id)).encode()
+    if any(arg.endswith(b"worker.py") for arg in argv):
+        return task in argv
+    return any(arg == b"worker" and following == task for arg, following in zip(argv, argv[1:]))
 
 
 def terminate_process(pid):
@@ -931,15 +999,11 @@ def static_file(relative):
     if not relative or "\\" in relative or "\0" in relative or any(
             part in ("", ".", "..") for part in relative.split("/")):
         raise HTTPError(404, "Not found.")
-    root = os.path.realpath(STATIC_DIR)
-    path = os.path.realpath(os.path.join(root, relative))
-    if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+    content_type = CONTENT_TYPES.get(os.path.splitext(relative)[1].lower())
+    body = read_shipped_file("static", relative) if content_type else None
+    if body is None:
         raise HTTPError(404, "Not found.")
-    content_type = CONTENT_TYPES.get(os.path.splitext(path)[1].lower())
-    if content_type is None:
-        raise HTTPError(404, "Not found.")
-    with open(path, "rb") as f:
-        return Response(f.read(), content_type=content_type, headers=[("Cache-Control", "no-cache")])
+    return Response(body, content_type=content_type, headers=[("Cache-Control", "no-cache")])
 
 
 def page(name, lang):
@@ -1180,8 +1244,9 @@ def handle_task_status(req):
 
 
 def handle_info(req):
-    """What the pages need to know about this console's limits."""
-    return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled})
+    """What the pages need to know about this console: its limits and version."""
+    return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled,
+                          "version": version()})
 
 
 PIN_SORTS = {
@@ -1546,10 +1611,22 @@ def add_db_flag(parser):
     parser.add_argument("--db", help="SQLite database file (env IPFSMASTER_DB; default ipfsmaster.db)")
 
 
+class PrintVersion(argparse.Action):
+    """--version: asks git only when given (argparse's own action wants the text up front)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message="IPFSMaster %s\n" % version())
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="ipfsmaster.py", description="IPFSMaster: a web console for an IPFS (Kubo) node.",
+        prog=os.path.basename(ARCHIVE) if ARCHIVE else "ipfsmaster.py",
+        description="IPFSMaster: a web console for an IPFS (Kubo) node.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=PrintVersion)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="run the web console (the default)",
@@ -1590,6 +1667,13 @@ def build_parser():
                                            " worker never started, as failed.")
     add_db_flag(reap)
     reap.add_argument("--stale-seconds", type=int, help="heartbeat age that counts as dead (default 30)")
+
+    bundle = commands.add_parser("bundle", help="write the whole console into one runnable file",
+                                 description="Write the console (both programs, the schema and static/) into"
+                                             " one zipapp that runs every command, copied anywhere alone:"
+                                             " python3 ipfsmaster.pyz [COMMAND]. The same sources always give"
+                                             " the same bytes.")
+    bundle.add_argument("-o", "--output", default="ipfsmaster.pyz", help="the file to write (default ipfsmaster.pyz)")
     return parser
 
 
@@ -1638,9 +1722,12 @@ def wait_for_task(settings, conn, task_id, out=sys.stderr):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        import bundle  # only a checkout builds one
+        return bundle.main(args.output)
     flags = {name: getattr(args, name, None) for name in DEFAULTS}
     if args.command == "cleanup":
         flags["retention_days"] = args.days

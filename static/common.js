@@ -695,6 +695,15 @@ async function showLogout() {
   });
 }
 
+/** The footer names the console's version (the git commit it was built from, if any). */
+async function showVersion() {
+  const info = await loadSiteInfo();
+  const footer = $("#app-version");
+  if (!footer || !info.version) return;
+  footer.textContent = `IPFSMaster ${info.version}`;
+  footer.hidden = false;
+}
+
 /** Translate the page, wire the language switch and mark the current nav link. */
 export function initPage(key) {
   titleKey = key;
@@ -707,5 +716,9 @@ export function initPage(key) {
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.getAttribute("href") === window.location.pathname) link.setAttribute("aria-current", "page");
   }
-  if (document.querySelector(".nav")) showLogout();
+  if (document.querySelector(".nav")) {
+    // Only pages behind the login ask /api/info: the login form must not.
+    showLogout();
+    showVersion();
+  }
 }

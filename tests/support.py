@@ -111,25 +111,17 @@ def kill_pid(pid):
             time.sleep(0.05)
 
 
-def worker_command_line(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
-
-
 def kill_workers(db_path):
     """Kill every still-running worker process recorded in this database."""
     if not os.path.exists(db_path):
         return
     conn = ipfsmaster.connect(db_path)
     try:
-        pids = [row[0] for row in conn.execute("SELECT pid FROM background_tasks WHERE pid IS NOT NULL")]
+        rows = conn.execute("SELECT id, pid FROM background_tasks WHERE pid IS NOT NULL").fetchall()
     finally:
         conn.close()
-    for pid in pids:
-        if pid != os.getpid() and any(arg.endswith(b"worker.py") for arg in worker_command_line(pid)):
+    for task_id, pid in rows:
+        if pid != os.getpid() and ipfsmaster.is_task_worker(pid, task_id):
             kill_pid(pid)
 
 

@@ -249,6 +249,7 @@ def test_a_task_links_to_its_latest_retry_and_says_if_it_can_be_retried(client, 
     assert client.get("/pins/task-status?id=%d" % new).json["retryable"] is False  # pending
 
 
-def test_info_tells_the_pages_the_upload_limit(client, settings):
+def test_info_tells_the_pages_the_upload_limit_and_version(client, settings):
     settings.max_upload_bytes = 12345
-    assert client.get("/api/info").json == {"max_upload_bytes": 12345, "password": False}
+    assert client.get("/api/info").json == {"max_upload_bytes": 12345, "password": False,
+                                            "version": ipfsmaster.version()}
