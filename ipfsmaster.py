@@ -1618,7 +1618,8 @@ class PrintVersion(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.exit(message="IPFSMaster %s\n" % version())
+        print("IPFSMaster", version())
+        parser.exit()
 
 
 def build_parser():

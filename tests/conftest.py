@@ -15,7 +15,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ipfsmaster  # noqa: E402
-from support import Client, LiveServer  # noqa: E402
+from support import Client, LiveServer, SilentNode, build_bundle  # noqa: E402
 
 
 @pytest.fixture
@@ -77,3 +77,17 @@ def make_live_server(tmp_path):
 def live_server(make_live_server, ipfs_node):
     """The server, talking to the session's IPFS node."""
     return make_live_server(ipfs_node.api_url)
+
+
+@pytest.fixture
+def silent_node():
+    """An IPFS API that never answers (support.SilentNode)."""
+    node = SilentNode()
+    yield node
+    node.close()
+
+
+@pytest.fixture(scope="session")
+def bundled_archive(tmp_path_factory):
+    """ipfsmaster.pyz, built once from this checkout by ``ipfsmaster.py bundle``."""
+    return build_bundle(tmp_path_factory.mktemp("bundle"))

@@ -1,8 +1,14 @@
-"""Helpers for the tests: an in-process WSGI client, the live server, waiting."""
+"""Helpers for the tests: an in-process WSGI client, the live server, the
+bundled console run from its own folder, waiting."""
 
+import glob
 import io
 import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from wsgiref.util import setup_testing_defaults
@@ -125,21 +131,12 @@ def kill_workers(db_path):
             kill_pid(pid)
 
 
-class LiveServer:
-    """The real threaded server on a free port, in this process; the
-    workers it starts are real detached processes."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.db_path = settings.db
-        self.server = ipfsmaster.make_server(settings)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+class ServerClient:
+    """Requests to a console at ``self.port`` whose database is ``self.db_path``."""
 
     def request(self, method, path, body=None, headers=None, timeout=30):
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.server_address[1], timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -164,9 +161,124 @@ class LiveServer:
     def log(self, task_id):
         return self.request("GET", "/tasks/log?id=%d" % task_id).text
 
+
+class LiveServer(ServerClient):
+    """The real threaded server on a free port, in this process; the
+    workers it starts are real detached processes."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.db_path = settings.db
+        self.server = ipfsmaster.make_server(settings)
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+        kill_workers(self.db_path)
+
+
+class SilentNode:
+    """An "IPFS API" that takes connections and never answers: a sync against
+    it runs, listing, until it is cancelled."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# The console in one file (ipfsmaster.pyz)
+# ---------------------------------------------------------------------------
+
+def clean_environment(**extra):
+    """This environment without the console's settings or Python's search
+    paths (nothing may lead back to the checkout), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IPFSMASTER_", "PYTHON"))}
+    env.update(extra)
+    return env
+
+
+def build_bundle(folder, python=sys.executable):
+    """Run ``ipfsmaster.py bundle`` from the checkout, writing into ``folder``; the archive's path."""
+    output = os.path.join(str(folder), "ipfsmaster.pyz")
+    done = subprocess.run([python, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "bundle", "-o", output],
+                          cwd=str(folder), env=clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return output
+
+
+def installed_pythons():
+    """{(major, minor): path} of every Python 3.9+ with sqlite3 here: this
+    one, pyenv's and each ``python3.X`` on PATH."""
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates = [sys.executable] + sorted(glob.glob(os.path.join(pyenv, "versions", "*", "bin", "python3")))
+    candidates += [path for path in (shutil.which("python3.%d" % minor) for minor in range(9, 40)) if path]
+    found = {}
+    for path in candidates:
+        try:
+            out = subprocess.run([path, "-c", "import sqlite3, sys; print(*sys.version_info[:2])"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        version = tuple(int(part) for part in out.split())
+        if version >= (3, 9):
+            found.setdefault(version, path)
+    return found
+
+
+class BundledServer(ServerClient):
+    """The zipapp copied alone into an empty folder and served from there, the
+    way a user deploys it: ``python3 ipfsmaster.pyz --port 0`` in that folder."""
+
+    def __init__(self, archive, folder, ipfs_api, python=sys.executable, output=None, password=None):
+        os.makedirs(str(folder))
+        self.folder = str(folder)
+        self.archive = shutil.copy(archive, self.folder)
+        self.python = python
+        self.db_path = os.path.join(self.folder, "ipfsmaster.db")
+        self.env = clean_environment(IPFSMASTER_IPFS_API=ipfs_api)
+        self.output = str(output or os.path.join(os.path.dirname(self.folder), "server-output.txt"))
+        with open(self.output, "wb") as out:
+            env = dict(self.env, IPFSMASTER_PASSWORD=password) if password else self.env
+            self.proc = subprocess.Popen([python, self.archive, "--port", "0"], cwd=self.folder, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        try:
+            line = wait_for(self._serving_line, timeout=30, message="the bundled console to start")
+        except AssertionError:
+            self.close()
+            raise AssertionError("the bundled console did not start:\n" + self.printed())
+        self.url = line.split()[3].rstrip("/")
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def printed(self):
+        with open(self.output, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def _serving_line(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("the bundled console exited with %s:\n%s" % (self.proc.returncode, self.printed()))
+        return next((line for line in self.printed().splitlines() if " serving on http://" in line), None)
+
+    def cli(self, *args, timeout=120):
+        """``python3 ipfsmaster.pyz ARGS`` in the archive's folder; the finished process."""
+        return subprocess.run([self.python, self.archive] + list(args), cwd=self.folder, env=self.env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+
+    def close(self):
+        kill_pid(self.proc.pid)
+        self.proc.wait()
         kill_workers(self.db_path)
 
 

@@ -11,7 +11,6 @@ answers (``silent_node``), to show failures and long-running syncs.
 
 import json
 import os
-import socket
 import time
 
 import pytest
@@ -199,27 +198,6 @@ def page(browser):
 # ---------------------------------------------------------------------------
 # Tasks and nodes for the console to show
 # ---------------------------------------------------------------------------
-
-class SilentNode:
-    """An "IPFS API" that takes connections and never answers: a sync against
-    it runs, listing, until it is cancelled."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(32)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def silent_node():
-    node = SilentNode()
-    yield node
-    node.close()
-
 
 def add_finished_task(server, status, error=None, minutes_ago=60):
     """Record a pin sync that ended ``minutes_ago``, as a worker would have; returns its id."""
