@@ -238,3 +238,12 @@ def test_the_archive_alone_does_everything_the_checkout_does(which, oldest_and_n
         server.close()
     assert set(os.listdir(server.folder)) <= ALLOWED_BESIDE, os.listdir(server.folder)
     assert snapshot(CHECKOUT) == before, "the checkout changed while the archive ran"
+
+
+def test_the_readme_still_starts_with_the_checkout_and_tells_how_to_deploy_one_file():
+    with open(os.path.join(CHECKOUT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    first_command = next(line.strip() for line in readme.splitlines() if line.startswith("    "))
+    assert first_command == "python3 ipfsmaster.py"
+    section = readme.split("\n## Deploy one file\n", 1)[1].split("\n## ", 1)[0]
+    assert "python3 ipfsmaster.py bundle" in section and "python3 ipfsmaster.pyz" in section
