@@ -4,12 +4,13 @@ copied alone into an empty folder and run there against the real node."""
 import json
 import os
 import stat
+import subprocess
 import zipfile
 
 import pytest
 
 import ipfsmaster
-from support import BundledServer, Client, build_bundle, installed_pythons, wait_for
+from support import BundledServer, Client, build_bundle, clean_environment, installed_pythons, wait_for
 from test_upload import multipart
 
 CHECKOUT = ipfsmaster.HERE
@@ -53,6 +54,10 @@ def test_the_archive_is_an_executable_zipapp_of_the_sources_alone(bundled_archiv
     with open(bundled_archive, "rb") as f:
         assert f.readline() == b"#!/usr/bin/env python3\n"
     assert os.stat(bundled_archive).st_mode & 0o777 == 0o755
+    # Run as a program, through the shebang and the python3 on PATH.
+    done = subprocess.run([bundled_archive, "--version"], stdout=subprocess.PIPE, env=clean_environment(),
+                          cwd=os.path.dirname(bundled_archive), timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith(b"IPFSMaster ")
     with zipfile.ZipFile(bundled_archive) as archive:
         infos = archive.infolist()
         names = [info.filename for info in infos]
@@ -234,6 +239,8 @@ def test_the_archive_alone_does_everything_the_checkout_does(which, oldest_and_n
         assert cli_ok(server, "reap").startswith("Marked ")
         assert cli_ok(server, "cleanup").startswith("Removed 0 ")
         assert server.cli("show", "999").returncode == 4
+        assert "usage: ipfsmaster.pyz" in cli_ok(server, "--help")
+        assert server.cli("bundle", "-o", "again.pyz").returncode == 2  # it is the bundle already
     finally:
         server.close()
     assert set(os.listdir(server.folder)) <= ALLOWED_BESIDE, os.listdir(server.folder)
