@@ -88,6 +88,9 @@ def main(output):
     try:
         write_archive(temporary, files)
         os.replace(temporary, output)
+    except OSError as exc:
+        print("Cannot write %s: %s" % (output, exc.strerror or exc), file=sys.stderr)
+        return 1
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
