@@ -75,6 +75,8 @@ DEFAULTS = {
     "request_timeout": 60,
     "password": None,
     "ipfs_auth": None,
+    "cluster_api": None,
+    "cluster_auth": None,
 }
 
 # Setting name -> (environment variable, type).
@@ -90,7 +92,12 @@ ENVIRONMENT = {
     "request_timeout": ("IPFSMASTER_REQUEST_TIMEOUT", int),
     "password": ("IPFSMASTER_PASSWORD", str),
     "ipfs_auth": ("IPFSMASTER_IPFS_AUTH", str),
+    "cluster_api": ("IPFSMASTER_CLUSTER_API", str),
+    "cluster_auth": ("IPFSMASTER_CLUSTER_AUTH", str),
 }
+
+
+SECRET_SETTINGS = ("password", "ipfs_auth", "cluster_auth")
 
 
 class Settings:
@@ -121,8 +128,15 @@ class Settings:
         return cls(**values)
 
     def __repr__(self):
-        shown = {name: getattr(self, name) for name in DEFAULTS if name not in ("password", "ipfs_auth")}
+        shown = {name: getattr(self, name) for name in DEFAULTS if name not in SECRET_SETTINGS}
         return "Settings(%s)" % ", ".join("%s=%r" % item for item in sorted(shown.items()))
+
+    def sync_params(self):
+        """A pin sync's parameters: where the node (and the cluster, if any) is."""
+        params = {"ipfs_api": self.ipfs_api}
+        if self.cluster_api:
+            params["cluster_api"] = self.cluster_api
+        return params
 
     @property
     def task_dir(self):
@@ -476,8 +490,10 @@ def spawn_worker(settings, task_id):
     args = [sys.executable, "-S"] + script + [str(int(task_id)), "--db", os.path.abspath(settings.db)]
     env = dict(os.environ)
     env.pop("IPFSMASTER_PASSWORD", None)  # the worker has no use for it
-    if settings.ipfs_auth:
-        env["IPFSMASTER_IPFS_AUTH"] = settings.ipfs_auth  # never in argv or the task's parameters
+    # Credentials go through the environment: never in argv or the task's parameters.
+    for name in ("ipfs_auth", "cluster_auth"):
+        if getattr(settings, name):
+            env[ENVIRONMENT[name][0]] = getattr(settings, name)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
@@ -1229,7 +1245,7 @@ def handle_pin_sync(req):
     """Start a pin sync, or say which one is already running."""
     req.discard_body()
     with task_errors():
-        task_id = start_task(req.settings, req.db, "pin_sync", {"ipfs_api": req.settings.ipfs_api})
+        task_id = start_task(req.settings, req.db, "pin_sync", req.settings.sync_params())
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
@@ -1257,31 +1273,88 @@ PIN_SORTS = {
 }
 
 
+# The pins page's replication filters (IPFS Cluster): which pins each keeps.
+PIN_FILTERS = {
+    "error": " cid IN (SELECT cid FROM pin_replication WHERE in_error > 0)",
+    "under-replicated": " cid IN (SELECT cid FROM pin_replication WHERE pinned < wanted)",
+}
+
+# IPFS Cluster's statuses, as the pins page counts them.
+PEER_STATUS_GROUPS = {
+    "pinned": "pinned", "pinning": "pinning", "pin_queued": "queued", "remote": "remote",
+    "pin_error": "error", "unpin_error": "error", "cluster_error": "error", "error": "error",
+    "unpinning": "unpinning", "unpin_queued": "unpinning", "unpinned": "unpinned",
+}
+
+
 def handle_pins_api(req):
-    """The catalogue: search, sort and page."""
+    """The catalogue: search, filter, sort and page."""
     sort = req.arg("sort", "-synced") or "-synced"
     if sort not in PIN_SORTS:
         raise HTTPError(400, "Unknown sort order {value!r}.", value=sort[:40])
+    status = req.arg("status").strip()
+    if status and status not in PIN_FILTERS:
+        raise HTTPError(400, "Unknown status {value!r}.", value=status[:40])
     limit = req.int_arg("limit", 50, 1, 1000)
     offset = req.int_arg("offset", 0, 0, 100000000)
     q = req.arg("q").strip()[:200]
-    where, args = "", []
+    where, args = [], []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = " WHERE cid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
+        where.append(" (cid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')")
         args = [pattern, pattern]
+    if status:
+        where.append(PIN_FILTERS[status])
+    clause = " WHERE" + " AND".join(where) if where else ""
     conn = req.db
     summary = conn.execute("SELECT count, total_size, unsized FROM pin_stats").fetchone()
-    total = conn.execute("SELECT COUNT(*) FROM pins" + where, args).fetchone()[0] if q else summary["count"]
-    rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + where
+    total = conn.execute("SELECT COUNT(*) FROM pins" + clause, args).fetchone()[0] if where else summary["count"]
+    rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + clause
                         + " ORDER BY " + PIN_SORTS[sort] + " LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
+    pins = [dict(row) for row in rows]
+    cluster = cluster_summary(conn)
+    if cluster:
+        add_replication(conn, pins)
     last = conn.execute("SELECT id, completed_at FROM background_tasks WHERE task_type = 'pin_sync'"
                         " AND status = 'completed' ORDER BY id DESC LIMIT 1").fetchone()
     return json_response({
-        "pins": [dict(row) for row in rows],
+        "pins": pins,
         "total": total,
-        "summary": dict(summary, last_sync=dict(last) if last else None),
+        "summary": dict(summary, last_sync=dict(last) if last else None, cluster=cluster),
     })
+
+
+def cluster_summary(conn):
+    """The cluster's peers and its pins in error or under-replicated, as the
+    last sync found them; None when the catalogue is a node's alone."""
+    peers = [dict(row) for row in conn.execute(
+        "SELECT peer_id AS id, peername AS name, version, error FROM cluster_peers ORDER BY peername, peer_id")]
+    if not peers and conn.execute("SELECT 1 FROM pin_replication LIMIT 1").fetchone() is None:
+        return None
+    return {
+        "peers": peers,
+        "pins_in_error": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE in_error > 0").fetchone()[0],
+        "under_replicated": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE pinned < wanted").fetchone()[0],
+    }
+
+
+def add_replication(conn, pins):
+    """Each pin's peers by status, the peers it should have, and the peers' error sentences."""
+    by_cid = {pin["cid"]: pin for pin in pins}
+    for pin in pins:
+        pin.update(peers={}, replication_wanted=None, peer_errors=[])
+    marks = ",".join("?" * len(by_cid))
+    if not marks:
+        return
+    for row in conn.execute("SELECT cid, status, peername, error FROM pin_peers WHERE cid IN (%s)"
+                            " ORDER BY cid, peername" % marks, list(by_cid)):
+        pin = by_cid[row["cid"]]
+        group = PEER_STATUS_GROUPS.get(row["status"], "other")
+        pin["peers"][group] = pin["peers"].get(group, 0) + 1
+        if row["error"]:
+            pin["peer_errors"].append({"peer": row["peername"], "status": row["status"], "error": row["error"]})
+    for row in conn.execute("SELECT cid, wanted FROM pin_replication WHERE cid IN (%s)" % marks, list(by_cid)):
+        by_cid[row["cid"]]["replication_wanted"] = row["wanted"]
 
 
 def handle_tasks_api(req):
@@ -1641,6 +1714,7 @@ def build_parser():
     add_db_flag(sync)
     sync.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
     sync.add_argument("--ipfs-auth-file", metavar="PATH", help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
+    add_cluster_flags(sync)
     sync.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
 
     tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
@@ -1678,6 +1752,15 @@ def build_parser():
     return parser
 
 
+def add_cluster_flags(parser):
+    parser.add_argument("--cluster-api", metavar="URL",
+                        help="an IPFS Cluster's REST API (port 9094): pins are then the cluster's (env"
+                             " IPFSMASTER_CLUSTER_API)")
+    parser.add_argument("--cluster-auth-file", metavar="PATH",
+                        help="credentials for the cluster's REST API: basic:USER:PASSWORD or bearer:TOKEN"
+                             " (env IPFSMASTER_CLUSTER_AUTH)")
+
+
 def add_serve_flags(parser):
     parser.add_argument("--host", help="address to listen on (env IPFSMASTER_HOST; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 7789)")
@@ -1695,6 +1778,7 @@ def add_serve_flags(parser):
     parser.add_argument("--ipfs-auth-file", metavar="PATH",
                         help="credentials for the node's RPC API, as in Kubo's API.Authorizations:"
                              " basic:USER:PASSWORD or bearer:TOKEN (env IPFSMASTER_IPFS_AUTH)")
+    add_cluster_flags(parser)
     parser.add_argument("--max-upload-bytes", type=int,
                         help="largest file accepted by /files/upload (env IPFSMASTER_MAX_UPLOAD_BYTES; default 4 GiB)")
 
@@ -1736,9 +1820,14 @@ def main(argv=None):
         flags["password"] = read_secret_file(args.password_file, "password")
     if getattr(args, "ipfs_auth_file", None):
         flags["ipfs_auth"] = read_secret_file(args.ipfs_auth_file, "IPFS API credentials")
+    if getattr(args, "cluster_auth_file", None):
+        flags["cluster_auth"] = read_secret_file(args.cluster_auth_file, "IPFS Cluster API credentials")
     settings = Settings.from_environment(**flags)
     settings.ipfs_api, credentials = split_api_credentials(settings.ipfs_api)
     settings.ipfs_auth = settings.ipfs_auth or credentials
+    if settings.cluster_api:
+        settings.cluster_api, credentials = split_api_credentials(settings.cluster_api)
+        settings.cluster_auth = settings.cluster_auth or credentials
     os.umask(0o077)  # the database, its journal, logs and spool: owner only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -1758,7 +1847,7 @@ def run_command(args, settings, conn):
     """The commands other than serve; returns the exit code."""
     if args.command == "sync":
         try:
-            task_id = start_task(settings, conn, "pin_sync", {"ipfs_api": settings.ipfs_api})
+            task_id = start_task(settings, conn, "pin_sync", settings.sync_params())
         except TaskConflict as conflict:
             print("A pin sync is already running (task %s)." % conflict.active_id, file=sys.stderr)
             return 3

@@ -105,3 +105,37 @@ END;
 CREATE TRIGGER IF NOT EXISTS pins_listing_change AFTER UPDATE OF cid, type, name ON pins BEGIN
     DELETE FROM last_listing;
 END;
+
+-- IPFS Cluster: each peer's status of each pin, as the last sync through the
+-- cluster found it (empty when the console works with a node alone).
+CREATE TABLE IF NOT EXISTS pin_peers (
+    cid TEXT NOT NULL,                          -- the pin
+    peer_id TEXT NOT NULL,                      -- the cluster peer's id
+    peername TEXT,                              -- the peer's name, as the cluster gives it
+    status TEXT NOT NULL,                       -- pinned, pinning, pin_queued, pin_error, remote, ...
+    error TEXT,                                 -- the peer's error sentence, if any
+    updated_at TEXT,                            -- when the peer's status last changed (the cluster's time)
+    PRIMARY KEY (cid, peer_id)
+) WITHOUT ROWID;
+
+-- IPFS Cluster: each pin's replication, for the filters and totals.
+CREATE TABLE IF NOT EXISTS pin_replication (
+    cid TEXT PRIMARY KEY,                       -- the pin
+    wanted INTEGER NOT NULL,                    -- peers it is allocated to (every peer when unlimited)
+    pinned INTEGER NOT NULL,                    -- peers that have it pinned
+    in_error INTEGER NOT NULL                   -- peers that failed it (pin_error, cluster_error, ...)
+) WITHOUT ROWID;
+
+-- The "in error" and "under-replicated" filters and their counts, at any size.
+CREATE INDEX IF NOT EXISTS idx_replication_error ON pin_replication(cid) WHERE in_error > 0;
+CREATE INDEX IF NOT EXISTS idx_replication_under ON pin_replication(cid) WHERE pinned < wanted;
+
+-- IPFS Cluster: its peers, as the last sync through the cluster found them.
+CREATE TABLE IF NOT EXISTS cluster_peers (
+    peer_id TEXT PRIMARY KEY,                   -- the cluster peer's id
+    peername TEXT,                              -- its name
+    version TEXT,                               -- its IPFS Cluster version
+    ipfs_id TEXT,                               -- the id of its Kubo
+    error TEXT,                                 -- why it or its Kubo cannot be reached, if so
+    seen_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when a sync last read it
+) WITHOUT ROWID;

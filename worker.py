@@ -94,6 +94,11 @@ class IPFSClient:
     backoff; the node's error answers are final.
     """
 
+    SERVICE = "IPFS API"                    # what a person calls it, in error messages
+    KIND = "a Kubo RPC API"
+    AUTH_VARIABLE = "IPFSMASTER_IPFS_AUTH"  # where its credentials come from
+    PREFIX = "/api/v0/"                     # the path of every command
+
     def __init__(self, api_url, auth=None, timeout=60.0, attempts=3, backoff=0.5):
         parts = urlsplit(api_url if "://" in api_url else "http://" + api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -147,19 +152,26 @@ class IPFSClient:
 
     def _url(self, command, params):
         query = _query(params)
-        return "%s/api/v0/%s%s" % (self.base_path, command, "?" + query if query else "")
+        return "%s%s%s%s" % (self.base_path, self.PREFIX, command, "?" + query if query else "")
 
-    def _send(self, command, params, body=None, headers=None):
+    def _unreachable(self, exc):
+        return IPFSError("cannot reach the %s at %s: %s" % (self.SERVICE, self.api_url, describe_os_error(exc)),
+                         transient=True)
+
+    def _broke_off(self, command, exc):
+        return IPFSError("the %s at %s broke off %s: %s" % (self.SERVICE, self.api_url, command,
+                                                          describe_os_error(exc)), transient=True)
+
+    def _send(self, command, params, body=None, headers=None, method="POST"):
         """One attempt: send the request and return the response (status 200)."""
         all_headers = dict(self._headers, **headers) if headers else self._headers
         try:
             conn = self._connection()
-            conn.request("POST", self._url(command, params), body=body, headers=all_headers)
+            conn.request(method, self._url(command, params), body=body, headers=all_headers)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
-                            transient=True)
+            raise self._unreachable(exc)
         if resp.status != 200:
             try:
                 text = resp.read(MAX_LINE).decode("utf-8", "replace")
@@ -172,15 +184,16 @@ class IPFSClient:
 
     def _error_for(self, command, status, text):
         try:
-            message = json.loads(text).get("Message")
+            answer = json.loads(text)
+            message = answer.get("Message") or answer.get("message")  # Kubo's, or IPFS Cluster's
         except (ValueError, AttributeError):
             message = None
-        if status == 403:
-            return IPFSError("the IPFS API at %s refused %s: access denied (check IPFSMASTER_IPFS_AUTH)"
-                             % (self.api_url, command))
+        if status in (401, 403):
+            return IPFSError("the %s at %s refused %s: access denied (check %s)"
+                             % (self.SERVICE, self.api_url, command, self.AUTH_VARIABLE))
         if status in (404, 405):
-            return IPFSError("the IPFS API at %s does not know %s (HTTP %d): is it a Kubo RPC API?"
-                             % (self.api_url, command, status))
+            return IPFSError("the %s at %s does not know %s (HTTP %d): is it %s?"
+                             % (self.SERVICE, self.api_url, command, status, self.KIND))
         transient = status in (502, 503, 504) or (status >= 500 and not message)
         return IPFSError("IPFS %s failed: %s" % (command, message or text.strip()[:200] or "HTTP %d" % status),
                          transient=transient)
@@ -197,16 +210,15 @@ class IPFSClient:
 
     # -- calls ---------------------------------------------------------------
 
-    def call(self, command, params=(), body=None, headers=None):
+    def call(self, command, params=(), body=None, headers=None, method="POST"):
         """A command whose answer is one JSON value."""
         def attempt():
-            resp = self._send(command, params, body, headers)
+            resp = self._send(command, params, body, headers, method)
             try:
                 data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
-                                transient=True)
+                raise self._unreachable(exc)
             try:
                 return json.loads(data.decode("utf-8")) if data.strip() else {}
             except ValueError:
@@ -247,11 +259,10 @@ class IPFSClient:
                     break
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
-            raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
-                            transient=True)
+            raise self._unreachable(exc)
         return _parse_answers(command, answers)
 
-    def stream(self, command, params=(), body=None, headers=None):
+    def stream(self, command, params=(), body=None, headers=None, method="POST"):
         """A streaming command: yields each JSON object of the answer.
 
         The standard library drops HTTP trailers, where the node reports an
@@ -260,18 +271,18 @@ class IPFSClient:
         with no error trailer. Anything else raises IPFSError. Only the
         opening request is retried; a stream cut short is not resumed.
         """
-        for batch in self.stream_batches(command, params, body, headers):
+        for batch in self.stream_batches(command, params, body, headers, method):
             yield from batch
 
-    def stream_batches(self, command, params=(), body=None, headers=None):
+    def stream_batches(self, command, params=(), body=None, headers=None, method="POST"):
         """Like ``stream``, but yields lists of objects as they arrive: much
         cheaper per object for listings of millions of pins."""
-        return json_batches(command, self.stream_bytes(command, params, body, headers))
+        return json_batches(command, self.stream_bytes(command, params, body, headers, method))
 
-    def stream_bytes(self, command, params=(), body=None, headers=None):
+    def stream_bytes(self, command, params=(), body=None, headers=None, method="POST"):
         """The body of a streaming command as it arrives, in pieces of bytes,
         checked as ``stream`` checks it."""
-        resp = self._retrying(lambda: self._send(command, params, body, headers))
+        resp = self._retrying(lambda: self._send(command, params, body, headers, method))
         return self._read_body(command, resp)
 
     def upload(self, command, params, chunks, length, content_type):
@@ -291,8 +302,7 @@ class IPFSClient:
             conn.endheaders()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise IPFSError("cannot reach the IPFS API at %s: %s" % (self.api_url, describe_os_error(exc)),
-                            transient=True)
+            raise self._unreachable(exc)
 
         sock = self._sock  # conn.sock goes once the answer begins (see interrupt)
 
@@ -310,8 +320,7 @@ class IPFSClient:
             try:
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
-                raise IPFSError("the IPFS API at %s broke off %s: %s"
-                                % (self.api_url, command, describe_os_error(exc)), transient=True)
+                raise self._broke_off(command, exc)
             if resp.status != 200:
                 raise self._error_for(command, resp.status, resp.read(65536).decode("utf-8", "replace"))
             for batch in json_batches(command, self._read_body(command, resp)):
@@ -326,11 +335,22 @@ class IPFSClient:
         try:
             yield from chunked_body(Buffered(resp.fp.read1)) if resp.chunked else _plain(resp)
         except (OSError, http.client.HTTPException) as exc:
-            raise IPFSError("the IPFS API at %s broke off %s: %s"
-                            % (self.api_url, command, describe_os_error(exc)), transient=True)
+            raise self._broke_off(command, exc)
         finally:
             # The response was read past http.client's bookkeeping.
             self.close()
+
+
+class ClusterClient(IPFSClient):
+    """IPFS Cluster's REST API (port 9094): the same connection, retries and
+    stream checks as the node's RPC API, with the REST API's paths and
+    methods (``call("pins/CID", method="DELETE")``). Its streams end with
+    the same X-Stream-Error trailer when they fail."""
+
+    SERVICE = "IPFS Cluster API"
+    KIND = "an IPFS Cluster REST API"
+    AUTH_VARIABLE = "IPFSMASTER_CLUSTER_AUTH"
+    PREFIX = "/"
 
 
 MAX_LINE = 1 << 20
@@ -677,6 +697,15 @@ class TaskContext:
         """A new IPFS client for this task (one per thread)."""
         return IPFSClient(self.api_url, self.auth, **options)
 
+    @property
+    def cluster_api(self):
+        """The IPFS Cluster REST API the task works through, or None for the node alone."""
+        return self.params.get("cluster_api")
+
+    def cluster_client(self, **options):
+        """A new client of the cluster's REST API (one per thread)."""
+        return ClusterClient(self.cluster_api, os.environ.get("IPFSMASTER_CLUSTER_AUTH"), **options)
+
     # -- progress ------------------------------------------------------------
 
     def log(self, message):
@@ -859,6 +888,8 @@ def execute(conn, ctx):
 # ---------------------------------------------------------------------------
 
 NOW_MS = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+# IPFS Cluster's statuses that mean a peer failed a pin.
+CLUSTER_ERROR_STATUSES = frozenset(("pin_error", "unpin_error", "cluster_error", "error"))
 LIST_ARGS = [("type", "recursive"), ("stream", "true"), ("names", "true")]
 LIST_BATCH = 5000      # listed pins written per transaction
 SAVE_BATCH = 4096      # sizes written per transaction
@@ -947,6 +978,8 @@ class PinSync:
             total = result["total"] = self.list_pins()
             ctx.set_total(total)
             ctx.log("Found %d pins to sync" % total)
+            if ctx.cluster_api:
+                self.record_cluster_peers()
             if self.unchanged:
                 self.applied = True
                 result["unchanged"] = total
@@ -983,16 +1016,23 @@ class PinSync:
         """
         ctx, conn = self.ctx, self.conn
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid NOT NULL, type NOT NULL, name, size)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_peers"
+                     " (cid NOT NULL, peer_id NOT NULL, peername, status, error, updated_at)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_replication (cid NOT NULL, wanted, pinned, in_error)")
         last = conn.execute("SELECT l.digest, l.count FROM last_listing l JOIN pin_stats s ON s.count = l.count"
                             " AND s.id = 1").fetchone()
-        client = ctx.client()
+        if ctx.cluster_api:
+            client, command, args, method = ctx.cluster_client(), "pins", [], "GET"
+        else:
+            client, command, args, method = ctx.client(), "pin/ls", LIST_ARGS, "POST"
         for attempt in range(1, client.attempts + 1):
             conn.execute("DELETE FROM listed")
+            conn.execute("DELETE FROM listed_peers")
             self.restart_lookups()
             self.digest = hashlib.sha256()
             try:
                 with ctx.interruptible(client):
-                    pieces = self.hashed(client.stream_bytes("pin/ls", LIST_ARGS))
+                    pieces = self.hashed(client.stream_bytes(command, args, method=method))
                     if last is None:
                         return self.store_listing(pieces)
                     with tempfile.TemporaryFile(prefix="ipfsmaster-listing-") as spool:
@@ -1028,7 +1068,10 @@ class PinSync:
         ctx, conn = self.ctx, self.conn
         count = 0
         plain, named = [], []
-        for objects in json_batches("pin/ls", pieces):
+        cluster = bool(ctx.cluster_api)
+        for objects in json_batches("pins" if cluster else "pin/ls", pieces):
+            if cluster:
+                objects = self.cluster_pins(objects)
             add_listed(objects, plain, named)
             if len(plain) + len(named) >= LIST_BATCH:
                 count += insert_listed(conn, plain, named)
@@ -1042,6 +1085,57 @@ class PinSync:
         if bad:
             raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
         return count
+
+    def cluster_pins(self, objects):
+        """The cluster's GlobalPinInfo objects as pin/ls entries; each peer's
+        status of each pin, and the pin's replication, go to their own tables."""
+        peers, replication, pins = [], [], []
+        for obj in objects:
+            try:
+                cid, peer_map = obj["cid"], obj.get("peer_map") or {}
+                statuses = [(peer_id, info.get("peername"), info.get("status"), info.get("error") or None,
+                             info.get("timestamp")) for peer_id, info in peer_map.items()]
+                wanted = len(obj.get("allocations") or ()) or len(peer_map)
+            except (KeyError, TypeError, AttributeError):
+                raise IPFSError("the IPFS Cluster API sent a pin without a CID: %r" % (obj,))
+            peers.extend((cid,) + row for row in statuses)
+            pinned = sum(1 for row in statuses if row[2] == "pinned")
+            in_error = sum(1 for row in statuses if row[2] in CLUSTER_ERROR_STATUSES)
+            replication.append((cid, wanted, pinned, in_error))
+            pin = {"Cid": cid, "Type": "recursive"}
+            if obj.get("name"):
+                pin["Name"] = obj["name"]
+            pins.append(pin)
+        try:
+            with transaction(self.conn):
+                self.conn.executemany("INSERT INTO listed_peers VALUES (?, ?, ?, ?, ?, ?)", peers)
+                self.conn.executemany("INSERT INTO listed_replication VALUES (?, ?, ?, ?)", replication)
+        except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
+            raise IPFSError("the IPFS Cluster API sent a pin status that is not text")
+        return pins
+
+    def record_cluster_peers(self):
+        """The cluster's peers and their state, for the pins page. A peer
+        that is down is listed with its error; if the list cannot be had at
+        all, the sync goes on without it."""
+        rows = []
+        client = self.ctx.cluster_client()
+        try:
+            with self.ctx.interruptible(client):
+                for peer in client.stream("peers", method="GET"):
+                    ipfs = peer.get("ipfs") or {}
+                    error = peer.get("error") or ipfs.get("error") or None
+                    rows.append((str(peer.get("id")), peer.get("peername"), peer.get("version"),
+                                 ipfs.get("id"), error))
+        except (IPFSError, AttributeError) as exc:
+            self.ctx.log("Could not read the cluster's peers: %s" % exc)
+            return
+        finally:
+            client.close()
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM cluster_peers")
+            self.conn.executemany("INSERT OR REPLACE INTO cluster_peers (peer_id, peername, version, ipfs_id, error)"
+                                  " VALUES (?, ?, ?, ?, ?)", rows)
 
     # -- 2. the catalogue ----------------------------------------------------
 
@@ -1090,6 +1184,16 @@ class PinSync:
                 result["added"] = conn.execute(
                     "INSERT OR IGNORE INTO pins (cid, type, name, size)"
                     " SELECT cid, type, COALESCE(name, ''), size FROM listed ORDER BY cid").rowcount
+            # Each peer's status of each pin: the cluster's, or none for a node alone.
+            conn.execute("DELETE FROM pin_peers")
+            conn.execute("DELETE FROM pin_replication")
+            if not ctx.cluster_api:
+                conn.execute("DELETE FROM cluster_peers")
+            else:
+                conn.execute("INSERT OR REPLACE INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
+                             " SELECT * FROM listed_peers ORDER BY cid")
+                conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error)"
+                             " SELECT * FROM listed_replication ORDER BY cid")
             # Remembered only if the catalogue is now exactly the listing
             # (not so while an upload's pin is newer than the listing).
             conn.execute("DELETE FROM last_listing")

@@ -57,6 +57,20 @@ def own_ipfs_node(tmp_path):
     node.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """Two IPFS Cluster peers, each with its own Kubo, whose REST API takes a
+    password (CLUSTER_USER, CLUSTER_PASSWORD); on loopback in the test run's
+    own network namespace."""
+    from cluster_node import Cluster
+    started = Cluster(tmp_path_factory.mktemp("cluster"), credentials={CLUSTER_USER: CLUSTER_PASSWORD}).start()
+    yield started
+    started.stop()
+
+
+CLUSTER_USER, CLUSTER_PASSWORD = "operator", "cluster-s3cret"
+
+
 @pytest.fixture
 def make_live_server(tmp_path):
     servers = []

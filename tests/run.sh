@@ -3,6 +3,8 @@
 #   - pytest and selenium (tests/requirements.txt)
 #   - the IPFS test node: Kubo v0.43.1, built once with Go (tests/get_kubo.sh),
 #     or $IPFS_BIN
+#   - IPFS Cluster v1.0.8, built once with Go (tests/get_cluster.sh), or
+#     $IPFS_CLUSTER_BIN
 #   - Chromium, its driver and a CJK font from the distribution, for the
 #     browser tests
 # Usage: sh tests/run.sh [pytest arguments]
@@ -23,4 +25,12 @@ IPFS_BIN=$(sh tests/get_kubo.sh)
 export IPFS_BIN
 echo "IPFS test node: $("$IPFS_BIN" version) ($IPFS_BIN)"
 
-exec python3 -m pytest tests "$@"
+IPFS_CLUSTER_BIN=$(sh tests/get_cluster.sh)
+export IPFS_CLUSTER_BIN
+
+# The tests run in a network namespace of their own, where nothing but
+# loopback exists: nothing they start can reach beyond this machine (IPFS
+# Cluster peers, for one, always look for a NAT gateway on the network).
+ISOLATE="unshare --net"
+[ "$(id -u)" -eq 0 ] || ISOLATE="unshare --net --map-root-user"
+exec $ISOLATE sh -c 'python3 tests/loopback_up.py && exec python3 -m pytest tests "$@"' sh "$@"

@@ -1,0 +1,108 @@
+"""IPFS Cluster as the engine: syncs through a real cluster of two peers,
+each with its own Kubo, on loopback only."""
+
+import base64
+import json
+from urllib.parse import quote
+
+import pytest
+
+from conftest import CLUSTER_PASSWORD, CLUSTER_USER
+from support import catalogue, wait_for
+
+SECRET = "basic:%s:%s" % (CLUSTER_USER, CLUSTER_PASSWORD)
+
+
+def pin_through_cluster(cluster, data, replication=2, name=""):
+    """Bytes on every peer's Kubo, pinned through the cluster; returns the CID once every allocated peer has it."""
+    cid = cluster.add_everywhere(data)
+    status, body = cluster.peers[0].request("POST", "/pins/%s?replication-min=%d&replication-max=%d&name=%s" % (
+        cid, replication, replication, quote(name)))
+    assert status == 200, body
+    cluster.wait_for(lambda: list(cluster.status(cid).values()).count("pinned") == replication, "%s pinned" % cid)
+    return cid
+
+
+def cluster_pins(cluster):
+    return {pin["cid"] for pin in cluster.peers[0].json("GET", "/pins")}
+
+
+@pytest.fixture
+def cluster_console(make_live_server, cluster):
+    """The console on the first peer's Kubo, working through the cluster."""
+    return make_live_server(cluster.kubos[0].api_url, cluster_api=cluster.api_url, cluster_auth=SECRET)
+
+
+def test_a_sync_through_the_cluster_keeps_each_peers_status(cluster, cluster_console):
+    cids = [pin_through_cluster(cluster, b"replicated twice %d" % n, name="copy %d 副本" % n) for n in range(3)]
+    task = cluster_console.sync()
+    assert task["status"] == "completed" and task["result"]["failed"] == 0, task
+    assert task["params"] == {"ipfs_api": cluster.kubos[0].api_url, "cluster_api": cluster.api_url}
+    pins = catalogue(cluster_console.db_path)
+    assert set(pins) == cluster_pins(cluster)
+    assert pins[cids[1]][1] == "copy 1 副本"
+    for cid in cids:   # sizes come from the local Kubo
+        assert pins[cid][2] == cluster.kubos[0].rpc("files/stat", arg="/ipfs/" + cid)["CumulativeSize"]
+
+    answer = cluster_console.request("GET", "/api/pins?limit=1000").json
+    shown = {pin["cid"]: pin for pin in answer["pins"]}
+    for cid in cids:
+        assert shown[cid]["peers"] == {"pinned": 2} and shown[cid]["replication_wanted"] == 2
+        assert shown[cid]["peer_errors"] == []
+    summary = answer["summary"]["cluster"]
+    assert sorted(peer["name"] for peer in summary["peers"]) == ["peer-0", "peer-1"]
+    assert all(peer["error"] is None and peer["version"].startswith("1.0.8") for peer in summary["peers"])
+    assert summary["pins_in_error"] == 0 and summary["under_replicated"] == 0
+    assert cluster_console.request("GET", "/api/pins?status=error").json["total"] == 0
+
+
+def test_a_peer_whose_kubo_is_down_shows_its_error_and_the_sync_completes(cluster, cluster_console):
+    cid = pin_through_cluster(cluster, b"on both peers, then one goes down")
+    cluster.kubos[1].stop()
+    try:
+        task = cluster_console.sync()
+        assert task["status"] == "completed", task
+        in_error = cluster_console.request("GET", "/api/pins?status=error&limit=1000").json
+        assert cid in {pin["cid"] for pin in in_error["pins"]}
+        assert in_error["total"] == len(cluster_pins(cluster))
+        pin = [pin for pin in in_error["pins"] if pin["cid"] == cid][0]
+        assert pin["peers"] == {"pinned": 1, "error": 1}
+        (error,) = pin["peer_errors"]
+        assert error["peer"] == "peer-1" and "connection refused" in error["error"]
+        under = cluster_console.request("GET", "/api/pins?status=under-replicated").json
+        assert cid in {pin["cid"] for pin in under["pins"]}
+        assert in_error["summary"]["cluster"]["pins_in_error"] == in_error["total"]
+    finally:
+        cluster.kubos[1].start()
+    cluster.wait_for(lambda: cluster.peers[1].request("POST", "/pins/%s/recover" % cid)[0] == 200
+                     and cluster.status(cid) == {"peer-0": "pinned", "peer-1": "pinned"}, "the pin to recover")
+
+
+@pytest.mark.parametrize("secret", [None, "basic:%s:wrong-password" % CLUSTER_USER, "bearer:not-a-token"])
+def test_wrong_cluster_credentials_fail_the_sync_with_a_sentence_that_hides_them(make_live_server, cluster, secret):
+    server = make_live_server(cluster.kubos[0].api_url, cluster_api=cluster.api_url, cluster_auth=secret)
+    task = server.sync()
+    assert task["status"] == "failed"
+    assert task["error_message"] == ("the IPFS Cluster API at %s refused pins: access denied"
+                                     " (check IPFSMASTER_CLUSTER_AUTH)" % cluster.api_url)
+    shown = task["error_message"] + server.log(task["id"]) + json.dumps(task["params"])
+    assert "wrong-password" not in shown and "not-a-token" not in shown and CLUSTER_USER not in shown
+
+
+def test_a_bearer_token_from_the_cluster_works(make_live_server, cluster):
+    status, body = cluster.peers[0].request("POST", "/token")
+    assert status == 200, body
+    token = json.loads(body)["token"]
+    server = make_live_server(cluster.kubos[0].api_url, cluster_api=cluster.api_url, cluster_auth="bearer:" + token)
+    assert server.sync()["status"] == "completed"
+
+
+def test_a_cluster_that_cannot_be_reached_fails_the_sync_clearly(make_live_server, cluster):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    server = make_live_server(cluster.kubos[0].api_url, cluster_api=dead, cluster_auth=SECRET)
+    task = server.sync()
+    assert task["status"] == "failed"
+    assert task["error_message"] == "cannot reach the IPFS Cluster API at %s: connection refused" % dead
