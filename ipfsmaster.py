@@ -699,6 +699,8 @@ def retry_task(settings, conn, task_id):
 # Errors and messages
 # ---------------------------------------------------------------------------
 
+NO_CLUSTER = "No IPFS Cluster is set (--cluster-api or IPFSMASTER_CLUSTER_API)."
+
 # Every sentence the server says to a person, in Simplified Chinese. The key
 # is the English template; {name} fields are filled in after translation.
 MESSAGES_ZH = {
@@ -733,6 +735,7 @@ MESSAGES_ZH = {
     "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
         "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
     "The worker could not be started.": "无法启动后台进程。",
+    NO_CLUSTER: "未设置 IPFS Cluster（--cluster-api 或 IPFSMASTER_CLUSTER_API）。",
     "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
 }
 
@@ -1249,6 +1252,16 @@ def handle_pin_sync(req):
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
+def handle_pin_recover(req):
+    """Ask the IPFS Cluster to try again the pins a peer failed."""
+    req.discard_body()
+    if not req.settings.cluster_api:
+        raise HTTPError(409, NO_CLUSTER)
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "pin_recover", req.settings.sync_params())
+    return json_response({"success": True, "taskId": task_id}, 202)
+
+
 def handle_task_status(req):
     """One task, for the poller, with the id of its latest retry."""
     task_id = req.task_id()
@@ -1473,6 +1486,7 @@ ROUTES = [
     ("GET", "/", handle_index),
     ("GET", "/pins", handle_pins_page),
     ("POST", "/pins/sync", handle_pin_sync),
+    ("POST", "/pins/recover", handle_pin_recover),
     ("GET", "/pins/task-status", handle_task_status),
     ("GET", "/api/pins", handle_pins_api),
     ("GET", "/api/info", handle_info),
@@ -1710,12 +1724,20 @@ def build_parser():
     parser.epilog = ("Without a command, runs serve, which takes these options:\n\n" + serve_options
                      + "\nEach command has its own --help.")
 
-    sync = commands.add_parser("sync", help="start a pin sync", description="Start a pin sync in the background.")
-    add_db_flag(sync)
-    sync.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
-    sync.add_argument("--ipfs-auth-file", metavar="PATH", help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
-    add_cluster_flags(sync)
-    sync.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
+    for name, text in (("sync", "start a pin sync"),
+                       ("recover", "ask the IPFS Cluster to try again the pins a peer failed")):
+        sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ", in the background.")
+        add_db_flag(sub)
+        sub.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
+        sub.add_argument("--ipfs-auth-file", metavar="PATH",
+                         help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
+        add_cluster_flags(sub)
+        sub.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
+
+    peers = commands.add_parser("peers", help="list the IPFS Cluster's peers",
+                                description="List the IPFS Cluster's peers and their state, as the cluster says now.")
+    add_cluster_flags(peers)
+    peers.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
     add_db_flag(tasks)
@@ -1805,6 +1827,31 @@ def wait_for_task(settings, conn, task_id, out=sys.stderr):
         time.sleep(0.5)
 
 
+def print_peers(settings, as_json):
+    """The cluster's peers, as it lists them now; exit code 1 if it cannot be reached."""
+    import worker
+    if not settings.cluster_api:
+        print(NO_CLUSTER, file=sys.stderr)
+        return 2
+    client = worker.ClusterClient(settings.cluster_api, settings.cluster_auth)
+    try:
+        peers = list(client.stream("peers", method="GET"))
+    except worker.IPFSError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    if as_json:
+        print(json.dumps({"peers": peers}, ensure_ascii=False, indent=2))
+        return 0
+    print("%-20s  %-52s  %-10s  %s" % ("NAME", "ID", "VERSION", "ERROR"))
+    for peer in peers:
+        ipfs = peer.get("ipfs") or {}
+        print("%-20s  %-52s  %-10s  %s" % (peer.get("peername"), peer.get("id"), (peer.get("version") or "")[:10],
+                                           peer.get("error") or ipfs.get("error") or ""))
+    return 0
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
@@ -1845,11 +1892,16 @@ def main(argv=None):
 
 def run_command(args, settings, conn):
     """The commands other than serve; returns the exit code."""
-    if args.command == "sync":
+    if args.command in ("sync", "recover"):
+        if args.command == "recover" and not settings.cluster_api:
+            print(NO_CLUSTER, file=sys.stderr)
+            return 2
         try:
-            task_id = start_task(settings, conn, "pin_sync", settings.sync_params())
+            task_id = start_task(settings, conn, {"sync": "pin_sync", "recover": "pin_recover"}[args.command],
+                                 settings.sync_params())
         except TaskConflict as conflict:
-            print("A pin sync is already running (task %s)." % conflict.active_id, file=sys.stderr)
+            print("A %s is already running (task %s)." % (args.command == "sync" and "pin sync" or "recovery",
+                                                           conflict.active_id), file=sys.stderr)
             return 3
         print(task_id)
         if args.wait:
@@ -1859,6 +1911,9 @@ def run_command(args, settings, conn):
                 return 1
             print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
         return 0
+
+    if args.command == "peers":
+        return print_peers(settings, args.json)
 
     if args.command == "tasks":
         mark_stale_tasks(conn, settings)

@@ -172,7 +172,7 @@ class IPFSClient:
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise self._unreachable(exc)
-        if resp.status != 200:
+        if resp.status not in (200, 204):   # IPFS Cluster answers an empty stream with 204
             try:
                 text = resp.read(MAX_LINE).decode("utf-8", "replace")
             except (OSError, http.client.HTTPException):
@@ -1091,21 +1091,10 @@ class PinSync:
         status of each pin, and the pin's replication, go to their own tables."""
         peers, replication, pins = [], [], []
         for obj in objects:
-            try:
-                cid, peer_map = obj["cid"], obj.get("peer_map") or {}
-                statuses = [(peer_id, info.get("peername"), info.get("status"), info.get("error") or None,
-                             info.get("timestamp")) for peer_id, info in peer_map.items()]
-                wanted = len(obj.get("allocations") or ()) or len(peer_map)
-            except (KeyError, TypeError, AttributeError):
-                raise IPFSError("the IPFS Cluster API sent a pin without a CID: %r" % (obj,))
-            peers.extend((cid,) + row for row in statuses)
-            pinned = sum(1 for row in statuses if row[2] == "pinned")
-            in_error = sum(1 for row in statuses if row[2] in CLUSTER_ERROR_STATUSES)
-            replication.append((cid, wanted, pinned, in_error))
-            pin = {"Cid": cid, "Type": "recursive"}
-            if obj.get("name"):
-                pin["Name"] = obj["name"]
+            pin, statuses, counts = cluster_pin_rows(obj)
             pins.append(pin)
+            peers.extend(statuses)
+            replication.append(counts)
         try:
             with transaction(self.conn):
                 self.conn.executemany("INSERT INTO listed_peers VALUES (?, ?, ?, ?, ?, ?)", peers)
@@ -1344,6 +1333,36 @@ class PinSync:
             with transaction(self.conn):
                 self.conn.executemany("UPDATE pins SET size = ?1 WHERE id = ?2 AND cid = ?3", self.into_pins)
             self.into_pins = []
+
+
+def cluster_pin_rows(obj):
+    """One GlobalPinInfo of IPFS Cluster as (a pin/ls entry, its rows of
+    pin_peers, its row of pin_replication)."""
+    try:
+        cid, peer_map = obj["cid"], obj.get("peer_map") or {}
+        statuses = [(cid, peer_id, info.get("peername"), info.get("status"), info.get("error") or None,
+                     info.get("timestamp")) for peer_id, info in peer_map.items()]
+        wanted = len(obj.get("allocations") or ()) or len(peer_map)
+    except (KeyError, TypeError, AttributeError):
+        raise IPFSError("the IPFS Cluster API sent a pin without a CID: %r" % (obj,))
+    pinned = sum(1 for row in statuses if row[3] == "pinned")
+    in_error = sum(1 for row in statuses if row[3] in CLUSTER_ERROR_STATUSES)
+    pin = {"Cid": cid, "Type": "recursive"}
+    if obj.get("name"):
+        pin["Name"] = obj["name"]
+    return pin, statuses, (cid, wanted, pinned, in_error)
+
+
+def record_cluster_status(conn, obj):
+    """Put one pin's status across the cluster (a GlobalPinInfo) in the catalogue."""
+    _, statuses, counts = cluster_pin_rows(obj)
+    with transaction(conn):
+        conn.execute("DELETE FROM pin_peers WHERE cid = ?", (counts[0],))
+        conn.executemany("INSERT INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", statuses)
+        conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error) VALUES (?, ?, ?, ?)",
+                     counts)
+    return counts[3] == 0
 
 
 class SizeLookups:
@@ -1617,6 +1636,57 @@ def record_pin(db_path, cid, name, size):
 
 
 # ---------------------------------------------------------------------------
+# Task: pin_recover (IPFS Cluster)
+# ---------------------------------------------------------------------------
+
+RECOVER_FILTER = [("filter", "pin_error,unpin_error")]
+
+
+def recover_pins(ctx):
+    """Ask the cluster to try again every pin a peer failed
+    (``POST /pins/CID/recover``), one at a time, with progress; each
+    answer's status reaches the catalogue at once."""
+    if not ctx.cluster_api:
+        raise IPFSError("no IPFS Cluster is set (--cluster-api): there is nothing to recover")
+    client = ctx.cluster_client()
+    result = ctx.result = {"total": 0, "recovered": 0, "still_in_error": 0, "failed": 0, "error_details": []}
+    ctx.log("Finding the pins in error...")
+    with ctx.interruptible(client):
+        cids = [obj.get("cid") for obj in client.stream("pins", RECOVER_FILTER, method="GET")]
+    cids = sorted(set(cid for cid in cids if isinstance(cid, str) and cid))
+    result["total"] = len(cids)
+    ctx.set_total(len(cids))
+    ctx.log("Found %d pins in error" % len(cids))
+    conn = connect(ctx.db_path)
+    try:
+        for cid in cids:
+            ctx.check()
+            ctx.current_item = cid
+            try:
+                with ctx.interruptible(client):
+                    answer = client.call("pins/%s/recover" % quote(cid, safe=""), method="POST")
+            except IPFSError as exc:
+                ctx.check()
+                if exc.transient:
+                    raise
+                result["failed"] += 1
+                if len(result["error_details"]) < MAX_ERROR_DETAILS:
+                    result["error_details"].append({"cid": cid, "error": str(exc)})
+            else:
+                if record_cluster_status(conn, answer):
+                    result["recovered"] += 1
+                else:
+                    result["still_in_error"] += 1
+            ctx.advance(1, cid)
+    finally:
+        conn.close()
+    ctx.current_item = None
+    ctx.log("Recovery completed: %d recovered, %d still in error, %d failed"
+            % (result["recovered"], result["still_in_error"], result["failed"]))
+    return result
+
+
+# ---------------------------------------------------------------------------
 # The registry of task types
 # ---------------------------------------------------------------------------
 
@@ -1627,6 +1697,7 @@ TaskType = collections.namedtuple("TaskType", "run single_flight retryable")
 TASK_TYPES = {
     "pin_sync": TaskType(run=sync_pins, single_flight=True, retryable=True),
     "file_upload": TaskType(run=upload_file, single_flight=False, retryable=False),
+    "pin_recover": TaskType(run=recover_pins, single_flight=True, retryable=True),
 }
 
 

@@ -162,15 +162,18 @@ class ClusterPeer:
             conn.close()
 
     def json(self, method, path):
-        """A REST API call's JSON: one value, or a list for a stream of them."""
+        """A REST API call's one JSON value."""
         status, body = self.request(method, path)
         if status >= 300:
             raise RuntimeError("%s %s: HTTP %d %s" % (method, path, status, body[:300]))
-        text = body.decode().strip()
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return json.loads(body)
+
+    def stream(self, path):
+        """The JSON values of a streamed GET, one a line."""
+        status, body = self.request("GET", path)
+        if status >= 300:
+            raise RuntimeError("GET %s: HTTP %d %s" % (path, status, body[:300]))
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
 
 class Cluster:
@@ -194,7 +197,7 @@ class Cluster:
             self.peers[0].start()
             for peer in self.peers[1:]:
                 peer.start(bootstrap=self.peers[0].address)
-            self.wait_for(lambda: len(self.peers[0].json("GET", "/peers")) == len(self.peers), "the peers to join")
+            self.wait_for(lambda: len(self.peers[0].stream("/peers")) == len(self.peers), "the peers to join")
             # Pins are allocated by the peers' metrics, which arrive after they join.
             self.wait_for(lambda: all(len(self.peers[0].json("GET", "/monitor/metrics/" + name)) == len(self.peers)
                                       for name in self.peers[0].json("GET", "/monitor/metrics")),

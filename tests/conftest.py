@@ -15,7 +15,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ipfsmaster  # noqa: E402
-from support import Client, LiveServer, SilentNode, build_bundle  # noqa: E402
+from support import CLUSTER_PASSWORD, CLUSTER_USER, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
 
 
 @pytest.fixture
@@ -66,9 +66,6 @@ def cluster(tmp_path_factory):
     started = Cluster(tmp_path_factory.mktemp("cluster"), credentials={CLUSTER_USER: CLUSTER_PASSWORD}).start()
     yield started
     started.stop()
-
-
-CLUSTER_USER, CLUSTER_PASSWORD = "operator", "cluster-s3cret"
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ from wsgiref.validate import validator
 
 import ipfsmaster
 
+# The test cluster's REST API password (see the cluster fixture in conftest.py).
+CLUSTER_USER, CLUSTER_PASSWORD = "operator", "cluster-s3cret"
+
 
 class WSGIResponse:
     def __init__(self, status, headers, body):

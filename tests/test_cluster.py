@@ -1,14 +1,16 @@
 """IPFS Cluster as the engine: syncs through a real cluster of two peers,
 each with its own Kubo, on loopback only."""
 
-import base64
 import json
+import os
+import subprocess
+import sys
 from urllib.parse import quote
 
 import pytest
 
-from conftest import CLUSTER_PASSWORD, CLUSTER_USER
-from support import catalogue, wait_for
+import ipfsmaster
+from support import CLUSTER_PASSWORD, CLUSTER_USER, catalogue
 
 SECRET = "basic:%s:%s" % (CLUSTER_USER, CLUSTER_PASSWORD)
 
@@ -24,7 +26,7 @@ def pin_through_cluster(cluster, data, replication=2, name=""):
 
 
 def cluster_pins(cluster):
-    return {pin["cid"] for pin in cluster.peers[0].json("GET", "/pins")}
+    return {pin["cid"] for pin in cluster.peers[0].stream("/pins")}
 
 
 @pytest.fixture
@@ -56,26 +58,61 @@ def test_a_sync_through_the_cluster_keeps_each_peers_status(cluster, cluster_con
     assert cluster_console.request("GET", "/api/pins?status=error").json["total"] == 0
 
 
-def test_a_peer_whose_kubo_is_down_shows_its_error_and_the_sync_completes(cluster, cluster_console):
-    cid = pin_through_cluster(cluster, b"on both peers, then one goes down")
+def test_a_peer_whose_kubo_is_down_shows_its_error_and_recovers(cluster, cluster_console):
+    kept = pin_through_cluster(cluster, b"on both peers, then one goes down")
+    late = b"pinned while a peer's Kubo is down"
     cluster.kubos[1].stop()
     try:
+        failed = cluster.kubos[0].add(late, pin=False)
+        assert cluster.peers[0].request("POST", "/pins/%s?replication-min=2&replication-max=2" % failed)[0] == 200
+        cluster.wait_for(lambda: cluster.status(failed).get("peer-1") == "pin_error", "peer-1 to fail the pin")
         task = cluster_console.sync()
         assert task["status"] == "completed", task
         in_error = cluster_console.request("GET", "/api/pins?status=error&limit=1000").json
-        assert cid in {pin["cid"] for pin in in_error["pins"]}
-        assert in_error["total"] == len(cluster_pins(cluster))
-        pin = [pin for pin in in_error["pins"] if pin["cid"] == cid][0]
+        assert {kept, failed} <= {pin["cid"] for pin in in_error["pins"]}
+        assert in_error["summary"]["cluster"]["pins_in_error"] == in_error["total"]
+        pin = [pin for pin in in_error["pins"] if pin["cid"] == kept][0]
         assert pin["peers"] == {"pinned": 1, "error": 1}
         (error,) = pin["peer_errors"]
         assert error["peer"] == "peer-1" and "connection refused" in error["error"]
-        under = cluster_console.request("GET", "/api/pins?status=under-replicated").json
-        assert cid in {pin["cid"] for pin in under["pins"]}
-        assert in_error["summary"]["cluster"]["pins_in_error"] == in_error["total"]
+        under = cluster_console.request("GET", "/api/pins?status=under-replicated&limit=1000").json
+        assert {kept, failed} <= {pin["cid"] for pin in under["pins"]}
     finally:
         cluster.kubos[1].start()
-    cluster.wait_for(lambda: cluster.peers[1].request("POST", "/pins/%s/recover" % cid)[0] == 200
-                     and cluster.status(cid) == {"peer-0": "pinned", "peer-1": "pinned"}, "the pin to recover")
+    cluster.kubos[1].add(late, pin=False)   # what the peer will pin, on its offline Kubo
+
+    r = cluster_console.request("POST", "/pins/recover")
+    assert r.status == 202, r.body
+    task = cluster_console.wait_for_task(r.json["taskId"], timeout=180)
+    assert task["status"] == "completed", (task, cluster_console.log(task["id"]))
+    result = task["result"]
+    assert result["total"] >= 1 and result["recovered"] == result["total"] and result["failed"] == 0, result
+    assert task["progress"] == task["total"] == result["total"]
+    assert cluster.status(failed) == {"peer-0": "pinned", "peer-1": "pinned"}
+    # Each recovered pin's status reached the catalogue at once; a sync brings the rest.
+    assert failed not in {pin["cid"] for pin in cluster_console.request("GET", "/api/pins?status=error").json["pins"]}
+    assert cluster_console.sync()["status"] == "completed"
+    answer = cluster_console.request("GET", "/api/pins?status=error").json
+    assert answer["total"] == 0 and answer["summary"]["cluster"]["pins_in_error"] == 0
+
+
+def test_recovery_needs_a_cluster(live_server):
+    r = live_server.request("POST", "/pins/recover")
+    assert r.status == 409 and r.json == {"success": False, "error": ipfsmaster.NO_CLUSTER}
+
+
+def test_the_command_line_lists_the_peers(cluster):
+    env = dict(os.environ, IPFSMASTER_CLUSTER_AUTH=SECRET)
+    out = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "peers", "--cluster-api",
+                          cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert lines[0].split() == ["NAME", "ID", "VERSION", "ERROR"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["peer-0", "peer-1"]
+    refused = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "peers",
+                              "--cluster-api", cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, IPFSMASTER_CLUSTER_AUTH=""), timeout=60)
+    assert refused.returncode == 1 and b"access denied" in refused.stderr
 
 
 @pytest.mark.parametrize("secret", [None, "basic:%s:wrong-password" % CLUSTER_USER, "bearer:not-a-token"])
