@@ -213,11 +213,14 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-def bench_size(pins, args, work):
-    """Floor, first sync and re-syncs at one size, on the synthetic node."""
-    node = Started([sys.executable, os.path.join(HERE, "synthetic_node.py"), "--pins", str(pins)])
+def bench_size(pins, args, work, cluster=False):
+    """Floor, first sync and re-syncs at one size, on the synthetic node,
+    through its stand-in for IPFS Cluster's REST API if ``cluster``."""
+    node = Started([sys.executable, os.path.join(HERE, "synthetic_node.py"), "--pins", str(pins)]
+                   + (["--cluster"] if cluster else []))
     try:
-        return bench_node(node.url, pins, args, work)
+        return bench_node(node.url, pins, args, os.path.join(work, "cluster" if cluster else "node"),
+                          cluster_api=node.url if cluster else None)
     finally:
         node.stop()
 
@@ -235,8 +238,9 @@ def bench_kubo(pins, args, work):
         node.stop()
 
 
-def bench_node(url, pins, args, work):
-    """Floor, first sync and re-syncs against the node at ``url``, which has ``pins`` pins."""
+def bench_node(url, pins, args, work, cluster_api=None):
+    """Floor, first sync and re-syncs against the node at ``url``, which has
+    ``pins`` pins, and the cluster at ``cluster_api`` if given."""
     server = None
     os.makedirs(work, exist_ok=True)
     try:
@@ -244,7 +248,7 @@ def bench_node(url, pins, args, work):
         measured = floor(url, args.concurrency, lookups)
         db = os.path.join(work, "bench-%d.db" % pins)
         command = [sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db", db,
-                   "--ipfs-api", url]
+                   "--ipfs-api", url] + (["--cluster-api", cluster_api] if cluster_api else [])
         os.environ["IPFSMASTER_SIZE_CONCURRENCY"] = str(args.concurrency)
         server = Started(command)
         print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
@@ -346,9 +350,13 @@ def machine():
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-def targets(sizes, kubo, upload):
+def targets(sizes, kubo, cluster, upload):
     """(name, figure, limit, passed) for each target that this run measured."""
     checks = []
+    node = {size["pins"]: size for size in sizes}.get(cluster["pins"]) if cluster else None
+    if node:
+        ratio = cluster["resync_s"] / node["resync_s"]
+        checks.append(("re-sync through the cluster / re-sync of the node alone", ratio, "<= 3.0", ratio <= 3.0))
     if kubo:
         share = kubo["first_pins_per_s"] / kubo["floor"]["lookups_per_s"]
         checks.append(("first sync on Kubo / look-up floor", share, ">= 0.80", share >= 0.80))
@@ -404,13 +412,16 @@ def sizes_table(sizes):
     return lines
 
 
-def report(info, sizes, kubo, upload, checks, args):
+def report(info, sizes, kubo, cluster, upload, checks, args):
     lines = ["IPFSMaster benchmark, %s" % info["date"],
              "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
                                                               info["sqlite"], info["system"]),
              "size look-up concurrency %d; %d pollers, each once a second" % (args.concurrency, args.pollers), ""]
     if sizes:
         lines += ["Synthetic node (bench/synthetic_node.py):", ""] + sizes_table(sizes) + [""]
+    if cluster:
+        lines += ["Through a stand-in for IPFS Cluster's REST API (bench/synthetic_node.py --cluster: two peers,"
+                  " every pin pinned on both; sizes from its stand-in Kubo):", ""] + sizes_table([cluster]) + [""]
     if kubo:
         lines += ["Kubo %s (bench/kubo.py: pinned small files, one CIDv0 each; ipfs daemon --offline):" % kubo["kubo"],
                   ""] + sizes_table([kubo]) + [""]
@@ -432,6 +443,8 @@ def main(argv=None):
     parser.add_argument("--resyncs", type=int, default=3, help="re-syncs after the first sync, at each size")
     parser.add_argument("--floor-lookups", type=int, default=100000, help="size look-ups the floor times")
     parser.add_argument("--upload-mib", type=int, default=1024, help="0 skips the upload")
+    parser.add_argument("--cluster-pins", type=int, default=100000,
+                        help="pins for the run through the synthetic cluster (0 skips it)")
     parser.add_argument("--kubo-pins", type=int, default=100000,
                         help="pins for the run on Kubo (0 skips it; needs IPFS_BIN, see tests/get_kubo.sh)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "latest.txt"))
@@ -442,6 +455,10 @@ def main(argv=None):
         for pins in [int(n) for n in args.sizes.split(",") if n]:
             print("%d pins" % pins, flush=True)
             sizes.append(bench_size(pins, args, work))
+        cluster = None
+        if args.cluster_pins:
+            print("%d pins through a stand-in for IPFS Cluster's REST API" % args.cluster_pins, flush=True)
+            cluster = bench_size(args.cluster_pins, args, work, cluster=True)
         kubo = None
         if args.kubo_pins:
             print("Kubo, %d pins" % args.kubo_pins, flush=True)
@@ -450,8 +467,8 @@ def main(argv=None):
         if args.upload_mib:
             print("upload of %d MiB" % args.upload_mib, flush=True)
             upload = bench_upload(args, work)
-    checks = targets(sizes, kubo, upload)
-    text = report(info, sizes, kubo, upload, checks, args)
+    checks = targets(sizes, kubo, cluster, upload)
+    text = report(info, sizes, kubo, cluster, upload, checks, args)
     print()
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

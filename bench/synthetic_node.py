@@ -21,6 +21,10 @@ rather than the node:
   progress lines while it reads, then ``{"Name", "Hash", "Size"}`` with a
   fake CID made from the hash. Nothing is stored.
 - ``version`` and ``id``.
+- With ``--cluster``, also IPFS Cluster's REST API on the same port:
+  ``GET /pins`` streams a GlobalPinInfo a line for each pin (two peers, both
+  "pinned", as a healthy cluster of two answers), and ``GET /peers`` the two
+  peers. The same process then stands for the cluster and the local Kubo.
 
 Every answer leaves in ONE write (headers and body together) over HTTP/1.1
 keep-alive: with separate small writes, Nagle's algorithm meeting delayed ACKs
@@ -65,6 +69,27 @@ def cumulative_size(cid):
     """A plausible size: mostly small files, some large ones."""
     h = zlib.crc32(cid, 0x5eed)
     return 1 + (h % 4096) * (1 << (h >> 28)) * 61
+
+
+CLUSTER_PEERS = [("12D3KooWSynthPeerA%034d" % 0, "peer-0"), ("12D3KooWSynthPeerB%034d" % 0, "peer-1")]
+
+
+def build_cluster_listing(count, seed):
+    """The cluster's GET /pins stream's body as chunked-encoding pieces."""
+    allocations = json.dumps([peer for peer, _ in CLUSTER_PEERS]).encode()
+    peer_map = b",".join(
+        b'"%s":{"peername":"%s","ipfs_peer_id":"12D3KooWSynthKubo%s","status":"pinned",'
+        b'"timestamp":"2026-11-30T12:00:00Z","error":"","attempt_count":0,"priority_pin":false}'
+        % (peer.encode(), name.encode(), name.encode()) for peer, name in CLUSTER_PEERS)
+    pieces = []
+    for start in range(0, count, PIECE_PINS):
+        lines = []
+        for number in range(start, min(count, start + PIECE_PINS)):
+            line = (b'{"cid":"%s","name":"","allocations":%s,"origins":[],"created":"2026-11-30T12:00:00Z",'
+                    b'"metadata":null,"peer_map":{%s}}\n' % (pin_cid(seed, number), allocations, peer_map))
+            lines.append(b"%x\r\n%s\r\n" % (len(line), line))
+        pieces.append(b"".join(lines))
+    return pieces
 
 
 def build_listing(count, seed):
@@ -188,6 +213,16 @@ class NodeProtocol(asyncio.Protocol):
         length = int(headers.get(b"content-length", b"0") or 0)
         parts = urlsplit(target)
         command = parts.path[len("/api/v0/"):] if parts.path.startswith("/api/v0/") else None
+        if method == "GET" and self.node.cluster_listing is not None and parts.path in ("/pins", "/peers"):
+            self.skip_body(length)
+            if parts.path == "/pins":
+                self.streaming = asyncio.ensure_future(self.send_listing(self.node.cluster_listing))
+            else:
+                self.reply(head(stream=True, close=self.close_after) + b"".join(
+                    chunk(json_line({"id": peer, "peername": name, "version": "1.0.8", "error": "",
+                                     "ipfs": {"id": "12D3KooWSynthKubo" + name, "error": ""}}))
+                    for peer, name in CLUSTER_PEERS) + LAST_CHUNK)
+            return
         if method != "POST":
             self.skip_body(length)
             self.reply(plain_answer(405, "405 - Method Not Allowed", b"Allow: POST\r\n"))
@@ -218,10 +253,9 @@ class NodeProtocol(asyncio.Protocol):
             # Only the call the worker makes is generated; say so plainly.
             self.reply(error_answer("the synthetic node lists only type=recursive&stream=true", 400))
             return
-        self.streaming = asyncio.ensure_future(self.send_listing())
+        self.streaming = asyncio.ensure_future(self.send_listing(self.node.listing))
 
-    async def send_listing(self):
-        pieces = self.node.listing
+    async def send_listing(self, pieces):
         first = pieces[0] if pieces else b""
         self.transport.write(head(stream=True, close=self.close_after) + first)
         for piece in pieces[1:]:
@@ -375,8 +409,9 @@ COMMANDS = {
 # ---------------------------------------------------------------------------
 
 class SyntheticNode:
-    def __init__(self, pins, seed):
+    def __init__(self, pins, seed, cluster=False):
         self.listing = build_listing(pins, seed)
+        self.cluster_listing = build_cluster_listing(pins, seed) if cluster else None
 
 
 async def serve(node, host, port):
@@ -396,8 +431,9 @@ def main(argv=None):
     parser.add_argument("--seed", default="ipfsmaster-bench", help="the pins depend on it (and on their number)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--cluster", action="store_true", help="answer IPFS Cluster's GET /pins and /peers too")
     args = parser.parse_args(argv)
-    node = SyntheticNode(args.pins, args.seed.encode())
+    node = SyntheticNode(args.pins, args.seed.encode(), args.cluster)
     asyncio.run(serve(node, args.host, args.port))
     return 0
 
