@@ -23,6 +23,7 @@ the command line. Nothing runs at import time.
 """
 
 import argparse
+import calendar
 import contextlib
 import functools
 import hashlib
@@ -77,6 +78,7 @@ DEFAULTS = {
     "ipfs_auth": None,
     "cluster_api": None,
     "cluster_auth": None,
+    "gateway": None,
 }
 
 # Setting name -> (environment variable, type).
@@ -94,6 +96,7 @@ ENVIRONMENT = {
     "ipfs_auth": ("IPFSMASTER_IPFS_AUTH", str),
     "cluster_api": ("IPFSMASTER_CLUSTER_API", str),
     "cluster_auth": ("IPFSMASTER_CLUSTER_AUTH", str),
+    "gateway": ("IPFSMASTER_GATEWAY", str),
 }
 
 
@@ -236,9 +239,11 @@ def version():
 # Database
 # ---------------------------------------------------------------------------
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30000
 ACTIVE_STATUSES = ("pending", "running")
+# The time with milliseconds, in the form of datetime('now') otherwise.
+NOW_PRECISE = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -302,6 +307,23 @@ def private_file(path):
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def add_columns(conn, table, columns):
+    """Add the columns a table lacks (an older database); a new one gets them from schema.sql."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(%s)" % table)}
+    if present:
+        for name, definition in columns:
+            if name not in present:
+                conn.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, name, definition))
+
+
+# Step N brings a database from user_version N-1 to N, before schema.sql runs.
+UPGRADES = {
+    1: lambda conn: None,
+    2: lambda conn: add_columns(conn, "background_tasks", [
+        ("exclusive_group", "TEXT"), ("started_at_precise", "TEXT"), ("completed_at_precise", "TEXT")]),
+}
+
+
 def init_db(path):
     """Create the database from schema.sql if needed; never loses data."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -314,6 +336,9 @@ def init_db(path):
         if version > SCHEMA_VERSION:
             raise SystemExit("%s was written by a newer IPFSMaster (schema %d; this one knows %d)"
                              % (path, version, SCHEMA_VERSION))
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            with transaction(conn):
+                UPGRADES[step](conn)
         schema = read_shipped_file("", "schema.sql").decode("utf-8")
         # executescript commits on its own; the statements are idempotent.
         conn.executescript(schema)
@@ -328,12 +353,21 @@ def init_db(path):
 # ---------------------------------------------------------------------------
 
 class TaskConflict(Exception):
-    """A single-flight task type already has an active task."""
+    """A single-flight task type, or its exclusive group, already has an active task."""
 
-    def __init__(self, task_type, active_id):
+    def __init__(self, task_type, active_id, active_type=None):
         super().__init__(task_type, active_id)
         self.task_type = task_type
         self.active_id = active_id
+        self.active_type = active_type or task_type
+
+    def message(self):
+        """(template, values) of the sentence that explains the refusal."""
+        labels = task_labels()
+        if self.active_type == self.task_type:
+            return "A {what} is already running (task {id}).", {"what": labels[self.task_type], "id": self.active_id}
+        return ("A {what} cannot start while a {other} runs (task {id}); try again when it has ended.",
+                {"what": labels[self.task_type], "other": labels[self.active_type], "id": self.active_id})
 
 
 class TaskStateError(Exception):
@@ -352,6 +386,19 @@ def task_types():
     """The registry of task types, which lives with the code that runs them."""
     import worker  # worker imports this module, so import it only when needed
     return worker.TASK_TYPES
+
+
+def task_labels():
+    """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses."""
+    return {name: {"en": kind.label[0].lower() + kind.label[1:], "zh": kind.label_zh}
+            for name, kind in task_types().items()}
+
+
+def task_type_info():
+    """The registry as the pages and scripts read it (GET /api/info)."""
+    return {name: {"label": {"en": kind.label, "zh": kind.label_zh}, "unit": kind.unit,
+                   "single_flight": kind.single_flight, "retryable": kind.retryable, "group": kind.group}
+            for name, kind in task_types().items()}
 
 
 def task_as_json(row):
@@ -374,39 +421,66 @@ def task_as_json(row):
     task["single_flight"] = bool(task["single_flight"])
     task_type = task_types().get(task["task_type"])
     task["retryable"] = task["status"] in ("failed", "cancelled") and bool(task_type and task_type.retryable)
+    task["duration_s"] = task_duration(row)
     return task
+
+
+def task_duration(row):
+    """Seconds from start to end (to now while running), to the millisecond when known."""
+    keys = row.keys()
+    start = row["started_at_precise"] if "started_at_precise" in keys else None
+    end = row["completed_at_precise"] if "completed_at_precise" in keys else None
+    start, end = start or row["started_at"], end or row["completed_at"]
+    if not start:
+        return None
+    try:
+        begun = utc_seconds(start)
+        ended = utc_seconds(end) if end else time.time()
+    except ValueError:
+        return None
+    return round(max(0.0, ended - begun), 3)
+
+
+def utc_seconds(text):
+    """A stored timestamp ('YYYY-MM-DD HH:MM:SS[.fff]', UTC) as seconds since the epoch."""
+    return calendar.timegm(time.strptime(text[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + text[19:23])
 
 
 def get_task(conn, task_id):
     return conn.execute("SELECT * FROM background_tasks WHERE id = ?", (task_id,)).fetchone()
 
 
-def find_active_task(conn, task_type):
+def find_active_task(conn, task_type, group=None):
+    """(id, type) of the active task that keeps one of ``task_type`` from
+    starting (single flight, or its exclusive group), or (None, None)."""
     row = conn.execute(
-        "SELECT id FROM background_tasks WHERE task_type = ? AND status IN ('pending', 'running')"
-        " AND single_flight = 1 ORDER BY id LIMIT 1", (task_type,)).fetchone()
-    return row["id"] if row else None
+        "SELECT id, task_type FROM background_tasks WHERE status IN ('pending', 'running')"
+        " AND ((task_type = ? AND single_flight = 1) OR exclusive_group = ?) ORDER BY id LIMIT 1",
+        (task_type, group)).fetchone()
+    return (row["id"], row["task_type"]) if row else (None, None)
 
 
 def create_task(conn, task_type, params=None, retry_of=None):
     """Insert a pending task and return its id; TaskConflict if single flight forbids it.
 
-    Single flight is the partial unique index idx_tasks_one_active: the
-    database, not a check-then-insert, decides who wins a race.
+    Single flight and exclusive groups are the partial unique indexes
+    idx_tasks_one_active and idx_tasks_one_active_in_group: the database,
+    not a check-then-insert, decides who wins a race.
     """
-    single_flight = 1 if task_types()[task_type].single_flight else 0
+    kind = task_types()[task_type]
+    single_flight = 1 if kind.single_flight else 0
     for _ in range(3):
         try:
             with transaction(conn):
                 cur = conn.execute(
-                    "INSERT INTO background_tasks (task_type, status, params, retry_of, single_flight)"
-                    " VALUES (?, 'pending', ?, ?, ?)",
-                    (task_type, json.dumps(params or {}, sort_keys=True), retry_of, single_flight))
+                    "INSERT INTO background_tasks (task_type, status, params, retry_of, single_flight,"
+                    " exclusive_group) VALUES (?, 'pending', ?, ?, ?, ?)",
+                    (task_type, json.dumps(params or {}, sort_keys=True), retry_of, single_flight, kind.group))
                 return cur.lastrowid
         except sqlite3.IntegrityError:
-            active = find_active_task(conn, task_type)
+            active, active_type = find_active_task(conn, task_type, kind.group)
             if active is not None:
-                raise TaskConflict(task_type, active)
+                raise TaskConflict(task_type, active, active_type)
             # The winner finished between our insert and the look-up: try again.
     raise TaskConflict(task_type, None)
 
@@ -432,7 +506,7 @@ def finish_task(conn, task_id, status, from_status, error_message=None, result=N
     with transaction(conn):
         cur = conn.execute(
             "UPDATE background_tasks SET status = ?, error_message = COALESCE(?, error_message),"
-            " result = COALESCE(?, result), completed_at = datetime('now')"
+            " result = COALESCE(?, result), completed_at = datetime('now'), completed_at_precise = " + NOW_PRECISE +
             " WHERE id = ? AND status = ?",
             (status, error_message, None if result is None else json.dumps(result), task_id, from_status))
         return cur.rowcount == 1
@@ -629,16 +703,23 @@ def mark_stale_tasks(conn, settings):
 
 def cleanup_tasks(conn, settings, days):
     """Delete finished tasks older than ``days`` and their files; returns the ids."""
+    # The latest completed pin sync stays: the pins page says when the last sync was.
     rows = conn.execute(
-        "SELECT id FROM background_tasks WHERE status IN ('completed', 'failed', 'cancelled')"
-        " AND created_at < datetime('now', ?)", ("-%d days" % days,)).fetchall()
+        "SELECT id, json_extract(params, '$.pin_list') AS pin_list FROM background_tasks"
+        " WHERE status IN ('completed', 'failed', 'cancelled') AND created_at < datetime('now', ?)"
+        " AND id IS NOT (SELECT MAX(id) FROM background_tasks WHERE task_type = 'pin_sync'"
+        " AND status = 'completed')", ("-%d days" % days,)).fetchall()
     ids = [row["id"] for row in rows]
     with transaction(conn):
         conn.executemany("DELETE FROM background_tasks WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')",
                          [(task_id,) for task_id in ids])
-    for task_id in ids:
+    import tasks_pins
+    lists = tasks_pins.unreferenced_pin_lists(conn, settings, [row["pin_list"] for row in rows if row["pin_list"]])
+    for path in [task_log_path(settings, task_id) for task_id in ids] + lists + [
+            tasks_pins.undone_path(settings.db, task_id) for task_id in ids]:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(task_log_path(settings, task_id))
+            os.remove(path)
+    for task_id in ids:
         discard_spool(settings, task_id)
     return ids
 
@@ -678,8 +759,10 @@ def start_task(settings, conn, task_type, params=None, retry_of=None, prepare=No
     return task_id
 
 
-def retry_task(settings, conn, task_id):
+def retry_task(settings, conn, task_id, ipfs_api=None):
     """Start a new task like a failed or cancelled one, linked to it; returns the new id.
+
+    ``ipfs_api``, if given, replaces the node's address the old task used.
 
     KeyError if there is no such task, TaskStateError if it is not failed or
     cancelled, NotRetryable for types whose input is gone, TaskConflict.
@@ -692,7 +775,10 @@ def retry_task(settings, conn, task_id):
     task_type = task_types().get(row["task_type"])
     if task_type is None or not task_type.retryable:
         raise NotRetryable(row["task_type"])
-    return start_task(settings, conn, row["task_type"], json.loads(row["params"] or "{}"), retry_of=task_id)
+    params = json.loads(row["params"] or "{}")
+    if ipfs_api:
+        params["ipfs_api"] = ipfs_api
+    return start_task(settings, conn, row["task_type"], params, retry_of=task_id)
 
 
 # ---------------------------------------------------------------------------
@@ -709,8 +795,19 @@ MESSAGES_ZH = {
     "The task id is missing.": "缺少任务编号。",
     "The task id must be a positive whole number.": "任务编号必须是正整数。",
     "There is no task {id}.": "不存在编号为 {id} 的任务。",
-    "A pin sync is already running (task {id}).": "已有一个 Pin 同步任务正在进行（任务 {id}）。",
-    "A task of this type is already running (task {id}).": "已有同类任务正在进行（任务 {id}）。",
+    "A {what} is already running (task {id}).": "已有一个{what}任务正在进行（任务 {id}）。",
+    "A {what} cannot start while a {other} runs (task {id}); try again when it has ended.":
+        "{other}任务正在进行（任务 {id}），{what}无法开始；请在它结束后重试。",
+    "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line, or as a multipart/form-data"
+    " field named file.": "请以 JSON（名为 cids 的列表）、每行一个 CID 的 text/plain，或 multipart/form-data 的 file 字段发送 CID。",
+    "The request body is not valid JSON.": "请求体不是有效的 JSON。",
+    "cids must be a list of CIDs, each as text.": "cids 必须是 CID 列表，每项为文本。",
+    "name must be text of at most 255 characters.": "name 必须是不超过 255 个字符的文本。",
+    "Too many CIDs at once: at most {limit}.": "一次提交的 CID 过多：最多 {limit} 个。",
+    "The list holds no CID.": "列表中没有 CID。",
+    "No line holds a valid CID: {invalid} lines are not CIDs (the first is line {line}).":
+        "没有任何一行包含有效的 CID：{invalid} 行不是 CID（第一处在第 {line} 行）。",
+    "The IPFS node cannot be reached: {reason}": "无法连接 IPFS 节点：{reason}",
     "Task {id} has already finished ({status}).": "任务 {id} 已经结束（{status}）。",
     "Only failed or cancelled tasks can be retried; task {id} is {status}.":
         "只有失败或已取消的任务可以重试；任务 {id} 当前为 {status}。",
@@ -743,8 +840,11 @@ LANGUAGES = ("en", "zh")
 
 
 def translate(template, lang, **values):
+    """The sentence in ``lang``; a value may itself be {"en": ..., "zh": ...}."""
     if lang == "zh":
         template = MESSAGES_ZH.get(template, template)
+    values = {name: value.get(lang, value["en"]) if isinstance(value, dict) else value
+              for name, value in values.items()}
     return template.format(**values)
 
 
@@ -771,8 +871,8 @@ class HTTPError(Exception):
 STATUS_LINES = {
     200: "200 OK", 202: "202 Accepted", 303: "303 See Other", 400: "400 Bad Request", 401: "401 Unauthorized",
     403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
-    411: "411 Length Required", 413: "413 Payload Too Large", 429: "429 Too Many Requests",
-    500: "500 Internal Server Error",
+    411: "411 Length Required", 413: "413 Payload Too Large", 415: "415 Unsupported Media Type",
+    429: "429 Too Many Requests", 500: "500 Internal Server Error", 502: "502 Bad Gateway",
 }
 
 
@@ -1161,9 +1261,8 @@ def task_errors(task_id=None):
     except KeyError:
         raise HTTPError(404, "There is no task {id}.", id=task_id)
     except TaskConflict as conflict:
-        template = ("A pin sync is already running (task {id})." if conflict.task_type == "pin_sync"
-                    else "A task of this type is already running (task {id}).")
-        raise HTTPError(409, template, extra={"taskId": conflict.active_id}, id=conflict.active_id)
+        template, values = conflict.message()
+        raise HTTPError(409, template, extra={"taskId": conflict.active_id}, **values)
     except NotRetryable:
         raise HTTPError(409, "An upload cannot be retried: its file is removed when the task ends."
                              " Upload it again.")
@@ -1273,9 +1372,9 @@ def handle_task_status(req):
 
 
 def handle_info(req):
-    """What the pages need to know about this console: its limits and version."""
+    """What the pages need to know about this console: its limits, version, task types and a set gateway."""
     return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled,
-                          "version": version()})
+                          "version": version(), "task_types": task_type_info(), "gateway": req.settings.gateway})
 
 
 PIN_SORTS = {
@@ -1469,6 +1568,165 @@ def handle_upload(req):
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
+MAX_PIN_JSON = 64 * 1024 * 1024
+MAX_REMOVE_CIDS = 100000
+
+
+def read_json_body(req, limit):
+    """A JSON object body, or a 400/413."""
+    length = req.content_length()
+    if length > limit:
+        raise HTTPError(413, "The request body is too large.")
+    try:
+        data = json.loads(req.environ["wsgi.input"].read(length).decode("utf-8"))
+    except ValueError:
+        raise HTTPError(400, "The request body is not valid JSON.")
+    if not isinstance(data, dict):
+        raise HTTPError(400, "The request body is not valid JSON.")
+    return data
+
+
+def json_cids(data, limit):
+    cids = data.get("cids")
+    if not isinstance(cids, list) or not all(isinstance(cid, str) for cid in cids):
+        raise HTTPError(400, "cids must be a list of CIDs, each as text.")
+    if len(cids) > limit:
+        raise HTTPError(413, "Too many CIDs at once: at most {limit}.", limit=limit)
+    return cids
+
+
+def pin_name(value):
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value.strip()) > 255:
+        raise HTTPError(400, "name must be text of at most 255 characters.")
+    return " ".join(value.split())
+
+
+def pin_timeout(value):
+    import tasks_pins
+    high = tasks_pins.MAX_PIN_TIMEOUT_S
+    if value in (None, ""):
+        return tasks_pins.DEFAULT_PIN_TIMEOUT_S
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise HTTPError(400, "{name} must be a whole number from {low} to {high}.", name="timeout_s", low=1,
+                        high=high)
+    return value
+
+
+def no_valid_cid(summary):
+    if not summary["invalid"]:
+        return HTTPError(400, "The list holds no CID.", extra=summary)
+    return HTTPError(400, "No line holds a valid CID: {invalid} lines are not CIDs (the first is line {line}).",
+                     extra=summary, invalid=summary["invalid"], line=summary["invalid_lines"][0])
+
+
+def handle_pins_add(req):
+    """Check and spool a list of CIDs, then pin them in the background (pin_add)."""
+    import tasks_pins
+    kind = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    fields = {"name": req.arg("name") or None, "timeout_s": req.arg("timeout_s")}
+    if kind not in ("application/json", "text/plain", "multipart/form-data"):
+        raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
+                             " or as a multipart/form-data field named file.")
+    if kind == "application/json":
+        data = read_json_body(req, MAX_PIN_JSON)
+        cids = json_cids(data, 10 ** 7)
+        fields = {"name": data.get("name"), "timeout_s": data.get("timeout_s")}
+    length = req.content_length()
+    if length > req.settings.max_upload_bytes + UPLOAD_FRAMING:
+        raise HTTPError(413, "The request body is too large.")
+    token, writer = tasks_pins.new_pin_list(req.settings)
+    try:
+        if kind == "application/json":
+            writer.name = pin_name(fields["name"])
+            for cid in cids:
+                writer.add_line(cid)
+        elif kind == "text/plain":
+            writer.name = pin_name(fields["name"])
+            stream, left = req.environ["wsgi.input"], length
+            while left > 0:
+                data = stream.read(min(65536, left))
+                if not data:
+                    raise HTTPError(400, "The upload is malformed or was cut short.")
+                left -= len(data)
+                writer.feed(data)
+        else:
+            seen_file = False
+            for name, _filename, chunks in MultipartReader(req.environ["wsgi.input"], length,
+                                                           multipart_boundary(req.environ)).parts():
+                if name == "file" and not seen_file:
+                    seen_file = True
+                    writer.name = pin_name(fields["name"])
+                    for chunk in chunks:
+                        writer.feed(chunk)
+                elif name in ("name", "timeout_s"):
+                    value = b"".join(chunks)
+                    if len(value) > 1024:
+                        raise HTTPError(400, "The field {name} is too long.", name=name)
+                    fields[name] = value.decode("utf-8", "replace").strip() or None
+            if not seen_file:
+                raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
+        writer.close()
+        summary = writer.summary()
+        if not summary["valid"]:
+            raise no_valid_cid(summary)
+        params = dict(summary, ipfs_api=req.settings.ipfs_api, pin_list=token,
+                      timeout_s=pin_timeout(fields["timeout_s"]))
+        with task_errors():
+            task_id = start_task(req.settings, req.db, "pin_add", params)
+    except BaseException:
+        writer.out.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tasks_pins.pin_list_path(req.settings, token))
+        raise
+    return json_response({"success": True, "taskId": task_id, "valid": summary["valid"],
+                          "invalid": summary["invalid"], "invalid_lines": summary["invalid_lines"]}, 202)
+
+
+def handle_pins_remove(req):
+    """Unpin the CIDs given, in the background (pin_remove)."""
+    import tasks_pins
+    if req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
+        raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
+                             " or as a multipart/form-data field named file.")
+    cids = json_cids(read_json_body(req, 16 * 1024 * 1024), MAX_REMOVE_CIDS)
+    valid, invalid_lines = [], []
+    for number, cid in enumerate(cids, 1):
+        if tasks_pins.is_cid(cid.strip()):
+            valid.append(cid.strip())
+        else:
+            invalid_lines.append(number)
+    summary = {"valid": len(valid), "invalid": len(invalid_lines), "invalid_lines": invalid_lines[:100]}
+    if not valid:
+        raise no_valid_cid(summary)
+    params = {"ipfs_api": req.settings.ipfs_api, "cids": valid, "invalid": summary["invalid"],
+              "invalid_lines": summary["invalid_lines"]}
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "pin_remove", params)
+    return json_response(dict(summary, success=True, taskId=task_id), 202)
+
+
+def handle_node_gc(req):
+    """Start the node's garbage collection (repo_gc), or say what keeps it from starting."""
+    req.discard_body()
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "repo_gc", {"ipfs_api": req.settings.ipfs_api})
+    return json_response({"success": True, "taskId": task_id}, 202)
+
+
+def handle_node(req):
+    """The node's overview: identity, repository, peers, gateway; 502 when it cannot be reached."""
+    import tasks_pins
+    import worker
+    try:
+        return json_response(tasks_pins.node_overview(req.settings))
+    except worker.IPFSError as exc:
+        raise HTTPError(502, "The IPFS node cannot be reached: {reason}", reason=str(exc))
+
+
 def handle_task_log(req):
     """The tail of a task's worker output, as plain text."""
     task_id = req.task_id()
@@ -1496,6 +1754,10 @@ ROUTES = [
     ("POST", "/tasks/retry", handle_task_retry),
     ("GET", "/tasks/log", handle_task_log),
     ("POST", "/files/upload", handle_upload),
+    ("POST", "/pins/add", handle_pins_add),
+    ("POST", "/pins/remove", handle_pins_remove),
+    ("POST", "/node/gc", handle_node_gc),
+    ("GET", "/api/node", handle_node),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),

@@ -25,7 +25,11 @@ CREATE TABLE IF NOT EXISTS background_tasks (
     cancel_requested_at TEXT,                   -- set when someone asked a running task to stop
     retry_of INTEGER REFERENCES background_tasks(id) ON DELETE SET NULL,  -- the task this one retries
     single_flight INTEGER NOT NULL DEFAULT 1    -- 1: at most one active task of this type
-        CHECK (single_flight IN (0, 1))
+        CHECK (single_flight IN (0, 1)),
+    exclusive_group TEXT,                       -- tasks of one group never run together (a pin sync and
+                                                -- a garbage collection); NULL: no such group
+    started_at_precise TEXT,                    -- started_at with milliseconds, for short durations
+    completed_at_precise TEXT                   -- completed_at with milliseconds
 );
 
 -- The seed's index: listings by status, newest first.
@@ -42,6 +46,12 @@ CREATE INDEX IF NOT EXISTS idx_tasks_type ON background_tasks(task_type, id);
 CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_one_active
     ON background_tasks(task_type)
     WHERE status IN ('pending', 'running') AND single_flight = 1;
+
+-- Exclusive groups, enforced the same way: at most one active task per group,
+-- whatever its type (a garbage collection and a pin sync exclude each other).
+CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_one_active_in_group
+    ON background_tasks(exclusive_group)
+    WHERE status IN ('pending', 'running') AND exclusive_group IS NOT NULL;
 
 -- The local catalogue of the node's pins.
 CREATE TABLE IF NOT EXISTS pins (

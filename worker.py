@@ -38,6 +38,10 @@ from urllib.parse import quote, quote_plus, urlsplit
 import ipfsmaster
 from ipfsmaster import connect, transaction
 
+if __name__ == "__main__":
+    # One module, whichever name it is imported by (tasks_pins imports "worker").
+    sys.modules.setdefault("worker", sys.modules[__name__])
+
 DEFAULT_API = ipfsmaster.DEFAULTS["ipfs_api"]
 WORKER_NICENESS = 10
 
@@ -676,6 +680,7 @@ class TaskContext:
     def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=None):
         self.task_id = task["id"]
         self.task_type = task["task_type"]
+        self.retry_of = task["retry_of"]
         self.params = json.loads(task["params"] or "{}")
         self.db_path = db_path
         self.api_url = api_url
@@ -803,6 +808,7 @@ def claim_task(conn, task_id, pid):
     with transaction(conn):
         cur = conn.execute(
             "UPDATE background_tasks SET status = 'running', pid = ?, started_at = datetime('now'),"
+            " started_at_precise = " + ipfsmaster.NOW_PRECISE + ","
             " heartbeat_at = datetime('now') WHERE id = ? AND status = 'pending'", (pid, task_id))
         if cur.rowcount != 1:
             return None
@@ -815,7 +821,8 @@ def finish(conn, ctx, status, error_message=None):
     with transaction(conn):
         cur = conn.execute(
             "UPDATE background_tasks SET status = ?, error_message = ?, result = ?, progress = ?, total = ?,"
-            " current_item = ?, completed_at = datetime('now'), heartbeat_at = datetime('now')"
+            " current_item = ?, completed_at = datetime('now'), completed_at_precise = " + ipfsmaster.NOW_PRECISE + ","
+            " heartbeat_at = datetime('now')"
             " WHERE id = ? AND status = 'running'",
             (status, error_message, json.dumps(ctx.result), ctx.progress, ctx.total, ctx.current_item, ctx.task_id))
         return cur.rowcount == 1
@@ -1626,13 +1633,20 @@ def record_pin(db_path, cid, name, size):
     """Put a freshly pinned CID in the catalogue without a full sync."""
     conn = connect(db_path)
     try:
-        with transaction(conn):
-            conn.execute(
-                "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
-                " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
-                " synced_at = excluded.synced_at", (cid, name, size))
+        store_pin(conn, cid, name, size)
     finally:
         conn.close()
+
+
+def store_pin(conn, cid, name, size, rename=False):
+    """Insert or refresh a recursive pin in the catalogue; ``rename``: its
+    name becomes ``name`` even if the pin was known under another."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
+            " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
+            " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at",
+            (cid, name, size, 1 if rename else 0))
 
 
 # ---------------------------------------------------------------------------
@@ -1690,14 +1704,31 @@ def recover_pins(ctx):
 # The registry of task types
 # ---------------------------------------------------------------------------
 
-# run: the function; single_flight: at most one active task of the type;
-# retryable: whether a failed or cancelled one can be started again.
-TaskType = collections.namedtuple("TaskType", "run single_flight retryable")
+# The one place task types are described; the server, the command line and
+# the pages (through /api/info) read it.
+# run: the function; label, label_zh: its name for people (English, Chinese);
+# unit: what progress counts ("items", "bytes" or "blocks"); single_flight: at
+# most one active task of the type; retryable: whether a failed or cancelled
+# one can be started again; group: an exclusive group, of which at most one
+# task is active whatever its type (the database enforces both).
+TaskType = collections.namedtuple("TaskType", "run label label_zh unit single_flight retryable group",
+                                  defaults=(None,))
+
+import tasks_pins  # noqa: E402  (its task functions use the client above)
 
 TASK_TYPES = {
-    "pin_sync": TaskType(run=sync_pins, single_flight=True, retryable=True),
-    "file_upload": TaskType(run=upload_file, single_flight=False, retryable=False),
-    "pin_recover": TaskType(run=recover_pins, single_flight=True, retryable=True),
+    "pin_sync": TaskType(run=sync_pins, label="Pin sync", label_zh="Pin 同步", unit="items",
+                         single_flight=True, retryable=True, group="repository"),
+    "file_upload": TaskType(run=upload_file, label="File upload", label_zh="文件上传", unit="bytes",
+                            single_flight=False, retryable=False),
+    "pin_add": TaskType(run=tasks_pins.add_pins, label="Pin add", label_zh="添加 Pin", unit="items",
+                        single_flight=False, retryable=True),
+    "pin_remove": TaskType(run=tasks_pins.remove_pins, label="Pin removal", label_zh="移除 Pin", unit="items",
+                           single_flight=False, retryable=True),
+    "repo_gc": TaskType(run=tasks_pins.collect_garbage, label="Garbage collection", label_zh="垃圾回收",
+                        unit="blocks", single_flight=True, retryable=True, group="repository"),
+    "pin_recover": TaskType(run=recover_pins, label="Pin recovery", label_zh="Pin 恢复", unit="items",
+                            single_flight=True, retryable=True),
 }
 
 
