@@ -388,6 +388,13 @@ def task_types():
     return worker.TASK_TYPES
 
 
+def pin_tasks():
+    """The module of the pin tasks (loaded with the registry, which names its functions)."""
+    task_types()
+    import tasks_pins
+    return tasks_pins
+
+
 def task_labels():
     """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses."""
     return {name: {"en": kind.label[0].lower() + kind.label[1:], "zh": kind.label_zh}
@@ -713,7 +720,7 @@ def cleanup_tasks(conn, settings, days):
     with transaction(conn):
         conn.executemany("DELETE FROM background_tasks WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')",
                          [(task_id,) for task_id in ids])
-    import tasks_pins
+    tasks_pins = pin_tasks()
     lists = tasks_pins.unreferenced_pin_lists(conn, settings, [row["pin_list"] for row in rows if row["pin_list"]])
     for path in [task_log_path(settings, task_id) for task_id in ids] + lists + [
             tasks_pins.undone_path(settings.db, task_id) for task_id in ids]:
@@ -1604,7 +1611,7 @@ def pin_name(value):
 
 
 def pin_timeout(value):
-    import tasks_pins
+    tasks_pins = pin_tasks()
     high = tasks_pins.MAX_PIN_TIMEOUT_S
     if value in (None, ""):
         return tasks_pins.DEFAULT_PIN_TIMEOUT_S
@@ -1625,7 +1632,7 @@ def no_valid_cid(summary):
 
 def handle_pins_add(req):
     """Check and spool a list of CIDs, then pin them in the background (pin_add)."""
-    import tasks_pins
+    tasks_pins = pin_tasks()
     kind = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     fields = {"name": req.arg("name") or None, "timeout_s": req.arg("timeout_s")}
     if kind not in ("application/json", "text/plain", "multipart/form-data"):
@@ -1688,7 +1695,7 @@ def handle_pins_add(req):
 
 def handle_pins_remove(req):
     """Unpin the CIDs given, in the background (pin_remove)."""
-    import tasks_pins
+    tasks_pins = pin_tasks()
     if req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
         raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
                              " or as a multipart/form-data field named file.")
@@ -1719,7 +1726,7 @@ def handle_node_gc(req):
 
 def handle_node(req):
     """The node's overview: identity, repository, peers, gateway; 502 when it cannot be reached."""
-    import tasks_pins
+    tasks_pins = pin_tasks()
     import worker
     try:
         return json_response(tasks_pins.node_overview(req.settings))

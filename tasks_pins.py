@@ -3,7 +3,8 @@ CID check and pin-list spooling the server uses before it starts them, and
 the node's overview (``GET /api/node``) with its gateway address.
 
 The task functions receive a ``worker.TaskContext`` like every task type;
-they are registered in ``worker.TASK_TYPES``.
+they are registered in ``worker.TASK_TYPES``, which imports this module:
+import ``worker`` (or call ``ipfsmaster.pin_tasks()``) before it.
 """
 
 import base64

@@ -84,9 +84,13 @@ class IPFSNode:
     ``config``: a function that may change the repository's config (a dict)
     before each start, e.g. to set ``API.Authorizations``.
     ``auth``: the Authorization header the helpers below send.
+    ``offline=False``: started online but isolated (no routing, no bootstrap
+    peers, no discovery, swarm on 127.0.0.1 only), so that it never dials
+    out, yet asking it for a block it lacks waits (for a time-out) instead of
+    failing at once as ``--offline`` does.
     """
 
-    def __init__(self, base_dir, startup_timeout=60.0, ports=None, config=None, auth=None):
+    def __init__(self, base_dir, startup_timeout=60.0, ports=None, config=None, auth=None, offline=True):
         self.binary = find_kubo()
         self.base_dir = os.path.abspath(str(base_dir))
         self.repo = os.path.join(self.base_dir, "ipfs-repo")
@@ -94,6 +98,7 @@ class IPFSNode:
         self.startup_timeout = startup_timeout
         self.fixed_ports = ports
         self.configure = config
+        self.offline = offline
         self.auth = auth
         self.proc = None
         self.pid = None
@@ -133,6 +138,14 @@ class IPFSNode:
         plugins = cfg.get("Plugins") or {}
         plugins["Plugins"] = dict(plugins.get("Plugins") or {}, telemetry={"Config": {"Mode": "off"}})
         cfg["Plugins"] = plugins
+        if not self.offline:
+            cfg["Bootstrap"] = []
+            cfg["Peering"] = {"Peers": []}
+            cfg["Routing"] = dict(cfg.get("Routing") or {}, Type="none")
+            cfg["Discovery"] = {"MDNS": {"Enabled": False}}
+            swarm = cfg.setdefault("Swarm", {})
+            swarm.update(DisableNatPortMap=True, RelayClient={"Enabled": False}, RelayService={"Enabled": False})
+            cfg["AutoNAT"] = {"ServiceMode": "disabled"}
         if self.configure is not None:
             self.configure(cfg)
         tmp = path + ".tmp"
@@ -168,7 +181,8 @@ class IPFSNode:
             log = open(self.log_path, "ab")
             log_start = log.tell()
             try:
-                self.proc = subprocess.Popen([self.binary, "daemon", "--offline"], env=self.env(), stdout=log,
+                self.proc = subprocess.Popen([self.binary, "daemon"] + (["--offline"] if self.offline else []),
+                                             env=self.env(), stdout=log,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True)
                 self.pid = self.proc.pid
