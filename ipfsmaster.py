@@ -808,6 +808,7 @@ MESSAGES_ZH = {
     "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line, or as a multipart/form-data"
     " field named file.": "请以 JSON（名为 cids 的列表）、每行一个 CID 的 text/plain，或 multipart/form-data 的 file 字段发送 CID。",
     "The request body is not valid JSON.": "请求体不是有效的 JSON。",
+    "Send the CIDs to unpin as JSON, in a list named cids.": "请以 JSON 格式在名为 cids 的列表中发送要取消固定的 CID。",
     "cids must be a list of CIDs, each as text.": "cids 必须是 CID 列表，每项为文本。",
     "name must be text of at most 255 characters.": "name 必须是不超过 255 个字符的文本。",
     "Too many CIDs at once: at most {limit}.": "一次提交的 CID 过多：最多 {limit} 个。",
@@ -1630,90 +1631,108 @@ def no_valid_cid(summary):
                      extra=summary, invalid=summary["invalid"], line=summary["invalid_lines"][0])
 
 
-def handle_pins_add(req):
-    """Check and spool a list of CIDs, then pin them in the background (pin_add)."""
+def start_pin_add(settings, conn, fill):
+    """Spool a pin list that ``fill(writer)`` writes (returning the per-CID
+    timeout it was given, or None), then start its pin_add task.
+
+    Returns (task id, {"valid", "invalid", "invalid_lines"}); HTTPError 400
+    when no line holds a CID, before any task exists.
+    """
     tasks_pins = pin_tasks()
-    kind = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    fields = {"name": req.arg("name") or None, "timeout_s": req.arg("timeout_s")}
-    if kind not in ("application/json", "text/plain", "multipart/form-data"):
-        raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
-                             " or as a multipart/form-data field named file.")
-    if kind == "application/json":
-        data = read_json_body(req, MAX_PIN_JSON)
-        cids = json_cids(data, 10 ** 7)
-        fields = {"name": data.get("name"), "timeout_s": data.get("timeout_s")}
-    length = req.content_length()
-    if length > req.settings.max_upload_bytes + UPLOAD_FRAMING:
-        raise HTTPError(413, "The request body is too large.")
-    token, writer = tasks_pins.new_pin_list(req.settings)
+    token, writer = tasks_pins.new_pin_list(settings)
     try:
-        if kind == "application/json":
-            writer.name = pin_name(fields["name"])
-            for cid in cids:
-                writer.add_line(cid)
-        elif kind == "text/plain":
-            writer.name = pin_name(fields["name"])
-            stream, left = req.environ["wsgi.input"], length
-            while left > 0:
-                data = stream.read(min(65536, left))
-                if not data:
-                    raise HTTPError(400, "The upload is malformed or was cut short.")
-                left -= len(data)
-                writer.feed(data)
-        else:
-            seen_file = False
-            for name, _filename, chunks in MultipartReader(req.environ["wsgi.input"], length,
-                                                           multipart_boundary(req.environ)).parts():
-                if name == "file" and not seen_file:
-                    seen_file = True
-                    writer.name = pin_name(fields["name"])
-                    for chunk in chunks:
-                        writer.feed(chunk)
-                elif name in ("name", "timeout_s"):
-                    value = b"".join(chunks)
-                    if len(value) > 1024:
-                        raise HTTPError(400, "The field {name} is too long.", name=name)
-                    fields[name] = value.decode("utf-8", "replace").strip() or None
-            if not seen_file:
-                raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
+        timeout_s = pin_timeout(fill(writer))
         writer.close()
         summary = writer.summary()
         if not summary["valid"]:
             raise no_valid_cid(summary)
-        params = dict(summary, ipfs_api=req.settings.ipfs_api, pin_list=token,
-                      timeout_s=pin_timeout(fields["timeout_s"]))
-        with task_errors():
-            task_id = start_task(req.settings, req.db, "pin_add", params)
+        params = dict(summary, ipfs_api=settings.ipfs_api, pin_list=token, timeout_s=timeout_s)
+        return start_task(settings, conn, "pin_add", params), summary
     except BaseException:
         writer.out.close()
         with contextlib.suppress(FileNotFoundError):
-            os.remove(tasks_pins.pin_list_path(req.settings, token))
+            os.remove(tasks_pins.pin_list_path(settings, token))
         raise
-    return json_response({"success": True, "taskId": task_id, "valid": summary["valid"],
-                          "invalid": summary["invalid"], "invalid_lines": summary["invalid_lines"]}, 202)
+
+
+def handle_pins_add(req):
+    """Check and spool a list of CIDs (JSON, text/plain or a multipart file),
+    then pin them in the background (pin_add)."""
+    kind = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if kind not in ("application/json", "text/plain", "multipart/form-data"):
+        raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
+                             " or as a multipart/form-data field named file.")
+    length = req.content_length()
+    if length > (MAX_PIN_JSON if kind == "application/json" else req.settings.max_upload_bytes + UPLOAD_FRAMING):
+        raise HTTPError(413, "The request body is too large.")
+    stream = req.environ["wsgi.input"]
+
+    def from_json(writer):
+        data = read_json_body(req, MAX_PIN_JSON)
+        cids = json_cids(data, 10 ** 7)
+        writer.name = pin_name(data.get("name"))
+        for cid in cids:
+            writer.add_line(cid)
+        return data.get("timeout_s")
+
+    def from_text(writer):
+        writer.name = pin_name(req.arg("name") or None)
+        left = length
+        while left > 0:
+            data = stream.read(min(65536, left))
+            if not data:
+                raise HTTPError(400, "The upload is malformed or was cut short.")
+            left -= len(data)
+            writer.feed(data)
+        return req.arg("timeout_s")
+
+    def from_multipart(writer):
+        fields, seen_file = {"name": None, "timeout_s": None}, False
+        for name, _filename, chunks in MultipartReader(stream, length, multipart_boundary(req.environ)).parts():
+            if name == "file" and not seen_file:
+                seen_file = True
+                writer.name = pin_name(fields["name"])
+                for chunk in chunks:
+                    writer.feed(chunk)
+            elif name in fields:
+                value = b"".join(chunks)
+                if len(value) > 1024:
+                    raise HTTPError(400, "The field {name} is too long.", name=name)
+                fields[name] = value.decode("utf-8", "replace").strip() or None
+        if not seen_file:
+            raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
+        return fields["timeout_s"]
+
+    fill = {"application/json": from_json, "text/plain": from_text, "multipart/form-data": from_multipart}[kind]
+    with task_errors():
+        task_id, summary = start_pin_add(req.settings, req.db, fill)
+    return json_response(dict(summary, success=True, taskId=task_id), 202)
 
 
 def handle_pins_remove(req):
     """Unpin the CIDs given, in the background (pin_remove)."""
-    tasks_pins = pin_tasks()
     if req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
-        raise HTTPError(415, "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line,"
-                             " or as a multipart/form-data field named file.")
+        raise HTTPError(415, "Send the CIDs to unpin as JSON, in a list named cids.")
     cids = json_cids(read_json_body(req, 16 * 1024 * 1024), MAX_REMOVE_CIDS)
-    valid, invalid_lines = [], []
+    with task_errors():
+        task_id, summary = start_pin_remove(req.settings, req.db, cids)
+    return json_response(dict(summary, success=True, taskId=task_id), 202)
+
+
+def start_pin_remove(settings, conn, cids):
+    """Start a pin_remove task for the CIDs among ``cids``; returns (task id,
+    summary); HTTPError 400 when none is a CID."""
+    tasks_pins = pin_tasks()
+    valid, invalid = [], []
     for number, cid in enumerate(cids, 1):
         if tasks_pins.is_cid(cid.strip()):
             valid.append(cid.strip())
         else:
-            invalid_lines.append(number)
-    summary = {"valid": len(valid), "invalid": len(invalid_lines), "invalid_lines": invalid_lines[:100]}
+            invalid.append(number)
+    summary = {"valid": len(valid), "invalid": len(invalid), "invalid_lines": invalid[:tasks_pins.MAX_INVALID_LINES]}
     if not valid:
         raise no_valid_cid(summary)
-    params = {"ipfs_api": req.settings.ipfs_api, "cids": valid, "invalid": summary["invalid"],
-              "invalid_lines": summary["invalid_lines"]}
-    with task_errors():
-        task_id = start_task(req.settings, req.db, "pin_remove", params)
-    return json_response(dict(summary, success=True, taskId=task_id), 202)
+    return start_task(settings, conn, "pin_remove", dict(summary, ipfs_api=settings.ipfs_api, cids=valid)), summary
 
 
 def handle_node_gc(req):
@@ -1996,22 +2015,45 @@ def build_parser():
     for name, text in (("sync", "start a pin sync"),
                        ("recover", "ask the IPFS Cluster to try again the pins a peer failed")):
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ", in the background.")
-        add_db_flag(sub)
-        sub.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API)")
-        sub.add_argument("--ipfs-auth-file", metavar="PATH",
-                         help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
+        add_task_flags(sub)
         add_cluster_flags(sub)
-        sub.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
 
     peers = commands.add_parser("peers", help="list the IPFS Cluster's peers",
                                 description="List the IPFS Cluster's peers and their state, as the cluster says now.")
     add_cluster_flags(peers)
     peers.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    pin = commands.add_parser("pin", help="pin or unpin CIDs", description="Pin or unpin CIDs in the background.")
+    pin_commands = pin.add_subparsers(dest="pin_command", metavar="ACTION")
+    pin_commands.required = True
+    pin_add = pin_commands.add_parser("add", help="pin CIDs", description=(
+        "Pin CIDs (a pin_add task): given as arguments, or one a line in a file (- for standard input),"
+        " optionally followed by whitespace and a name. Lines that are not CIDs are counted and skipped."))
+    pin_add.add_argument("cids", nargs="*", metavar="CID", help="CIDs to pin")
+    pin_add.add_argument("-f", "--file", metavar="FILE", help="a list of CIDs, one a line")
+    pin_add.add_argument("--name", help="the name of every CID whose line has none")
+    pin_add.add_argument("--timeout", type=int, metavar="SECONDS", help="how long one CID may take (default 600)")
+    add_task_flags(pin_add)
+    pin_rm = pin_commands.add_parser("rm", help="unpin CIDs", description="Unpin CIDs (a pin_remove task).")
+    pin_rm.add_argument("cids", nargs="+", metavar="CID", help="CIDs to unpin")
+    add_task_flags(pin_rm)
+
+    gc = commands.add_parser("gc", help="collect the node's garbage",
+                             description="Run the node's garbage collection (a repo_gc task); it cannot run"
+                                         " while a pin sync does, nor the other way round.")
+    add_task_flags(gc)
+
+    node = commands.add_parser("node", help="show the node's overview",
+                               description="Show the node's identity, repository, peers and gateway.")
+    add_db_flag(node)
+    add_node_flags(node)
+    node.add_argument("--json", action="store_true", help="print JSON")
+
     tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
     add_db_flag(tasks)
     tasks.add_argument("--status", choices=ACTIVE_STATUSES + FINAL_STATUSES, help="only tasks with this status")
-    tasks.add_argument("--type", dest="task_type", help="only tasks of this type (pin_sync, file_upload)")
+    tasks.add_argument("--type", dest="task_type", choices=sorted(task_types()), metavar="TYPE",
+                       help="only tasks of this type: %s" % ", ".join(sorted(task_types())))
     tasks.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -2021,12 +2063,15 @@ def build_parser():
         sub.add_argument("id", type=int, help="the task id")
         if name == "show":
             sub.add_argument("--json", action="store_true", help="print JSON")
+        if name == "retry":
+            sub.add_argument("--ipfs-api", help="the node's RPC API to use instead of the one the task used"
+                                                " (env IPFSMASTER_IPFS_API)")
 
     cleanup = commands.add_parser("cleanup", help="delete old finished tasks",
                                   description="Delete completed, failed and cancelled tasks older than N days,"
                                               " with their logs. Pending and running tasks are never touched.")
     add_db_flag(cleanup)
-    cleanup.add_argument("--days", type=int, help="age in days (env IPFSMASTER_RETENTION_DAYS; default 30)")
+    cleanup.add_argument("--days", type=whole_number, help="age in days (env IPFSMASTER_RETENTION_DAYS; default 30)")
 
     reap = commands.add_parser("reap", help="mark tasks whose worker is gone as failed",
                                description="Mark running tasks whose worker died, and pending tasks whose"
@@ -2052,6 +2097,26 @@ def add_cluster_flags(parser):
                              " (env IPFSMASTER_CLUSTER_AUTH)")
 
 
+def whole_number(text):
+    """argparse type: a whole number, 0 or more."""
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
+        raise argparse.ArgumentTypeError("%r is not a whole number of 0 or more" % text)
+    return int(text)
+
+
+def add_node_flags(parser):
+    parser.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API; default http://127.0.0.1:5001)")
+    parser.add_argument("--ipfs-auth-file", metavar="PATH", help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
+
+
+def add_task_flags(parser):
+    """The flags of a command that starts a task."""
+    add_db_flag(parser)
+    add_node_flags(parser)
+    parser.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
+    parser.add_argument("--json", action="store_true", help="print the task as JSON (its end with --wait)")
+
+
 def add_serve_flags(parser):
     parser.add_argument("--host", help="address to listen on (env IPFSMASTER_HOST; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 7789)")
@@ -2072,12 +2137,17 @@ def add_serve_flags(parser):
     add_cluster_flags(parser)
     parser.add_argument("--max-upload-bytes", type=int,
                         help="largest file accepted by /files/upload (env IPFSMASTER_MAX_UPLOAD_BYTES; default 4 GiB)")
+    parser.add_argument("--gateway", metavar="URL",
+                        help="the gateway that pin links open, as http://host:port (env IPFSMASTER_GATEWAY;"
+                             " default the node's own Addresses.Gateway)")
+
+
+TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
 
 
 def print_task_line(task):
-    print("%6d  %-11s  %-9s  %3d%%  %s  %s" % (
-        task["id"], task["task_type"], task["status"], task["percentage"], task["created_at"],
-        task["error_message"] or task["current_item"] or ""))
+    print(TASK_LINE % (task["id"], task["task_type"], task["status"], "%d%%" % task["percentage"],
+                       task["created_at"], task["error_message"] or task["current_item"] or ""))
 
 
 def wait_for_task(settings, conn, task_id, out=sys.stderr):
@@ -2165,20 +2235,29 @@ def run_command(args, settings, conn):
         if args.command == "recover" and not settings.cluster_api:
             print(NO_CLUSTER, file=sys.stderr)
             return 2
+        task_type = {"sync": "pin_sync", "recover": "pin_recover"}[args.command]
+        return run_task_command(args, settings, conn, lambda: (
+            start_task(settings, conn, task_type, settings.sync_params()), {}))
+
+    if args.command == "gc":
+        return run_task_command(args, settings, conn, lambda: (
+            start_task(settings, conn, "repo_gc", {"ipfs_api": settings.ipfs_api}), {}))
+
+    if args.command == "pin":
+        return run_pin_command(args, settings, conn)
+
+    if args.command == "node":
+        tasks_pins = pin_tasks()
         try:
-            task_id = start_task(settings, conn, {"sync": "pin_sync", "recover": "pin_recover"}[args.command],
-                                 settings.sync_params())
-        except TaskConflict as conflict:
-            print("A %s is already running (task %s)." % (args.command == "sync" and "pin sync" or "recovery",
-                                                           conflict.active_id), file=sys.stderr)
-            return 3
-        print(task_id)
-        if args.wait:
-            task = wait_for_task(settings, conn, task_id)
-            if task["status"] != "completed":
-                print("Task %d %s: %s" % (task_id, task["status"], task["error_message"] or ""), file=sys.stderr)
-                return 1
-            print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
+            overview = tasks_pins.node_overview(settings)
+        except tasks_pins.IPFSError as exc:
+            print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(overview, ensure_ascii=False, indent=2))
+        else:
+            for key, value in overview.items():
+                print("%-14s %s" % (key, "" if value is None else value))
         return 0
 
     if args.command == "peers":
@@ -2190,7 +2269,10 @@ def run_command(args, settings, conn):
         tasks = [task_as_json(row) for row in rows]
         if args.json:
             print(json.dumps({"tasks": tasks, "total": total}, ensure_ascii=False, indent=2))
+        elif not tasks:
+            print("No tasks%s." % (" match" if args.status or args.task_type else " yet"))
         else:
+            print(TASK_LINE % ("ID", "TYPE", "STATUS", "DONE", "CREATED (UTC)", "MESSAGE"))
             for task in tasks:
                 print_task_line(task)
         return 0
@@ -2205,7 +2287,8 @@ def run_command(args, settings, conn):
                 print(cancel_task(settings, conn, args.id))
                 return 0
             if args.command == "retry":
-                print(retry_task(settings, conn, args.id))
+                print(retry_task(settings, conn, args.id,
+                                 ipfs_api=args.ipfs_api or os.environ.get("IPFSMASTER_IPFS_API") or None))
                 return 0
         except NotRetryable:
             print("Task %d cannot be retried: its input is gone." % args.id, file=sys.stderr)
@@ -2214,7 +2297,8 @@ def run_command(args, settings, conn):
             print("Task %d is %s; that is not possible now." % (args.id, exc.status), file=sys.stderr)
             return 3
         except TaskConflict as conflict:
-            print("A task of this type is already running (task %s)." % conflict.active_id, file=sys.stderr)
+            template, values = conflict.message()
+            print(translate(template, "en", **values), file=sys.stderr)
             return 3
         task = task_as_json(get_task(conn, args.id))
         if args.json:
@@ -2234,6 +2318,65 @@ def run_command(args, settings, conn):
         print("Marked %d stale tasks failed." % len(changed))
         return 0
     raise AssertionError(args.command)
+
+
+def run_task_command(args, settings, conn, start):
+    """Start a task with ``start()`` -> (id, details), then print it or
+    wait for it. Exit codes: 0 done (or started), 1 failed or cancelled,
+    2 bad input, 3 refused while another task runs."""
+    try:
+        task_id, details = start()
+    except TaskConflict as conflict:
+        template, values = conflict.message()
+        print(translate(template, "en", **values), file=sys.stderr)
+        return 3
+    except HTTPError as error:
+        print(translate(error.template, "en", **error.values), file=sys.stderr)
+        return 2
+    if details.get("invalid"):
+        print("%d lines are not CIDs (lines %s)." % (details["invalid"], ", ".join(map(str, details["invalid_lines"]))),
+              file=sys.stderr)
+    if not args.wait:
+        print(json.dumps(dict(details, taskId=task_id)) if args.json else task_id)
+        return 0
+    if not args.json:
+        print(task_id)
+    task = wait_for_task(settings, conn, task_id)
+    if args.json:
+        print(json.dumps(task, ensure_ascii=False, indent=2))
+    if task["status"] != "completed":
+        print("Task %d %s: %s" % (task_id, task["status"], task["error_message"] or ""), file=sys.stderr)
+        return 1
+    if not args.json:
+        print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
+    return 0
+
+
+def run_pin_command(args, settings, conn):
+    """pin add CID... | -f FILE, and pin rm CID..."""
+    if args.pin_command == "rm":
+        return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids))
+
+    if bool(args.cids) == bool(args.file):
+        print("Give CIDs or -f FILE (one of the two).", file=sys.stderr)
+        return 2
+
+    def fill(writer):
+        writer.name = pin_name(args.name)
+        if args.file:
+            with contextlib.ExitStack() as stack:
+                source = sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))
+                for block in iter(lambda: source.read(65536), b""):
+                    writer.feed(block)
+        for cid in args.cids:
+            writer.add_line(cid)
+        return args.timeout
+
+    try:
+        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill))
+    except OSError as exc:
+        print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -243,7 +243,9 @@ class PinItems:
     def __init__(self, ctx, conn, source):
         self.ctx, self.conn, self.source = ctx, conn, source
         self.result = ctx.result
-        self.undone = open(undone_path(ctx.db_path, ctx.task_id), "w", encoding="utf-8")
+        path = undone_path(ctx.db_path, ctx.task_id)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self.undone = open(path, "w", encoding="utf-8")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (cid TEXT PRIMARY KEY) WITHOUT ROWID")
         conn.execute("DELETE FROM seen")
         self.previous, self.start, self.old = ctx.retry_of, 0, None

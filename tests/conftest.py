@@ -37,6 +37,23 @@ def client(settings):
     return Client(ipfsmaster.App(settings))
 
 
+@pytest.fixture
+def spawned(monkeypatch):
+    """Workers are not started: the ids of the tasks that would have been."""
+    calls = []
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
+    return calls
+
+
+@pytest.fixture
+def fake_node():
+    """A programmable stand-in for the node's RPC API (tests/fake_node.py)."""
+    from fake_node import FakeNode
+    node = FakeNode()
+    yield node
+    node.close()
+
+
 @pytest.fixture(scope="session")
 def ipfs_node(tmp_path_factory):
     """A real IPFS daemon (js-ipfs, the Kubo RPC API) on a free loopback port."""

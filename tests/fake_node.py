@@ -30,6 +30,11 @@ class FakeNode(ThreadingHTTPServer):
         self.lookup_delay = 0.0        # seconds each files/stat takes
         self.lookups = collections.Counter()   # (command, cid) -> calls
         self.listings = 0
+        self.have = set()              # blocks pin/add finds; any other CID is "not found locally"
+        self.pin_delay = {}            # cid -> seconds pin/add takes, sending progress meanwhile
+        self.pin_calls = collections.Counter()   # cid -> pin/add calls
+        self.garbage = []              # CIDs the next repo/gc removes
+        self.repo_size = 100000
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), FakeNodeHandler)
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
@@ -73,6 +78,27 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                              "Type": "error"}, 500)
             else:
                 self.answer({"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"})
+        elif command == "pin/add":
+            self.pin_add(node, args)
+        elif command == "pin/rm":
+            cid = args.get("arg", "")
+            if node.pins.pop(cid, None) is None:
+                self.answer({"Message": "not pinned or pinned indirectly", "Code": 0, "Type": "error"}, 500)
+            else:
+                self.answer({"Pins": [cid]})
+        elif command == "repo/gc":
+            removed, node.garbage = node.garbage, []
+            node.repo_size -= 1000 * len(removed)
+            self.stream([{"Key": {"/": cid}} for cid in removed])
+        elif command == "repo/stat":
+            self.answer({"RepoSize": node.repo_size, "StorageMax": 10 ** 10, "NumObjects": len(node.pins),
+                         "RepoPath": "/fake", "Version": "fs-repo@18"})
+        elif command == "id":
+            self.answer({"ID": "12D3KooWFake", "AgentVersion": "kubo/0.43.1", "Addresses": []})
+        elif command == "swarm/peers":
+            self.answer({"Peers": None})
+        elif command == "config":
+            self.answer({"Key": args.get("arg"), "Value": "/ip4/127.0.0.1/tcp/8080"})
         elif command == "block/stat":
             cid = args.get("arg", "")
             with node.lock:
@@ -91,6 +117,38 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def pin_add(self, node, args):
+        cid = args.get("arg", "")
+        with node.lock:
+            node.pin_calls[cid] += 1
+        if cid not in node.have:
+            self.answer({"Message": "pin: block was not found locally (offline): ipld: could not find %s" % cid,
+                         "Code": 0, "Type": "error"}, 500)
+            return
+        steps = int(node.pin_delay.get(cid, 0) / 0.05)
+        lines = [{"Progress": step} for step in range(steps)] + [{"Pins": [cid]}]
+        self.stream(lines, delay=0.05, then=lambda: node.add(cid, 100 + len(cid), args.get("name")))
+
+    def stream(self, objects, delay=0.0, then=None):
+        """A streamed answer, one chunk a line, ``delay`` seconds apart."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Chunked-Output", "1")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for index, obj in enumerate(objects):
+                if index == len(objects) - 1 and then is not None:
+                    then()
+                line = json.dumps(obj).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+                if delay and index < len(objects) - 1:
+                    time.sleep(delay)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:      # the client went away (a cancelled task)
+            self.close_connection = True
 
     def listing(self, node):
         with node.lock:

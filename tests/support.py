@@ -102,6 +102,17 @@ def catalogue(db_path):
         conn.close()
 
 
+def run_here(settings, task_id):
+    """Run a pending task's worker in this process, to its end; returns the task as JSON."""
+    import worker
+    worker.run_task(task_id, settings.db, interval=0.05)
+    conn = ipfsmaster.connect(settings.db)
+    try:
+        return ipfsmaster.task_as_json(ipfsmaster.get_task(conn, task_id))
+    finally:
+        conn.close()
+
+
 def kill_pid(pid):
     """End a process the test started, by pid, and its session."""
     import signal

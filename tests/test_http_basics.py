@@ -37,7 +37,8 @@ def test_every_message_has_a_translation():
     templates = {node.args[1].value for node in ast.walk(tree)
                  if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "HTTPError"
                  and isinstance(node.args[1], ast.Constant)}
-    templates |= {"A pin sync is already running (task {id}).", "A task of this type is already running (task {id})."}
+    templates |= {"A {what} is already running (task {id}).",
+                  "A {what} cannot start while a {other} runs (task {id}); try again when it has ended."}
     assert len(templates) > 20
     assert sorted(t for t in templates if t not in ipfsmaster.MESSAGES_ZH) == []
 

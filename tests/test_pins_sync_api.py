@@ -8,14 +8,6 @@ import pytest
 import ipfsmaster
 
 
-@pytest.fixture
-def spawned(monkeypatch):
-    """Record worker starts instead of starting processes."""
-    calls = []
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 4242)
-    return calls
-
-
 def test_it_starts_a_sync_and_answers_at_once(client, db, spawned):
     r = client.post("/pins/sync")
     assert r.status == 202

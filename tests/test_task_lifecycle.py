@@ -11,13 +11,6 @@ import ipfsmaster
 from support import wait_for
 
 
-@pytest.fixture
-def spawned(monkeypatch):
-    calls = []
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
-    return calls
-
-
 def insert(db, status="running", task_type="pin_sync", pid=None, age=0, heartbeat_age=None, **extra):
     """A task row, created ``age`` seconds ago, its heartbeat ``heartbeat_age`` ago."""
     columns = {"task_type": task_type, "status": status, "pid": pid, "single_flight": 0,

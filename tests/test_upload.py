@@ -20,13 +20,6 @@ def multipart(fields, boundary=None):
     return out, {"Content-Type": "multipart/form-data; boundary=" + boundary}
 
 
-@pytest.fixture
-def spawned(monkeypatch):
-    calls = []
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
-    return calls
-
-
 def test_it_spools_the_file_and_creates_a_task(client, db, settings, spawned):
     data = os.urandom(300000)
     body, headers = multipart([("name", None, b"photo.jpg"), ("pin", None, b"0"), ("file", "x.bin", data)])
