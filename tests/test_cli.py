@@ -27,7 +27,7 @@ def insert(db, status, task_type="pin_sync", age_days=0, **extra):
 
 
 def test_every_command_has_help():
-    for command in ["serve", "sync", "tasks", "show", "cancel", "retry", "cleanup", "reap"]:
+    for command in ["serve", "sync", "tasks", "show", "cancel", "retry", "cleanup", "reap", "gc", "node"]:
         out = run(command, "--help")
         assert out.returncode == 0 and b"--db" in out.stdout, command
     top = run("--help")
@@ -49,9 +49,71 @@ def test_tasks_lists_newest_first_with_filters(settings, db, capsys):
     assert [t["id"] for t in listed["tasks"]] == [3, 2, 1] and listed["total"] == 3
     assert ipfsmaster.main(["tasks", "--db", settings.db, "--status", "failed"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and "connection refused" in lines[0] and "pin_sync" in lines[0]
+    assert len(lines) == 2 and lines[0].split() == ["ID", "TYPE", "STATUS", "DONE", "CREATED", "(UTC)", "MESSAGE"]
+    assert "connection refused" in lines[1] and "pin_sync" in lines[1]
     assert ipfsmaster.main(["tasks", "--db", settings.db, "--type", "file_upload", "--json"]) == 0
     assert [t["id"] for t in json.loads(capsys.readouterr().out)["tasks"]] == [3]
+
+
+def test_tasks_says_when_there_are_none(settings, capsys):
+    assert ipfsmaster.main(["tasks", "--db", settings.db]) == 0
+    assert capsys.readouterr().out.strip() == "No tasks yet."
+    assert ipfsmaster.main(["tasks", "--db", settings.db, "--status", "failed"]) == 0
+    assert capsys.readouterr().out.strip() == "No tasks match."
+
+
+def test_it_rejects_bad_filters_and_ages_with_exit_2(settings):
+    for args in (["tasks", "--type", "bogus"], ["cleanup", "--days", "-1"], ["cleanup", "--days", "x"],
+                 ["pin", "add"], ["pin", "add", "-f", "/nonexistent/list"], ["pin", "rm"],
+                 ["pin", "add", "not-a-cid"], ["pin", "rm", "nope"], ["pin", "frob"]):
+        out = run(*args, "--db", settings.db)
+        assert out.returncode == 2, (args, out.stderr)
+    assert b"No line holds a valid CID" in run("pin", "add", "not-a-cid", "--db", settings.db).stderr
+
+
+def test_the_type_filter_names_the_registry(settings):
+    help_text = run("tasks", "--help").stdout.decode()
+    for name in ipfsmaster.task_types():
+        assert name in help_text
+
+
+def test_pin_gc_and_node_start_tasks_and_refuse_like_sync(settings, db, capsys, monkeypatch):
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    cid = "QmX8EpP5gNQCvP6rNvvaYP3tep6B1JMSuriTSMXUQ76FsZ"
+    assert ipfsmaster.main(["pin", "add", cid, "junk", "--db", settings.db, "--json"]) == 0
+    started = json.loads(capsys.readouterr().out)
+    assert started["valid"] == 1 and started["invalid_lines"] == [2]
+    assert ipfsmaster.get_task(db, started["taskId"])["task_type"] == "pin_add"
+    assert ipfsmaster.main(["pin", "rm", cid, "--db", settings.db]) == 0
+    assert ipfsmaster.get_task(db, int(capsys.readouterr().out))["task_type"] == "pin_remove"
+    assert ipfsmaster.main(["gc", "--db", settings.db]) == 0
+    gc_id = int(capsys.readouterr().out)
+    assert ipfsmaster.main(["sync", "--db", settings.db]) == 3
+    assert "while a garbage collection runs (task %d)" % gc_id in capsys.readouterr().err
+    assert ipfsmaster.main(["gc", "--db", settings.db]) == 3
+    assert ipfsmaster.main(["node", "--db", settings.db, "--ipfs-api", "http://127.0.0.1:9"]) == 1
+    assert "connection refused" in capsys.readouterr().err
+
+
+def test_retry_can_use_another_node_address(settings, db, capsys, monkeypatch):
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    insert(db, "failed", params=json.dumps({"ipfs_api": "http://wrong:1"}))
+    assert ipfsmaster.main(["retry", "1", "--db", settings.db, "--ipfs-api", "http://127.0.0.1:5999"]) == 0
+    new = ipfsmaster.get_task(db, int(capsys.readouterr().out))
+    assert json.loads(new["params"])["ipfs_api"] == "http://127.0.0.1:5999"
+    ipfsmaster.finish_task(db, new["id"], "failed", "pending")
+    monkeypatch.setenv("IPFSMASTER_IPFS_API", "http://127.0.0.1:5888")
+    assert ipfsmaster.main(["retry", str(new["id"]), "--db", settings.db]) == 0
+    newer = ipfsmaster.get_task(db, int(capsys.readouterr().out))
+    assert json.loads(newer["params"])["ipfs_api"] == "http://127.0.0.1:5888"
+
+
+def test_cleanup_keeps_the_last_completed_sync(settings, db, capsys):
+    insert(db, "completed", age_days=90)
+    insert(db, "completed", age_days=80)
+    insert(db, "failed", age_days=70)
+    assert ipfsmaster.main(["cleanup", "--db", settings.db, "--days", "30"]) == 0
+    assert [row[0] for row in db.execute("SELECT id FROM background_tasks")] == [2]
 
 
 def test_show_prints_a_task(settings, db, capsys):

@@ -2,6 +2,7 @@
 /node/gc and GET /api/node, and the pin_add, pin_remove and repo_gc tasks run
 against a programmable node (fake_node)."""
 
+import io
 import json
 import os
 import threading
@@ -134,6 +135,22 @@ def test_it_rejects_bad_input_with_a_sentence(client, spawned, path, body, conte
     for lang in ("en", "zh"):
         r = client.post(path, body=body, headers={"Content-Type": content_type, "Accept-Language": lang})
         assert r.status == status and r.json["success"] is False and r.json["error"], r.body
+    assert spawned == []
+
+
+def test_pin_lists_over_their_limits_are_413_before_they_are_read(client, settings, spawned):
+    settings.max_upload_bytes = 1000
+
+    class Unread(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("the body was read")
+    length = str(ipfsmaster.UPLOAD_FRAMING + 2000)
+    for path, kind in (("/pins/add", "text/plain"), ("/pins/add", "application/json"),
+                       ("/pins/remove", "application/json")):
+        if kind == "application/json":
+            length = str(ipfsmaster.MAX_PIN_JSON + 1)
+        r = client.post(path, stream=Unread(), headers={"Content-Type": kind, "Content-Length": length})
+        assert r.status == 413 and r.json["success"] is False
     assert spawned == []
 
 

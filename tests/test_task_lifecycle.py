@@ -244,5 +244,40 @@ def test_a_task_links_to_its_latest_retry_and_says_if_it_can_be_retried(client, 
 
 def test_info_tells_the_pages_the_upload_limit_and_version(client, settings):
     settings.max_upload_bytes = 12345
-    assert client.get("/api/info").json == {"max_upload_bytes": 12345, "password": False,
-                                            "version": ipfsmaster.version()}
+    info = client.get("/api/info").json
+    assert (info["max_upload_bytes"], info["password"], info["version"]) == (12345, False, ipfsmaster.version())
+
+
+def test_durations_have_milliseconds(db):
+    task_id = db.execute(
+        "INSERT INTO background_tasks (task_type, status, started_at, completed_at, started_at_precise,"
+        " completed_at_precise) VALUES ('pin_sync', 'completed', '2026-01-01 00:00:01', '2026-01-01 00:00:01',"
+        " '2026-01-01 00:00:01.250', '2026-01-01 00:00:01.730')").lastrowid
+    task = ipfsmaster.task_as_json(ipfsmaster.get_task(db, task_id))
+    assert task["duration_s"] == 0.48 and task["started_at"] == "2026-01-01 00:00:01"
+    old = db.execute("INSERT INTO background_tasks (task_type, status, started_at, completed_at) VALUES"
+                     " ('pin_sync', 'completed', '2026-01-01 00:00:01', '2026-01-01 00:01:03')").lastrowid
+    assert ipfsmaster.task_as_json(ipfsmaster.get_task(db, old))["duration_s"] == 62
+
+
+def test_an_older_database_gets_the_new_columns(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE background_tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, task_type TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending', progress INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0, current_item TEXT, result TEXT, error_message TEXT,
+            created_at TEXT NOT NULL DEFAULT (datetime('now')), started_at TEXT, completed_at TEXT, pid INTEGER,
+            params TEXT NOT NULL DEFAULT '{}', heartbeat_at TEXT, cancel_requested_at TEXT, retry_of INTEGER,
+            single_flight INTEGER NOT NULL DEFAULT 1);
+        INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'completed');
+        PRAGMA user_version = 1;""")
+    conn.close()
+    ipfsmaster.init_db(path)
+    conn = ipfsmaster.connect(path)
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(background_tasks)")}
+    assert {"exclusive_group", "started_at_precise", "completed_at_precise"} <= columns
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
+    assert conn.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 1
+    conn.close()
