@@ -837,6 +837,7 @@ MESSAGES_ZH = {
     "Say how large the upload is (Content-Length).": "请提供上传大小（Content-Length）。",
     "The file is larger than the limit of {limit} bytes.": "文件超过了 {limit} 字节的上限。",
     "The field {name} is too long.": "字段 {name} 过长。",
+    "A folder upload holds at most {limit} files.": "一次文件夹上传最多包含 {limit} 个文件。",
     "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
         "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
     "The worker could not be started.": "无法启动后台进程。",
@@ -1545,28 +1546,37 @@ def handle_upload(req):
     os.makedirs(req.settings.task_dir, mode=0o700, exist_ok=True)
     incoming = os.path.join(req.settings.task_dir, "incoming-%s.upload" % secrets.token_hex(8))
     fields = {"name": "", "pin": "1"}
-    file_name, file_size = None, 0
+    files, file_size = [], 0      # [path, size] of each file, in the order they are spooled
     try:
-        for name, filename, chunks in MultipartReader(req.environ["wsgi.input"], length, boundary).parts():
-            if name == "file" and file_name is None:
-                file_name = os.path.basename((filename or "upload").replace("\\", "/"))[:255] or "upload"
-                fd = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
+        fd = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for name, filename, chunks in MultipartReader(req.environ["wsgi.input"], length, boundary).parts():
+                if name == "file":
+                    if len(files) >= MAX_UPLOAD_FILES:
+                        raise HTTPError(400, "A folder upload holds at most {limit} files.", limit=MAX_UPLOAD_FILES)
+                    files.append([upload_path(filename), 0])
                     for chunk in chunks:
                         file_size += len(chunk)
+                        files[-1][1] += len(chunk)
                         if file_size > limit:
                             raise HTTPError(413, "The file is larger than the limit of {limit} bytes.", limit=limit)
                         out.write(chunk)
-            elif name in fields:
-                value = b"".join(chunks)
-                if len(value) > 1024:
-                    raise HTTPError(400, "The field {name} is too long.", name=name)
-                fields[name] = value.decode("utf-8", "replace").strip()
-        if file_name is None:
+                elif name in fields:
+                    value = b"".join(chunks)
+                    if len(value) > 1024:
+                        raise HTTPError(400, "The field {name} is too long.", name=name)
+                    fields[name] = value.decode("utf-8", "replace").strip()
+        if not files:
             raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
         pin = fields["pin"].lower() not in ("0", "false", "no", "off")
-        params = {"ipfs_api": req.settings.ipfs_api, "file_name": fields["name"][:255] or file_name,
+        params = {"ipfs_api": req.settings.ipfs_api, "file_name": fields["name"][:255] or files[0][0].split("/")[-1],
                   "size": file_size, "pin": pin}
+        if len(files) > 1 or "/" in files[0][0]:
+            # Several files, or a folder's: added as one directory.
+            top = {path.split("/")[0] for path, _ in files}
+            params["files"] = files
+            params["file_name"] = fields["name"][:255] or (
+                top.pop() if len(top) == 1 and "/" in files[0][0] else "%d files" % len(files))
         with task_errors():
             task_id = start_task(req.settings, req.db, "file_upload", params,
                                  prepare=lambda new_id: os.replace(incoming, spool_path(req.settings, new_id)))
@@ -1576,6 +1586,15 @@ def handle_upload(req):
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
+def upload_path(filename):
+    """A file's path inside a folder upload ("photos/2024/a.jpg"), with
+    nothing that could climb out of it; a single file's name."""
+    parts = [part[:255] for part in (filename or "").replace("\\", "/").split("/")
+             if part not in ("", ".", "..") and not any(ord(c) < 32 for c in part)]
+    return "/".join(parts[-32:]) or "upload"
+
+
+MAX_UPLOAD_FILES = 10000
 MAX_PIN_JSON = 64 * 1024 * 1024
 MAX_REMOVE_CIDS = 100000
 

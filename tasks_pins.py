@@ -388,6 +388,8 @@ def add_pins(ctx):
                 raise TaskStopped(ctx.stop_reason)
             if exc.transient:
                 raise
+            if "deadline exceeded" in str(exc):
+                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
             return plain_error(exc)
         size = pin_size(client, cid)
         store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))

@@ -1588,30 +1588,41 @@ def upload_file(ctx):
             raise IPFSError("the uploaded file is gone (%s)" % os.path.basename(path))
         ctx.set_total(size)
         ctx.current_item = name
-        ctx.log("Uploading %s (%d bytes) to IPFS..." % (name, size))
+        # One file, or several (a folder) added as one directory.
+        files = ctx.params.get("files") or [[name, size]]
+        wrap = "files" in ctx.params
+        ctx.log("Uploading %s (%d bytes%s) to IPFS..." % (name, size, ", %d files" % len(files) if wrap else ""))
         boundary = "ipfsmaster-" + os.urandom(12).hex()
-        head = ('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
-                'Content-Type: application/octet-stream\r\n\r\n'
-                % (boundary, quote(name, safe=" ._-()[]"))).encode("utf-8")
+        heads = [('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
+                  'Content-Type: application/octet-stream\r\n\r\n'
+                  % (boundary, quote(str(file_path), safe=" ._-()[]/" if wrap else " ._-()[]"))).encode("utf-8")
+                 for file_path, _ in files]
         tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
+        if sum(int(length) for _, length in files) != size:
+            raise IPFSError("the uploaded files do not add up to their size")
 
         def body():
-            yield head
             with open(path, "rb") as f:
-                while True:
-                    chunk = f.read(UPLOAD_CHUNK)
-                    if not chunk:
-                        break
-                    yield chunk
-                    ctx.advance(len(chunk))  # resumed once the chunk is sent
+                for number, ((_, length), head) in enumerate(zip(files, heads)):
+                    yield (b"\r\n" if number else b"") + head
+                    left = int(length)
+                    while left > 0:
+                        chunk = f.read(min(UPLOAD_CHUNK, left))
+                        if not chunk:
+                            raise IPFSError("the uploaded file is shorter than it was")
+                        left -= len(chunk)
+                        yield chunk
+                        ctx.advance(len(chunk))  # resumed once the chunk is sent
             yield tail
 
+        length = sum(len(head) for head in heads) + 2 * (len(files) - 1) + size + len(tail)
+        options = [("progress", "true"), ("pin", "true" if pin else "false")]
+        if wrap:
+            options.append(("wrap-with-directory", "true"))
         client = ctx.client()
         added = None
         with ctx.interruptible(client):
-            for obj in client.upload("add", [("progress", "true"), ("pin", "true" if pin else "false")],
-                                     body(), len(head) + size + len(tail),
-                                     "multipart/form-data; boundary=" + boundary):
+            for obj in client.upload("add", options, body(), length, "multipart/form-data; boundary=" + boundary):
                 ctx.check()
                 if isinstance(obj, dict) and obj.get("Hash"):
                     added = obj
@@ -1621,6 +1632,8 @@ def upload_file(ctx):
         cid, dag_size = added["Hash"], int(added.get("Size") or 0)
         ctx.progress = size
         ctx.result.update({"cid": cid, "size": size, "dag_size": dag_size, "pinned": pin})
+        if wrap:
+            ctx.result["files"] = len(files)
         if pin:
             record_pin(ctx.db_path, cid, name, dag_size)
         ctx.log("Upload completed: %s" % cid)

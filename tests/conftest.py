@@ -86,6 +86,18 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture
+def isolated_ipfs_node(tmp_path):
+    """A daemon started online but with no routing, no bootstrap peers and a
+    loopback-only swarm: it never dials out, and a block it lacks is waited
+    for (until a time-out) instead of refused at once as --offline does."""
+    from ipfs_node import IPFSNode
+    node = IPFSNode(tmp_path / "isolated-ipfs", offline=False)
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
 def make_live_server(tmp_path):
     servers = []
 
