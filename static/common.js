@@ -9,12 +9,22 @@ export { t };
 // DOM
 // ---------------------------------------------------------------------------
 
+// Listeners set through el() are kept per element, so that an element
+// updated in place (see fill) takes the new element's listeners.
+const HANDLERS = Symbol("handlers");
+
+function listen(node, type, handler) {
+  if (!node[HANDLERS]) node[HANDLERS] = {};
+  if (!(type in node[HANDLERS])) node.addEventListener(type, (event) => node[HANDLERS][type]?.(event));
+  node[HANDLERS][type] = handler;
+}
+
 /** A new element: el("a", {href: "/", class: "x", onclick: fn}, "text", child). */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
     if (value == null || value === false) continue;
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    if (name.startsWith("on")) listen(node, name.slice(2), value);
     else if (name === "class") node.className = value;
     else node.setAttribute(name, value === true ? "" : value);
   }
@@ -22,9 +32,60 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** Replace a node's children; null and false children are left out. */
+/**
+ * Make `node`'s children look like `children` (null and false left out),
+ * changing in place only what differs: a focused button keeps its focus,
+ * selected text stays selected, an opened <details> stays open, a bar
+ * slides from its old width. Children with a `data-key` are matched by it.
+ */
 export function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((child) => child != null && child !== false));
+  morphChildren(node, children.flat().filter((child) => child != null && child !== false)
+    .map((child) => (typeof child === "string" ? document.createTextNode(child) : child)));
+}
+
+function morphChildren(parent, wanted) {
+  const keyed = new Map();
+  for (const child of parent.childNodes) {
+    if (child.nodeType === Node.ELEMENT_NODE && child.dataset.key) keyed.set(child.dataset.key, child);
+  }
+  let index = 0;
+  for (const next of wanted) {
+    const key = next.nodeType === Node.ELEMENT_NODE ? next.dataset.key : undefined;
+    let current = parent.childNodes[index];
+    if (key && keyed.has(key) && keyed.get(key) !== current) {
+      current = keyed.get(key);
+      parent.insertBefore(current, parent.childNodes[index] || null);
+    }
+    if (!current) parent.append(next);
+    else if (key && (!current.dataset || current.dataset.key !== key)) parent.insertBefore(next, current);
+    else morph(current, next);
+    index += 1;
+  }
+  while (parent.childNodes.length > index) parent.lastChild.remove();
+}
+
+function morph(from, to) {
+  if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName) {
+    from.replaceWith(to);
+    return;
+  }
+  if (from.nodeType !== Node.ELEMENT_NODE) {
+    if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+    return;
+  }
+  for (const attr of [...from.attributes]) {
+    if (!to.hasAttribute(attr.name) && !(attr.name === "open" && from.nodeName === "DETAILS")) {
+      from.removeAttribute(attr.name);
+    }
+  }
+  for (const attr of [...to.attributes]) {
+    if (from.getAttribute(attr.name) !== attr.value) from.setAttribute(attr.name, attr.value);
+  }
+  if (from.nodeName === "INPUT") from.checked = to.checked;
+  const handlers = to[HANDLERS] || {};
+  for (const type of Object.keys(from[HANDLERS] || {})) if (!(type in handlers)) from[HANDLERS][type] = null;
+  for (const [type, handler] of Object.entries(handlers)) listen(from, type, handler);
+  morphChildren(from, [...to.childNodes]);
 }
 
 export function $(selector, root = document) {
@@ -48,12 +109,16 @@ export class ApiError extends Error {
 class NetworkError extends Error {}
 
 /** fetch() with JSON in and out; throws ApiError or NetworkError. */
-async function request(method, url, { text = false } = {}) {
+async function request(method, url, { text = false, body = undefined } = {}) {
   let response;
+  const headers = { Accept: text ? "text/plain" : "application/json" };
+  // A FormData body sets its own multipart type; anything else goes as JSON.
+  if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
   try {
     response = await fetch(url, {
       method,
-      headers: { Accept: text ? "text/plain" : "application/json" },
+      headers,
+      body: body === undefined || body instanceof FormData ? body : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });
@@ -79,7 +144,7 @@ async function request(method, url, { text = false } = {}) {
 }
 
 export const getJSON = (url) => request("GET", url);
-export const postJSON = (url) => request("POST", url);
+export const postJSON = (url, body) => request("POST", url, { body });
 export const getText = (url) => request("GET", url, { text: true });
 
 /** "/api/tasks?status=running&limit=1": a URL with its query, empty values left out. */
@@ -377,14 +442,30 @@ function updateTitle() {
   document.title = `${mean}% · ${base}`;
 }
 
-/** A short notice in the corner (text or nodes); errors stay until dismissed. */
-export function toast(message, kind = "info") {
+/**
+ * A short notice in the corner (text or nodes); errors stay until dismissed.
+ * With a `key`, it stays until dismissToast(key) (or its × button).
+ */
+export function toast(message, kind = "info", key = null) {
   const region = $("#toasts");
   if (!region) return;
-  const item = el("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
-    el("span", {}, message), dismissButton(() => item.remove()));
+  if (key) dismissToast(key);
+  const item = el("div", {
+    class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status", "data-toast": key,
+  }, el("span", {}, message), dismissButton(() => item.remove()));
   region.append(item);
-  if (kind !== "error") setTimeout(() => item.remove(), 5000);
+  if (kind !== "error" && !key) setTimeout(() => item.remove(), 5000);
+}
+
+export function dismissToast(key) {
+  for (const item of document.querySelectorAll("[data-toast]")) {
+    if (item.dataset.toast === key) item.remove();
+  }
+}
+
+/** Call with each task a page polls: a "stopping…" notice goes once the task has ended. */
+export function noteTask(task) {
+  if (!isActive(task)) dismissToast(`stopping-${task.id}`);
 }
 
 /** Copy through a hidden text area: for pages the clipboard API is not offered to (plain HTTP). */
@@ -510,17 +591,17 @@ export function notifyTaskEnded(task, body) {
 const ACTIVE = ["pending", "running"];
 export const isActive = (task) => ACTIVE.includes(task.status);
 
-/** A failed or cancelled task that can start again (an upload's file is gone once it ends). */
+/** A failed or cancelled task that can start again (the server says which can). */
 export function canRetry(task) {
-  if (task.status !== "failed" && task.status !== "cancelled") return false;
-  return "retryable" in task ? Boolean(task.retryable) : task.task_type !== "file_upload";
+  return (task.status === "failed" || task.status === "cancelled") && Boolean(task.retryable);
 }
 
-/** Seconds from start (or creation) to the end, or to now while active. */
+/** Seconds from start (or creation) to the end, or to now while active; to the millisecond when known. */
 export function taskDuration(task) {
-  const start = parseServerTime(task.started_at || task.created_at);
+  if (!isActive(task) && typeof task.duration_s === "number") return task.duration_s;
+  const start = parseServerTime(task.started_at_precise || task.started_at || task.created_at);
   if (!start) return null;
-  const end = parseServerTime(task.completed_at);
+  const end = parseServerTime(task.completed_at_precise || task.completed_at);
   return ((end ? end.getTime() : Date.now()) - start.getTime()) / 1000;
 }
 
@@ -535,19 +616,27 @@ export function hasProgress(task) {
   return isActive(task) || task.total > 0 || task.status === "completed";
 }
 
+// The registry of task types (label, unit, ...), from /api/info once it is in.
+let taskTypes = {};
+
+/** The list of task types, as [name, label] in the reader's language. */
+export function taskTypeChoices() {
+  return Object.keys(taskTypes).map((type) => [type, taskTypeLabel(type)]);
+}
+
 export function taskTypeLabel(type) {
-  const key = `type.${type}`;
-  const label = t(key);
-  return label === key ? type : label;
+  const info = taskTypes[type];
+  return info ? info.label[language()] || info.label.en : type;
+}
+
+/** What a task's progress counts: "items", "bytes" or "blocks". */
+export function taskUnit(task) {
+  return (taskTypes[task.task_type] && taskTypes[task.task_type].unit) || "items";
 }
 
 export function statusBadge(status) {
   return el("span", { class: `badge badge-${status}` }, t(`status.${status}`));
 }
-
-// The width each task's bar last showed: the pages redraw a bar as a new
-// element, which then grows from there instead of jumping.
-const shownWidths = new Map();
 
 /** A progress bar; indeterminate while the total is unknown. */
 export function progressBar(task, label) {
@@ -572,26 +661,22 @@ function updateProgressBar(bar, task) {
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "100");
   bar.setAttribute("aria-valuenow", String(task.percentage));
-  const width = `${(fraction * 100).toFixed(2)}%`;
-  const before = task.id != null ? shownWidths.get(task.id) : null;
-  if (task.id != null) shownWidths.set(task.id, width);
-  if (!before || before === width) {
-    fill.style.width = width;
-    return;
-  }
-  fill.style.width = before;
-  requestAnimationFrame(() => {
-    fill.getBoundingClientRect(); // lay out the old width first, so the change is a transition
-    fill.style.width = width;
-  });
+  // The bar is updated in place (see fill), so the change is a transition.
+  fill.style.width = `${(fraction * 100).toFixed(2)}%`;
 }
 
-/** "1,234 / 5,000", in bytes for uploads. */
+/** A count in the task's unit: "1.2 MiB", "1,234", "1,234 blocks". */
+function inUnit(task, value) {
+  const unit = taskUnit(task);
+  if (unit === "bytes") return formatBytes(value);
+  return unit === "blocks" ? t("unit.blocks", { n: formatNumber(value) }) : formatNumber(value);
+}
+
+/** "1,234 / 5,000", in the task's unit. */
 export function progressText(task) {
-  const bytes = task.task_type === "file_upload";
-  const show = (value) => (bytes ? formatBytes(value) : formatNumber(value));
-  if (!task.total) return task.progress ? show(task.progress) : "";
-  return `${t("task.items", { progress: show(task.progress), total: show(task.total) })} · ${task.percentage}%`;
+  if (!task.total) return task.progress ? inUnit(task, task.progress) : "";
+  return `${t("task.items", { progress: formatNumber(task.progress), total: inUnit(task, task.total) })}`
+    + ` · ${task.percentage}%`;
 }
 
 /** "120 items/s · about 2 min left", or "" while unknown. */
@@ -599,9 +684,9 @@ export function rateText(task, meter) {
   if (task.status !== "running" || !meter) return "";
   const rate = meter.rate(task);
   if (!rate) return "";
-  const speed = task.task_type === "file_upload"
-    ? t("rate.bytes", { n: formatBytes(rate) })
-    : t("rate.items", { n: formatNumber(rate, rate < 10 ? 1 : 0) });
+  const unit = taskUnit(task);
+  const speed = unit === "bytes" ? t("rate.bytes", { n: formatBytes(rate) })
+    : t(unit === "blocks" ? "rate.blocks" : "rate.items", { n: formatNumber(rate, rate < 10 ? 1 : 0) });
   if (!task.total || task.progress >= task.total) return speed;
   return `${speed} · ${t("eta", { d: formatDuration((task.total - task.progress) / rate, { coarse: true }) })}`;
 }
@@ -614,39 +699,59 @@ export function currentItemView(task) {
   return el("span", {}, translateTaskMessage(item));
 }
 
-/** The task's outcome: counts for a sync, the CID for an upload, else its JSON. */
-export function resultView(task) {
+// The counts a result may hold, in the order they are shown; sizes in bytes.
+const RESULT_COUNTS = ["added", "updated", "removed", "unchanged", "done", "duplicates", "failed", "invalid",
+  "blocks_removed", "bytes_freed", "errors"];
+const RESULT_BYTES = ["bytes_freed"];
+
+/** A link that opens a CID on the gateway, in a new tab. */
+export function gatewayLink(cid, gateway, label = null) {
+  if (!gateway || !cid) return null;
+  return el("a", {
+    class: "gateway-link", href: `${gateway}/ipfs/${cid}`, target: "_blank", rel: "noopener noreferrer",
+    title: t("gateway.open"),
+  }, label || t("gateway.link"));
+}
+
+/** The task's outcome: the CID it made, the counts it holds, the first errors; else its JSON. */
+export function resultView(task, gateway = null) {
   const result = task.result;
   if (!result || typeof result !== "object") return null;
-  if (task.task_type === "file_upload" && result.cid) {
+  if (result.cid) {
     return el("div", { class: "result" },
       el("span", { class: "result-cid" }, cidView(result.cid)),
-      el("span", {}, formatBytes(result.size)),
-      el("span", {}, result.pinned ? t("upload.pinned") : t("upload.notPinned")));
+      result.size != null ? el("span", {}, t("upload.fileBytes", { size: formatBytes(result.size) })) : null,
+      result.dag_size ? el("span", { class: "muted" }, t("upload.storedSize", { size: formatBytes(result.dag_size) }))
+        : null,
+      el("span", {}, result.pinned ? t("upload.pinned") : t("upload.notPinned")),
+      gatewayLink(result.cid, gateway));
   }
-  if (task.task_type === "pin_sync") {
-    const counts = ["added", "updated", "removed", "unchanged", "failed"].filter((key) => key in result);
-    const details = Array.isArray(result.error_details) ? result.error_details : [];
-    // A sync that stopped before it changed anything has nothing to report.
-    if (task.status !== "completed" && !details.length && counts.every((key) => !result[key])) return null;
-    return el("div", { class: "result" },
-      el("dl", { class: "counts" }, counts.map((key) => el("div", {
-        class: `count count-${key}${result[key] ? " nonzero" : ""}`,
-      }, el("dt", {}, t(`result.${key}`)), el("dd", {}, formatNumber(result[key] || 0))))),
-      details.length ? el("details", { class: "error-details" },
-        el("summary", {}, `${t("sync.errorDetails")} (${formatNumber(details.length)})`),
-        el("ul", {}, details.map((item) => el("li", {},
-          item.cid ? cidView(String(item.cid)) : null, " ",
-          el("span", { class: "error-text" }, translateTaskMessage(item.error)))))) : null);
-  }
-  return el("pre", { class: "json" }, JSON.stringify(result, null, 2));
+  const counts = RESULT_COUNTS.filter((key) => typeof result[key] === "number");
+  if (!counts.length) return el("pre", { class: "json" }, JSON.stringify(result, null, 2));
+  const details = Array.isArray(result.error_details) ? result.error_details : [];
+  const invalidLines = Array.isArray(result.invalid_lines) ? result.invalid_lines : [];
+  // A task that stopped before it did anything has nothing to report.
+  if (task.status !== "completed" && !details.length && counts.every((key) => !result[key])) return null;
+  const shown = (key) => (RESULT_BYTES.includes(key) ? formatBytes(result[key]) : formatNumber(result[key] || 0));
+  return el("div", { class: "result" },
+    el("dl", { class: "counts" }, counts.map((key) => el("div", {
+      class: `count count-${key}${result[key] ? " nonzero" : ""}`,
+    }, el("dt", {}, t(`result.${key}`)), el("dd", {}, shown(key))))),
+    invalidLines.length ? el("p", { class: "muted invalid-lines" },
+      t("result.invalidLines", { lines: invalidLines.join(", ") })) : null,
+    details.length ? el("details", { class: "error-details" },
+      el("summary", {}, `${t("sync.errorDetails")} (${formatNumber(details.length)})`),
+      el("ul", {}, details.map((item) => el("li", {},
+        item.cid ? cidView(String(item.cid)) : null, " ",
+        el("span", { class: "error-text" }, translateTaskMessage(item.error)))))) : null);
 }
 
 /** Ask a task to stop; returns the new status or null (the reason is shown). */
 export async function cancelTask(id) {
   try {
     const answer = await postJSON(`/tasks/cancel?id=${id}`);
-    toast(t(answer.status === "cancelled" ? "task.cancelled" : "task.cancelling", { id }));
+    if (answer.status === "cancelled") toast(t("task.cancelled", { id }));
+    else toast(t("task.cancelling", { id }), "info", `stopping-${id}`);
     return answer.status;
   } catch (error) {
     toast(error.message, "error");
@@ -672,12 +777,15 @@ export async function retryTask(id) {
 
 let siteInfo = null;
 
-/** The console's settings the pages need (the upload limit, whether a password is set). */
+/** The console's settings the pages need (the upload limit, whether a password is set, the task types). */
 export function loadSiteInfo() {
   if (!siteInfo) {
-    siteInfo = getJSON("/api/info").catch(() => {
+    siteInfo = getJSON("/api/info").then((info) => {
+      taskTypes = info.task_types || {};
+      return info;
+    }).catch(() => {
       siteInfo = null; // unknown for now: ask again next time
-      return { max_upload_bytes: null, password: false };
+      return { max_upload_bytes: null, password: false, task_types: {}, gateway: null };
     });
   }
   return siteInfo;
@@ -716,9 +824,12 @@ export function initPage(key) {
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.getAttribute("href") === window.location.pathname) link.setAttribute("aria-current", "page");
   }
-  if (document.querySelector(".nav")) {
-    // Only pages behind the login ask /api/info: the login form must not.
-    showLogout();
-    showVersion();
-  }
+  // Only pages behind the login ask /api/info: the login form must not.
+  if (!document.querySelector(".nav")) return;
+  showLogout();
+  showVersion();
+  // Labels and units of task types come with the site's info: draw again once it is in.
+  loadSiteInfo().then(() => {
+    for (const render of languageListeners) render();
+  });
 }

@@ -1,11 +1,12 @@
-// The pins page: the catalogue, the pin sync and file uploads.
+// The pins page: the node, the catalogue, the pin sync, pinning and
+// unpinning, garbage collection and file uploads.
 
 import {
   $, ApiError, cancelTask, canRetry, cidView, currentItemView, dismissButton, el, fill, formatAgo, formatBytes,
-  formatDuration, formatNumber, formatTime, getJSON, hasProgress, initPage, isActive, loadSiteInfo, notifyTaskEnded,
-  onLanguageChange, Poller, postJSON, progressBar, RateMeter, rateText, resultView, retryTask,
-  setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage, timeElement, toast,
-  withQuery,
+  formatDuration, formatNumber, formatTime, gatewayLink, getJSON, hasProgress, initPage, isActive, loadSiteInfo,
+  noteTask, notifyTaskEnded, onLanguageChange, Poller, postJSON, progressBar, progressText, RateMeter, rateText,
+  resultView, retryTask, setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage,
+  taskTypeLabel, timeElement, toast, withQuery,
 } from "./common.js";
 
 const PAGE_SIZE = 50;
@@ -14,6 +15,160 @@ const SORTS = ["name", "-name", "size", "-size", "synced", "-synced", "cid", "-c
 const FIRST_DIRECTION = { cid: "cid", name: "name", size: "-size", synced: "-synced" };
 const SEARCH_DELAY_MS = 300;
 const TABLE_REFRESH_MS = 3000;
+const NODE_REFRESH_MS = 5000;
+
+// ---------------------------------------------------------------------------
+// The node: its overview, its gateway, garbage collection
+// ---------------------------------------------------------------------------
+
+const node = { data: null, error: null, gateway: null };
+
+/** The gateway that links open: the node's own, or the one the console was given. */
+function gateway() {
+  return (node.data && node.data.gateway) || node.gateway;
+}
+
+async function loadNode() {
+  try {
+    node.data = await getJSON("/api/node");
+    node.error = null;
+  } catch (error) {
+    node.error = error.message;
+  }
+  renderNode();
+  renderPins();
+  for (const upload of uploads) renderUpload(upload);
+  return true;
+}
+
+function renderNode() {
+  const data = node.data;
+  const overview = $("#node-overview");
+  if (node.error) {
+    fill(overview, el("p", { class: "alert", role: "alert", id: "node-error" },
+      t("node.unreachable", { error: node.error })));
+    return;
+  }
+  if (!data) {
+    fill(overview, el("p", { class: "muted" }, t("loading")));
+    return;
+  }
+  const item = (key, id, ...value) => el("div", { class: "node-item" }, el("dt", {}, t(key)), el("dd", { id }, ...value));
+  const used = data.storage_max ? Math.min(1, data.repo_size / data.storage_max) : 0;
+  const bar = el("div", {
+    class: "progress repo-bar", role: "progressbar", "aria-label": t("node.repo"), "aria-valuemin": "0",
+    "aria-valuemax": "100", "aria-valuenow": String(Math.round(used * 100)), "data-status": "running",
+  }, el("div", { class: "progress-fill", "data-width": String(used) }));
+  bar.firstChild.style.width = `${(used * 100).toFixed(2)}%`;
+  fill(overview, el("dl", { class: "node-overview" },
+    item("node.id", "node-id", data.id ? el("code", { title: data.id }, data.id) : t("dash")),
+    item("node.version", "node-version", data.agent_version || t("dash")),
+    item("node.repo", "node-repo",
+      data.storage_max ? t("node.repoValue", { size: formatBytes(data.repo_size), max: formatBytes(data.storage_max) })
+        : formatBytes(data.repo_size), data.storage_max ? bar : null),
+    item("node.objects", "node-objects", data.num_objects == null ? t("dash") : formatNumber(data.num_objects)),
+    item("node.peers", "node-peers", formatNumber(data.peers || 0)),
+    item("node.gateway", "node-gateway", gateway() ? el("a", {
+      href: gateway(), target: "_blank", rel: "noopener noreferrer",
+    }, gateway()) : t("dash"))));
+}
+
+/**
+ * A task shown in a panel of its own (pinning, unpinning, garbage
+ * collection): progress, what it is on, its result; cancel and retry.
+ */
+class TaskPanel {
+  constructor(container, { onEnd = null } = {}) {
+    this.container = container;
+    this.onEnd = onEnd;
+    this.task = null;
+    this.poller = null;
+    this.meter = null;
+  }
+
+  watch(id) {
+    if (this.poller) this.poller.stop();
+    this.task = { id, task_type: "", status: "pending", progress: 0, total: 0, percentage: 0 };
+    this.meter = new RateMeter();
+    const poller = new Poller(async () => {
+      const task = await getJSON(`/pins/task-status?id=${id}`);
+      if (poller !== this.poller) return false;
+      this.task = task;
+      this.meter.add(task);
+      noteTask(task);
+      this.render();
+      if (isActive(task)) return true;
+      if (this.onEnd) this.onEnd(task);
+      notifyTaskEnded(task, `${taskTypeLabel(task.task_type)}: ${t(`status.${task.status}`)}`);
+      return false;
+    }, { onError: (error) => toast(error.message, "error") });
+    this.poller = poller;
+    this.render();
+    poller.start();
+  }
+
+  render() {
+    const task = this.task;
+    const panel = this.container;
+    panel.hidden = !task;
+    if (!task) return;
+    const active = isActive(task);
+    const message = taskMessage(task);
+    const current = task.result && task.result.current;
+    const rate = rateText(task, this.meter);
+    panel.dataset.status = task.status;
+    fill(panel,
+      el("div", { class: "task-head" },
+        statusBadge(task.status),
+        el("span", {}, taskTypeLabel(task.task_type)),
+        el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`),
+        el("span", { class: "spacer" }),
+        active ? el("button", {
+          type: "button", class: "button small", "data-action": "cancel", disabled: Boolean(task.cancel_requested_at),
+          onclick: async () => {
+            await cancelTask(task.id);
+            this.poller.wake();
+          },
+        }, t("action.cancel")) : null,
+        canRetry(task) ? el("button", {
+          type: "button", class: "button small", "data-action": "retry",
+          onclick: async () => {
+            const id = await retryTask(task.id);
+            if (id) this.watch(id);
+          },
+        }, t("action.retry")) : null,
+        active ? null : dismissButton(() => {
+          this.task = null;
+          this.render();
+        })),
+      hasProgress(task) ? progressBar(task, taskTypeLabel(task.task_type)) : null,
+      el("div", { class: "task-lines" },
+        el("p", { class: "task-line" }, task.status === "pending" ? t("task.waiting")
+          : task.cancel_requested_at && active ? t("task.stopping") : progressText(task)),
+        rate ? el("p", { class: "task-line muted" }, rate) : null,
+        active && current && current.cid ? el("p", { class: "task-line current-item" },
+          t("pinadd.current", { cid: current.cid, blocks: formatNumber(current.blocks || 0) }))
+          : active ? el("p", { class: "task-line current-item" }, currentItemView(task)) : null),
+      message && task.status === "failed" ? el("p", { class: "alert", role: "alert" }, message) : null,
+      message && task.status === "cancelled" ? el("p", { class: "note" }, message) : null,
+      active ? null : resultView(task, gateway()));
+  }
+}
+
+const gcPanel = new TaskPanel(document.getElementById("gc-task"), { onEnd: () => loadNode() });
+
+async function startGc() {
+  $("#gc-button").disabled = true;
+  try {
+    const answer = await postJSON("/node/gc");
+    toast(t("node.gcStarted", { id: answer.taskId }));
+    gcPanel.watch(answer.taskId);
+  } catch (error) {
+    toast(error.message, "error");
+  } finally {
+    $("#gc-button").disabled = false;
+  }
+}
 
 // ---------------------------------------------------------------------------
 // The catalogue: summary, search, sort and pages
@@ -46,6 +201,7 @@ function writeLocation() {
     page: page > 1 ? page : "",
   });
   window.history.replaceState(null, "", url);
+  clearSelection();
 }
 
 async function loadPins() {
@@ -88,7 +244,16 @@ function renderSummary() {
 function pinRow(pin) {
   const typeKey = `pinType.${pin.type}`;
   const typeLabel = t(typeKey) === typeKey ? pin.type : t(typeKey);
-  return el("tr", {},
+  return el("tr", { "data-key": `pin-${pin.cid}`, "data-cid": pin.cid },
+    el("td", { class: "cell-select", "data-label": t("col.select") }, el("input", {
+      type: "checkbox", class: "pin-select", checked: selection.has(pin.cid),
+      "aria-label": t("unpin.select", { cid: pin.cid }),
+      onchange: (event) => {
+        if (event.target.checked) selection.add(pin.cid);
+        else selection.delete(pin.cid);
+        renderSelection();
+      },
+    })),
     el("td", { class: "cell-cid", "data-label": t("col.cid") }, cidView(pin.cid)),
     el("td", { "data-label": t("col.type") }, typeLabel),
     el("td", { class: "cell-name", "data-label": t("col.name") },
@@ -97,14 +262,121 @@ function pinRow(pin) {
       pin.size == null
         ? el("span", { class: "muted" }, t("dash"))
         : el("span", { title: `${formatNumber(pin.size)} B` }, formatBytes(pin.size))),
-    el("td", { "data-label": t("col.synced") }, timeElement(pin.synced_at)));
+    el("td", { "data-label": t("col.synced") }, timeElement(pin.synced_at)),
+    el("td", { "data-label": t("col.gateway") }, gatewayLink(pin.cid, gateway()) || el("span", { class: "muted" },
+      t("dash"))));
+}
+
+// ---------------------------------------------------------------------------
+// Selecting pins and unpinning them
+// ---------------------------------------------------------------------------
+
+const selection = new Set();
+const unpinPanel = new TaskPanel(document.getElementById("unpin-task"), { onEnd: () => loadPins() });
+
+function renderSelection() {
+  const button = $("#unpin-button");
+  button.textContent = t("unpin.button", { n: formatNumber(selection.size) });
+  button.disabled = selection.size === 0;
+  const onPage = (catalogue.pins || []).map((pin) => pin.cid);
+  const all = $("#select-all");
+  const chosen = onPage.filter((cid) => selection.has(cid)).length;
+  all.checked = onPage.length > 0 && chosen === onPage.length;
+  all.indeterminate = chosen > 0 && chosen < onPage.length;
+  all.disabled = onPage.length === 0;
+  for (const box of document.querySelectorAll("#pins-body .pin-select")) {
+    box.checked = selection.has(box.closest("tr").dataset.cid);
+  }
+  if (!selection.size) $("#unpin-confirm").hidden = true;
+  $("#unpin-question").textContent = t("unpin.confirm", { n: formatNumber(selection.size) });
+}
+
+/** What was selected is forgotten when the page shows other pins. */
+function clearSelection() {
+  selection.clear();
+  renderSelection();
+}
+
+async function unpinSelected() {
+  const cids = [...selection];
+  $("#unpin-confirm").hidden = true;
+  try {
+    const answer = await postJSON("/pins/remove", { cids });
+    toast(t("unpin.started", { n: formatNumber(cids.length), id: answer.taskId }));
+    clearSelection();
+    unpinPanel.watch(answer.taskId);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+function setupSelection() {
+  $("#select-all").addEventListener("change", (event) => {
+    for (const pin of catalogue.pins || []) {
+      if (event.target.checked) selection.add(pin.cid);
+      else selection.delete(pin.cid);
+    }
+    renderSelection();
+  });
+  $("#unpin-button").addEventListener("click", () => {
+    $("#unpin-confirm").hidden = false;
+    $("#unpin-no").focus();
+  });
+  $("#unpin-no").addEventListener("click", () => {
+    $("#unpin-confirm").hidden = true;
+  });
+  $("#unpin-yes").addEventListener("click", unpinSelected);
+}
+
+// ---------------------------------------------------------------------------
+// Pinning CIDs
+// ---------------------------------------------------------------------------
+
+const pinPanel = new TaskPanel(document.getElementById("pin-task"), { onEnd: () => loadPins() });
+
+function setupPinForm() {
+  const form = $("#pin-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("#pin-cids").value;
+    const file = $("#pin-file").files[0];
+    const name = $("#pin-name").value.trim();
+    const timeout = $("#pin-timeout").value.trim();
+    let body;
+    if (file) {
+      body = new FormData();
+      if (name) body.append("name", name);
+      if (timeout) body.append("timeout_s", timeout);
+      body.append("file", file, file.name);
+    } else if (text.trim()) {
+      body = { cids: text.split(/\r?\n/), name: name || undefined, timeout_s: timeout ? Number(timeout) : undefined };
+    } else {
+      toast(t("pinadd.needInput"), "error");
+      return;
+    }
+    $("#pin-submit").disabled = true;
+    try {
+      const answer = await postJSON("/pins/add", body);
+      toast(t("pinadd.started", { n: formatNumber(answer.valid), id: answer.taskId }));
+      if (answer.invalid) {
+        toast(t("pinadd.skipped", { n: formatNumber(answer.invalid), lines: answer.invalid_lines.join(", ") }));
+      }
+      form.reset();
+      pinPanel.watch(answer.taskId);
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      $("#pin-submit").disabled = false;
+    }
+  });
 }
 
 function renderPins() {
   const body = $("#pins-body");
   const empty = $("#pins-empty");
   const pins = catalogue.pins || [];
-  body.replaceChildren(...pins.map(pinRow));
+  fill(body, pins.map(pinRow));
+  renderSelection();
 
   let emptyText = "";
   if (catalogue.error) emptyText = catalogue.error;
@@ -312,33 +584,51 @@ function renderSync() {
 const uploads = [];
 let uploadCount = 0;
 
+/** The files chosen: a folder's, or those of the file picker (or dropped). */
+function chosenFiles() {
+  const folder = [...$("#upload-folder").files];
+  return folder.length ? folder : [...$("#upload-file").files];
+}
+
+/** The name of what several files become: their folder's, or "3 files · 12 KiB". */
+function directoryName(files) {
+  const tops = new Set(files.map((file) => (file.webkitRelativePath || "").split("/")[0]));
+  return tops.size === 1 && !tops.has("") ? [...tops][0] : null;
+}
+
 function renderChosen() {
-  const files = [...$("#upload-file").files];
+  const files = chosenFiles();
   const size = files.reduce((sum, file) => sum + file.size, 0);
   $("#upload-chosen").textContent = !files.length ? t("upload.none")
     : files.length === 1 ? `${files[0].name} · ${formatBytes(size)}`
       : t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) });
 }
 
-/** Send one file; `limit` is the server's largest file in bytes (null while unknown). */
-function startUpload(file, name, pin, limit) {
+/**
+ * Send one file, or several as one directory (a folder keeps its paths);
+ * `limit` is the server's largest upload in bytes (null while unknown).
+ */
+function startUpload(files, name, pin, limit) {
+  const size = files.reduce((sum, file) => sum + file.size, 0);
+  const shownName = name || (files.length === 1 && !files[0].webkitRelativePath ? files[0].name
+    : directoryName(files) || t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) }));
   const upload = {
-    key: `upload-${++uploadCount}`, file, name: name || file.name, phase: "sending", sent: 0,
+    key: `upload-${++uploadCount}`, files, size, name: shownName, phase: "sending", sent: 0,
     task: null, error: null, xhr: null, poller: null, meter: new RateMeter(), row: el("li", { class: "upload" }),
   };
   uploads.unshift(upload);
   $("#upload-list").prepend(upload.row);
-  if (limit != null && file.size > limit) {
-    // Refused here: the server would only say so after the whole file had been sent.
-    failUpload(upload, () => t("upload.tooLarge", { name: file.name, limit: formatBytes(limit) }));
+  if (limit != null && size > limit) {
+    // Refused here: the server would only say so after the whole set had been sent.
+    failUpload(upload, () => t("upload.tooLarge", { name: shownName, limit: formatBytes(limit) }));
     return;
   }
 
   const form = new FormData();
-  // The small fields first, so a streaming reader has them before the file.
+  // The small fields first, so a streaming reader has them before the files.
   form.append("name", name);
   form.append("pin", pin ? "1" : "0");
-  form.append("file", file, file.name);
+  for (const file of files) form.append("file", file, file.webkitRelativePath || file.name);
   const xhr = new XMLHttpRequest();
   upload.xhr = xhr;
   xhr.open("POST", "/files/upload");
@@ -381,6 +671,7 @@ function watchUpload(upload, id) {
     const task = await getJSON(`/pins/task-status?id=${id}`);
     upload.task = task;
     upload.meter.add(task);
+    noteTask(task);
     renderUpload(upload);
     if (isActive(task)) return true;
     if (task.status === "completed") loadPins();
@@ -405,12 +696,7 @@ function uploadStatus(upload) {
       rate ? el("span", { class: "muted" }, ` · ${rate}`) : null);
   }
   if (task.status === "completed") {
-    const result = task.result || {};
-    return el("div", { class: "result" },
-      el("span", {}, statusBadge("completed")),
-      result.cid ? cidView(result.cid) : null,
-      el("span", {}, formatBytes(result.size ?? upload.file.size)),
-      el("span", { class: "muted" }, result.pinned ? t("upload.pinned") : t("upload.notPinned")));
+    return el("div", { class: "result" }, el("span", {}, statusBadge("completed")), resultView(task, gateway()));
   }
   const message = taskMessage(task) || t(`status.${task.status}`);
   return task.status === "failed"
@@ -446,7 +732,7 @@ function renderUpload(upload) {
   fill(upload.row,
     el("div", { class: "upload-head" },
       el("span", { class: "upload-name", title: upload.name }, upload.name),
-      el("span", { class: "muted" }, formatBytes(upload.file.size)),
+      el("span", { class: "muted" }, t("upload.fileBytes", { size: formatBytes(upload.size) })),
       task ? el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`) : null,
       el("span", { class: "spacer" }),
       active
@@ -458,9 +744,17 @@ function renderUpload(upload) {
 
 function setupUploads() {
   const input = $("#upload-file");
+  const folder = $("#upload-folder");
   const zone = $("#dropzone");
   const form = $("#upload-form");
-  input.addEventListener("change", renderChosen);
+  input.addEventListener("change", () => {
+    folder.value = "";
+    renderChosen();
+  });
+  folder.addEventListener("change", () => {
+    input.value = "";
+    renderChosen();
+  });
 
   // A file dropped beside the zone would otherwise replace the page.
   for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
@@ -478,24 +772,26 @@ function setupUploads() {
     zone.classList.remove("dragging");
     if (event.dataTransfer && event.dataTransfer.files.length) {
       input.files = event.dataTransfer.files;
+      folder.value = "";
       renderChosen();
     }
   });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const files = [...input.files];
+    const files = chosenFiles();
     if (!files.length) {
       toast(t("upload.needFile"), "error");
       return;
     }
-    const name = files.length === 1 ? $("#upload-name").value.trim() : "";
+    const name = $("#upload-name").value.trim();
     const pin = $("#upload-pin").checked;
     form.reset();
+    folder.value = "";
     $("#upload-pin").checked = pin;
     renderChosen();
     const { max_upload_bytes: limit } = await loadSiteInfo();
-    for (const file of files) startUpload(file, name, pin, limit);
+    startUpload(files, name, pin, limit);
   });
 }
 
@@ -504,20 +800,30 @@ function setupUploads() {
 // ---------------------------------------------------------------------------
 
 function renderAll() {
+  renderNode();
   renderSummary();
   renderPins();
   renderSync();
   renderChosen();
   for (const upload of uploads) renderUpload(upload);
+  for (const panel of [pinPanel, unpinPanel, gcPanel]) panel.render();
 }
 
 initPage("title.pins");
 readLocation();
 setupCatalogue();
 setupUploads();
+setupSelection();
+setupPinForm();
 setupNotifyToggle($("#notify-toggle"));
 $("#sync-button").addEventListener("click", startSync);
+$("#gc-button").addEventListener("click", startGc);
 onLanguageChange(renderAll);
 renderAll();
 loadPins();
 followActiveSync();
+loadSiteInfo().then((info) => {
+  node.gateway = info.gateway ? info.gateway.replace(/\/+$/, "") : null;
+});
+// The overview refreshes while the page is visible (the poller slows down while it is hidden).
+new Poller(loadNode, { interval: NODE_REFRESH_MS, hiddenInterval: 60000, maxInterval: 300000 }).start();

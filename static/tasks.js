@@ -3,14 +3,17 @@
 
 import {
   $, cancelTask, canRetry, currentItemView, el, fill, formatDuration, formatNumber, getJSON, getText, hasProgress,
-  initPage, isActive, onLanguageChange, Poller, progressBar, progressText, RateMeter, rateText, resultView,
-  retryTask, setPageTitle, setTitleProgress, statusBadge, t, taskDuration, taskMessage, taskTypeLabel,
-  timeElement, withQuery,
+  initPage, isActive, loadSiteInfo, noteTask, onLanguageChange, Poller, progressBar, progressText, RateMeter,
+  rateText, resultView, retryTask, setPageTitle, setTitleProgress, statusBadge, t, taskDuration, taskMessage,
+  taskTypeChoices, taskTypeLabel, timeElement, withQuery,
 } from "./common.js";
 
 const PAGE_SIZE = 25;
 const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
-const TYPES = ["pin_sync", "file_upload"];
+// The list polls fast while a task in it is active, and slowly otherwise, so
+// that tasks started elsewhere (the command line, another tab) still appear.
+const ACTIVE_POLL_MS = 2000;
+const IDLE_POLL_MS = 10000;
 
 // What the address says: the filters, the page, and the task shown in detail.
 const view = { status: "", type: "", offset: 0, id: null };
@@ -18,7 +21,8 @@ const view = { status: "", type: "", offset: 0, id: null };
 function readLocation() {
   const params = new URLSearchParams(window.location.search);
   view.status = STATUSES.includes(params.get("status")) ? params.get("status") : "";
-  view.type = TYPES.includes(params.get("type")) ? params.get("type") : "";
+  // The server refuses a type it does not know; the filter then shows the error.
+  view.type = /^[a-z_]{1,40}$/.test(params.get("type") || "") ? params.get("type") : "";
   const page = parseInt(params.get("page"), 10);
   view.offset = page > 1 ? (page - 1) * PAGE_SIZE : 0;
   const id = params.get("id");
@@ -47,7 +51,7 @@ function show() {
     closeDetail();
     setPageTitle("title.tasks");
     $("#filter-status").value = view.status;
-    $("#filter-type").value = view.type;
+    renderTypeFilter();
     renderList();
     listPoller.start();
   }
@@ -76,15 +80,28 @@ async function loadList() {
   if (listAddress() !== address) return loadList(); // the filters changed meanwhile
   Object.assign(list, { tasks: data.tasks, total: data.total, error: null });
   for (const task of data.tasks) {
+    noteTask(task);
     if (task.status === "running") meterFor(task).add(task);
     else meters.delete(task.id);
   }
   renderList();
-  return data.tasks.some(isActive);
+  listPoller.interval = data.tasks.some(isActive) ? ACTIVE_POLL_MS : IDLE_POLL_MS;
+  return true;
+}
+
+/** The type filter's options, from the registry of task types. */
+function renderTypeFilter() {
+  const select = $("#filter-type");
+  fill(select, el("option", { value: "" }, t("filter.all")),
+    taskTypeChoices().map(([type, label]) => el("option", { value: type }, label)));
+  if (view.type && !taskTypeChoices().some(([type]) => type === view.type)) {
+    select.append(el("option", { value: view.type }, view.type));
+  }
+  select.value = view.type;
 }
 
 const listPoller = new Poller(loadList, {
-  interval: 2000,
+  interval: ACTIVE_POLL_MS,
   onError: (error) => {
     Object.assign(list, { tasks: [], total: 0, error: error.message });
     renderList();
@@ -128,7 +145,13 @@ function timesView(task) {
 function taskRow(task) {
   const rate = rateText(task, meters.get(task.id));
   const stopping = task.status === "running" && task.cancel_requested_at;
-  const row = el("tr", { class: "clickable", "data-task-id": task.id, "data-status": task.status },
+  const row = el("tr", {
+    class: "clickable", "data-task-id": task.id, "data-status": task.status, "data-key": `task-${task.id}`,
+    onclick: (event) => {
+      if (event.target.closest("a, button")) return;
+      navigate(addressFor({ id: task.id }));
+    },
+  },
     el("td", { "data-label": t("col.id") },
       el("a", { href: addressFor({ id: task.id }), class: "task-link" }, `#${task.id}`)),
     el("td", { class: "cell-type", "data-label": t("col.type") }, taskTypeLabel(task.task_type)),
@@ -143,16 +166,12 @@ function taskRow(task) {
     el("td", { class: "num", "data-label": t("col.duration") },
       task.started_at ? formatDuration(taskDuration(task)) : el("span", { class: "muted" }, t("dash"))),
     el("td", { class: "cell-actions" }, taskActions(task, { onRetried: () => refresh() })));
-  row.addEventListener("click", (event) => {
-    if (event.target.closest("a, button")) return;
-    navigate(addressFor({ id: task.id }));
-  });
   return row;
 }
 
 function renderList() {
   const tasks = list.tasks || [];
-  $("#tasks-body").replaceChildren(...tasks.map(taskRow));
+  fill($("#tasks-body"), tasks.map(taskRow));
   const empty = $("#tasks-empty");
   const text = list.error || (list.tasks === null ? t("loading") : tasks.length ? "" : t("empty.tasks"));
   empty.textContent = text;
@@ -208,6 +227,7 @@ function openDetail(id) {
     const task = await getJSON(`/pins/task-status?id=${id}`);
     const log = await getText(`/tasks/log?id=${id}`);
     if (poller !== detailPoller) return false;
+    noteTask(task);
     detail.task = task;
     detail.log = log;
     detail.meter.add(task);
@@ -244,18 +264,16 @@ function renderDetail() {
 
   const body = $("#detail-body");
   if (detail.error) {
-    body.replaceChildren(el("p", { class: "alert", role: "alert" }, detail.error));
+    fill(body, el("p", { class: "alert", role: "alert" }, detail.error));
     return;
   }
   if (!task) {
-    body.replaceChildren(el("p", { class: "muted" }, t("loading")));
+    fill(body, el("p", { class: "muted" }, t("loading")));
     return;
   }
   const rate = rateText(task, detail.meter);
   const item = isActive(task) ? currentItemView(task) : null;
   const message = taskMessage(task);
-  // Redrawing every second must not fold up what the reader unfolded.
-  const unfolded = new Set([...body.querySelectorAll("details[open]")].map((node) => node.className));
   fill(body,
     hasProgress(task) ? progressBar(task) : null,
     el("div", { class: "progress-meta" },
@@ -282,13 +300,16 @@ function renderDetail() {
       el("pre", { class: "json" }, JSON.stringify(task.result, null, 2))) : null,
     el("h2", {}, t("field.params")),
     el("pre", { class: "json" }, JSON.stringify(task.params || {}, null, 2)));
-  for (const node of body.querySelectorAll("details")) node.open = unfolded.has(node.className);
 
+  // Only a log that changed is written again: the reader's selection in it stays.
   const log = $("#detail-log");
-  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  log.textContent = detail.log || t("log.empty");
+  const text = detail.log || t("log.empty");
+  if (log.textContent !== text) {
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = text;
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
   log.classList.toggle("muted", !detail.log);
-  if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
 function setupDetail() {
@@ -309,7 +330,12 @@ initPage("title.tasks");
 readLocation();
 setupList();
 setupDetail();
-onLanguageChange(() => (view.id === null ? renderList() : renderDetail()));
+onLanguageChange(() => {
+  renderTypeFilter();
+  if (view.id === null) renderList();
+  else renderDetail();
+});
+loadSiteInfo();
 window.addEventListener("popstate", () => {
   readLocation();
   show();
