@@ -79,7 +79,10 @@ function morph(from, to) {
     }
   }
   for (const attr of [...to.attributes]) {
-    if (from.getAttribute(attr.name) !== attr.value) from.setAttribute(attr.name, attr.value);
+    if (from.getAttribute(attr.name) === attr.value) continue;
+    // The CSP allows styles set through the CSSOM only, not as an attribute.
+    if (attr.name === "style") from.style.cssText = to.style.cssText;
+    else from.setAttribute(attr.name, attr.value);
   }
   if (from.nodeName === "INPUT") from.checked = to.checked;
   const handlers = to[HANDLERS] || {};
@@ -109,16 +112,16 @@ export class ApiError extends Error {
 class NetworkError extends Error {}
 
 /** fetch() with JSON in and out; throws ApiError or NetworkError. */
-async function request(method, url, { text = false, body = undefined } = {}) {
+async function request(method, url, { text = false, send = undefined } = {}) {
   let response;
   const headers = { Accept: text ? "text/plain" : "application/json" };
   // A FormData body sets its own multipart type; anything else goes as JSON.
-  if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
+  if (send !== undefined && !(send instanceof FormData)) headers["Content-Type"] = "application/json";
   try {
     response = await fetch(url, {
       method,
       headers,
-      body: body === undefined || body instanceof FormData ? body : JSON.stringify(body),
+      body: send === undefined || send instanceof FormData ? send : JSON.stringify(send),
       credentials: "same-origin",
       cache: "no-store",
     });
@@ -144,7 +147,7 @@ async function request(method, url, { text = false, body = undefined } = {}) {
 }
 
 export const getJSON = (url) => request("GET", url);
-export const postJSON = (url, body) => request("POST", url, { body });
+export const postJSON = (url, send) => request("POST", url, { send });
 export const getText = (url) => request("GET", url, { text: true });
 
 /** "/api/tasks?status=running&limit=1": a URL with its query, empty values left out. */

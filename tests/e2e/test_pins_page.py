@@ -80,7 +80,7 @@ def test_it_shows_why_a_sync_failed_and_retries_it(page, make_live_server):
     assert server.task(second)["retry_of"] == first
     assert not page.find_all("#sync-task .alert")  # the new task is under way
     assert not page.find("#sync-button").is_enabled()
-    page.assert_no_console_errors()
+    page.assert_no_console_errors(allowed_statuses=(502,))  # the node overview
 
 
 def test_it_uploads_a_file_and_pins_it(page, live_server, ipfs_node, tmp_path):
@@ -133,4 +133,4 @@ def test_the_language_switch_translates_in_place_and_remembers_the_choice(page, 
     assert page.cookie("lang") == "en"
     assert page.text(".nav a[href='/tasks']") == "Tasks"
     assert page.js("return document.documentElement.lang") == "en"
-    page.assert_no_console_errors()
+    page.assert_no_console_errors(allowed_statuses=(502,))  # the node overview
