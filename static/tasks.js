@@ -3,7 +3,7 @@
 
 import {
   $, cancelTask, canRetry, currentItemView, el, fill, formatDuration, formatNumber, getJSON, getText, hasProgress,
-  initPage, isActive, loadSiteInfo, noteTask, onLanguageChange, Poller, progressBar, progressText, RateMeter,
+  initPage, isActive, noteTask, onLanguageChange, Poller, progressBar, progressText, RateMeter,
   rateText, resultView, retryTask, setPageTitle, setTitleProgress, statusBadge, t, taskDuration, taskMessage,
   taskTypeChoices, taskTypeLabel, timeElement, withQuery,
 } from "./common.js";
@@ -335,7 +335,6 @@ onLanguageChange(() => {
   if (view.id === null) renderList();
   else renderDetail();
 });
-loadSiteInfo();
 window.addEventListener("popstate", () => {
   readLocation();
   show();
