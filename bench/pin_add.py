@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""pin_add at scale: a list of CIDs the node already has, pinned by the
+pin_add task, against the same pins made by a plain client.
+
+    IPFS_BIN=$(sh tests/get_kubo.sh) python3 bench/pin_add.py [--count 100000]
+
+1. Starts a Kubo node of its own (tests/ipfs_node.py: offline, loopback,
+   a temporary repository) and puts 2 x COUNT small raw blocks in it with
+   one ``dag/import`` of a CAR file, unpinned.
+2. Pins the first COUNT with IPFSMaster: the list goes through the same
+   check and spool as ``POST /pins/add`` (``start_pin_add``), then the real
+   worker process runs the task (pin/add with progress and a time-out,
+   files/stat, the catalogue written CID by CID). The worker's resident
+   memory is sampled twice a second, with the progress it had then.
+3. Pins the other COUNT with a plain client: one keep-alive connection,
+   ``pin/add?arg=CID`` one after the other, nothing else.
+
+Prints the figures: time and rate of each, and the worker's memory over
+the run (flat: the list streams from its spool file, nothing grows with it).
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+import ipfsmaster  # noqa: E402
+from ipfs_node import IPFSNode  # noqa: E402
+
+
+def varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def raw_cid(data):
+    """CIDv1, raw codec, sha2-256: its bytes and its base32 text."""
+    import base64
+    binary = b"\x01\x55\x12\x20" + hashlib.sha256(data).digest()
+    return binary, "b" + base64.b32encode(binary).decode().lower().rstrip("=")
+
+
+def car_file(path, count):
+    """A CARv1 of ``count`` raw blocks; returns their CIDs (text)."""
+    cids = []
+    with open(path, "wb") as out:
+        blocks = []
+        for number in range(count):
+            data = b"ipfsmaster pin_add benchmark block %d" % number
+            binary, text = raw_cid(data)
+            cids.append(text)
+            blocks.append(varint(len(binary) + len(data)) + binary + data)
+        root = raw_cid(b"ipfsmaster pin_add benchmark block 0")[0]
+        # dag-cbor {"roots": [CID], "version": 1}; a CID is tag 42 over its bytes with a 0 prefix.
+        header = (b"\xa2\x65roots\x81\xd8\x2a\x58\x25\x00" + root + b"\x67version\x01")
+        out.write(varint(len(header)) + header)
+        out.write(b"".join(blocks))
+    return cids
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def pin_with_ipfsmaster(node, cids, folder):
+    settings = ipfsmaster.Settings(db=os.path.join(folder, "bench.db"), ipfs_api=node.api_url)
+    ipfsmaster.init_db(settings.db)
+    conn = ipfsmaster.connect(settings.db)
+    list_path = os.path.join(folder, "list.txt")
+    with open(list_path, "w") as f:
+        f.writelines(cid + "\n" for cid in cids)
+
+    def fill(writer):
+        with open(list_path, "rb") as f:
+            for block in iter(lambda: f.read(65536), b""):
+                writer.feed(block)
+
+    ipfsmaster.spawn_worker = lambda settings, task_id: None   # the worker is started below, watched
+    task_id, summary = ipfsmaster.start_pin_add(settings, conn, fill)
+    assert summary["valid"] == len(cids), summary
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-S", os.path.join(ROOT, "worker.py"), str(task_id), "--db", settings.db],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    samples = []          # (seconds, progress, RSS KiB)
+    peak = 0
+    while proc.poll() is None:
+        rss, hwm = rss_kib(proc.pid), rss_kib(proc.pid, "VmHWM")
+        peak = max(peak, hwm or 0)
+        progress = conn.execute("SELECT progress FROM background_tasks WHERE id = ?", (task_id,)).fetchone()[0]
+        if rss:
+            samples.append((time.perf_counter() - started, progress, rss))
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - started
+    task = ipfsmaster.task_as_json(ipfsmaster.get_task(conn, task_id))
+    pinned = conn.execute("SELECT COUNT(*) FROM pins WHERE size IS NOT NULL").fetchone()[0]
+    conn.close()
+    return elapsed, task, pinned, samples, peak
+
+
+def pin_with_plain_client(node, cids):
+    conn = http.client.HTTPConnection("127.0.0.1", node.api_port, timeout=60)
+    started = time.perf_counter()
+    for cid in cids:
+        conn.request("POST", "/api/v0/pin/add?arg=" + cid, headers={"User-Agent": "bench"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise SystemExit("pin/add %s: HTTP %d %s" % (cid, resp.status, body[:200]))
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100000, help="CIDs pinned each way (default 100000)")
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="ipfsmaster-bench-pin-add-")
+    node = IPFSNode(os.path.join(folder, "node"), startup_timeout=120)
+    node.start()
+    try:
+        started = time.perf_counter()
+        car = os.path.join(folder, "blocks.car")
+        cids = car_file(car, 2 * args.count)
+        with open(car, "rb") as f:
+            body, headers = node.multipart([("blocks.car", f.read())])
+        status, _, data = node.request("dag/import", {"pin-roots": "false"}, body, headers, timeout=1800)
+        if status != 200:
+            raise SystemExit("dag/import: HTTP %d %s" % (status, data[:300]))
+        made = time.perf_counter() - started
+        print("node: Kubo %s; %d raw blocks imported (unpinned) in %.1f s"
+              % (node.rpc("version")["Version"], len(cids), made), flush=True)
+
+        ours, task, pinned, samples, peak = pin_with_ipfsmaster(node, cids[:args.count], folder)
+        if task["status"] != "completed" or task["result"]["done"] != args.count:
+            raise SystemExit("the pin_add task did not pin everything: %s" % json.dumps(task)[:2000])
+        plain = pin_with_plain_client(node, cids[args.count:])
+
+        print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (pin/add with progress, files/stat, catalogue);"
+              " %d in the catalogue with a size" % (args.count, ours, args.count / ours, pinned))
+        print("plain client: %d CIDs in %.1f s, %.0f CIDs/s (pin/add alone, one keep-alive connection)"
+              % (args.count, plain, args.count / plain))
+        print("pin_add / plain: %.2f" % ((args.count / ours) / (args.count / plain)))
+        marks = []
+        for fraction in (0.1, 0.25, 0.5, 0.75, 0.9):
+            sample = next((s for s in samples if s[1] >= fraction * args.count), None)
+            if sample:
+                marks.append("%d%%: %.1f MB" % (fraction * 100, sample[2] / 1024))
+        print("worker RSS at progress " + ", ".join(marks) + "; peak %.1f MB" % (peak / 1024))
+    finally:
+        node.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
