@@ -12,10 +12,10 @@ Run the console (standard library only, Python 3.9+):
     python3 ipfsmaster.py [serve] [--host 127.0.0.1] [--port 7789]
                           [--db ipfsmaster.db] [--ipfs-api http://127.0.0.1:5001]
 
-Other commands: ``sync``, ``tasks``, ``show``, ``cancel``, ``retry``,
-``cleanup``, ``reap``, ``bundle``; ``python3 ipfsmaster.py COMMAND --help``
-explains each. ``bundle`` writes the whole console into one zipapp,
-``ipfsmaster.pyz``, which runs the same commands.
+Other commands: ``sync``, ``pin add``, ``pin rm``, ``gc``, ``node``, ``tasks``,
+``show``, ``cancel``, ``retry``, ``cleanup``, ``reap``, ``bundle``; ``python3
+ipfsmaster.py COMMAND --help`` explains each. ``bundle`` writes the whole
+console into one zipapp, ``ipfsmaster.pyz``, which runs the same commands.
 
 The module reads top to bottom: settings, database, tasks, errors and
 messages, request helpers, handlers, the route table, the app, the server,
@@ -712,7 +712,8 @@ def cleanup_tasks(conn, settings, days):
     """Delete finished tasks older than ``days`` and their files; returns the ids."""
     # The latest completed pin sync stays: the pins page says when the last sync was.
     rows = conn.execute(
-        "SELECT id, json_extract(params, '$.pin_list') AS pin_list FROM background_tasks"
+        "SELECT id, CASE WHEN json_valid(params) THEN json_extract(params, '$.pin_list') END AS pin_list"
+        " FROM background_tasks"
         " WHERE status IN ('completed', 'failed', 'cancelled') AND created_at < datetime('now', ?)"
         " AND id IS NOT (SELECT MAX(id) FROM background_tasks WHERE task_type = 'pin_sync'"
         " AND status = 'completed')", ("-%d days" % days,)).fetchall()
@@ -1524,7 +1525,8 @@ def handle_task_retry(req):
     req.discard_body()
     try:
         with task_errors(task_id):
-            new_id = retry_task(req.settings, req.db, task_id)
+            # The console's own node: a retry does not reuse an address that may have been wrong.
+            new_id = retry_task(req.settings, req.db, task_id, ipfs_api=req.settings.ipfs_api)
     except TaskStateError as exc:
         raise HTTPError(409, "Only failed or cancelled tasks can be retried; task {id} is {status}.",
                         id=task_id, status=exc.status)
@@ -1625,7 +1627,8 @@ def json_cids(data, limit):
 def pin_name(value):
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value.strip()) > 255:
+    if not isinstance(value, str) or len(value.strip()) > 255 or any(
+            ord(char) < 32 and not char.isspace() or ord(char) == 127 for char in value):
         raise HTTPError(400, "name must be text of at most 255 characters.")
     return " ".join(value.split())
 

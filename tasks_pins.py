@@ -217,11 +217,10 @@ def unreferenced_pin_lists(conn, settings, tokens):
     """The list files of ``tokens`` that no remaining task uses, for cleanup."""
     paths = []
     for token in set(tokens):
-        used = conn.execute("SELECT 1 FROM background_tasks WHERE json_extract(params, '$.pin_list') = ? LIMIT 1",
-                            (token,)).fetchone()
+        used = conn.execute("SELECT 1 FROM background_tasks WHERE json_valid(params)"
+                            " AND json_extract(params, '$.pin_list') = ? LIMIT 1", (token,)).fetchone()
         if not used:
-            with_path = pin_list_path(settings, token)
-            paths.append(with_path)
+            paths.append(pin_list_path(settings, token))
     return paths
 
 

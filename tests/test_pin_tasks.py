@@ -336,3 +336,27 @@ def test_info_describes_every_task_type_from_the_registry(client):
     assert types["repo_gc"] == {"label": {"en": "Garbage collection", "zh": "垃圾回收"}, "unit": "blocks",
                                 "single_flight": True, "retryable": True, "group": "repository"}
     assert types["file_upload"]["unit"] == "bytes" and types["pin_add"]["unit"] == "items"
+
+
+def test_a_retry_from_the_console_uses_the_consoles_node(client, settings, db, spawned):
+    db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'failed', ?)",
+               (json.dumps({"ipfs_api": "http://wrong.example:1"}),))
+    r = client.post("/tasks/retry?id=1")
+    assert r.status == 202
+    assert json.loads(ipfsmaster.get_task(db, r.json["taskId"])["params"])["ipfs_api"] == settings.ipfs_api
+
+
+def test_cleanup_removes_a_pin_list_once_no_task_uses_it(settings, db, spawned):
+    task_id = ipfsmaster.start_pin_add(settings, db, lines(V1))[0]
+    path = tasks_pins.pin_list_path(settings, json.loads(ipfsmaster.get_task(db, task_id)["params"])["pin_list"])
+    ipfsmaster.finish_task(db, task_id, "failed", "pending")
+    retry_id = ipfsmaster.retry_task(settings, db, task_id)
+    ipfsmaster.finish_task(db, retry_id, "cancelled", "pending")
+    db.execute("UPDATE background_tasks SET created_at = datetime('now', '-40 days') WHERE id = ?", (task_id,))
+    db.execute("INSERT INTO background_tasks (task_type, status, params, created_at) VALUES"
+               " ('pin_sync', 'failed', 'not json', datetime('now', '-40 days'))")
+    assert ipfsmaster.cleanup_tasks(db, settings, 30) == [task_id, 3]
+    assert os.path.exists(path)       # the retry still uses it
+    db.execute("UPDATE background_tasks SET created_at = datetime('now', '-40 days') WHERE id = ?", (retry_id,))
+    assert ipfsmaster.cleanup_tasks(db, settings, 30) == [retry_id]
+    assert not os.path.exists(path)
