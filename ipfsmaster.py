@@ -1525,8 +1525,7 @@ def handle_task_retry(req):
     req.discard_body()
     try:
         with task_errors(task_id):
-            # The console's own node: a retry does not reuse an address that may have been wrong.
-            new_id = retry_task(req.settings, req.db, task_id, ipfs_api=req.settings.ipfs_api)
+            new_id = retry_task(req.settings, req.db, task_id)
     except TaskStateError as exc:
         raise HTTPError(409, "Only failed or cancelled tasks can be retried; task {id} is {status}.",
                         id=task_id, status=exc.status)
@@ -2086,8 +2085,7 @@ def build_parser():
         if name == "show":
             sub.add_argument("--json", action="store_true", help="print JSON")
         if name == "retry":
-            sub.add_argument("--ipfs-api", help="the node's RPC API to use instead of the one the task used"
-                                                " (env IPFSMASTER_IPFS_API)")
+            sub.add_argument("--ipfs-api", help="the node's RPC API to use instead of the one the task used")
 
     cleanup = commands.add_parser("cleanup", help="delete old finished tasks",
                                   description="Delete completed, failed and cancelled tasks older than N days,"
@@ -2309,8 +2307,7 @@ def run_command(args, settings, conn):
                 print(cancel_task(settings, conn, args.id))
                 return 0
             if args.command == "retry":
-                print(retry_task(settings, conn, args.id,
-                                 ipfs_api=args.ipfs_api or os.environ.get("IPFSMASTER_IPFS_API") or None))
+                print(retry_task(settings, conn, args.id, ipfs_api=args.ipfs_api and settings.ipfs_api))
                 return 0
         except NotRetryable:
             print("Task %d cannot be retried: its input is gone." % args.id, file=sys.stderr)

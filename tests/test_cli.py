@@ -102,10 +102,11 @@ def test_retry_can_use_another_node_address(settings, db, capsys, monkeypatch):
     new = ipfsmaster.get_task(db, int(capsys.readouterr().out))
     assert json.loads(new["params"])["ipfs_api"] == "http://127.0.0.1:5999"
     ipfsmaster.finish_task(db, new["id"], "failed", "pending")
+    # Without the flag it uses the node the task used, whatever the environment says.
     monkeypatch.setenv("IPFSMASTER_IPFS_API", "http://127.0.0.1:5888")
     assert ipfsmaster.main(["retry", str(new["id"]), "--db", settings.db]) == 0
     newer = ipfsmaster.get_task(db, int(capsys.readouterr().out))
-    assert json.loads(newer["params"])["ipfs_api"] == "http://127.0.0.1:5888"
+    assert json.loads(newer["params"])["ipfs_api"] == "http://127.0.0.1:5999"
 
 
 def test_cleanup_keeps_the_last_completed_sync(settings, db, capsys):

@@ -338,14 +338,6 @@ def test_info_describes_every_task_type_from_the_registry(client):
     assert types["file_upload"]["unit"] == "bytes" and types["pin_add"]["unit"] == "items"
 
 
-def test_a_retry_from_the_console_uses_the_consoles_node(client, settings, db, spawned):
-    db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'failed', ?)",
-               (json.dumps({"ipfs_api": "http://wrong.example:1"}),))
-    r = client.post("/tasks/retry?id=1")
-    assert r.status == 202
-    assert json.loads(ipfsmaster.get_task(db, r.json["taskId"])["params"])["ipfs_api"] == settings.ipfs_api
-
-
 def test_cleanup_removes_a_pin_list_once_no_task_uses_it(settings, db, spawned):
     task_id = ipfsmaster.start_pin_add(settings, db, lines(V1))[0]
     path = tasks_pins.pin_list_path(settings, json.loads(ipfsmaster.get_task(db, task_id)["params"])["pin_list"])
