@@ -10,7 +10,8 @@ it did not set: a task cancelled or failed by someone else (the console, or
 the seed's ``UPDATE ... SET status='failed'``) makes it stop within seconds.
 
 Task types live in ``TASK_TYPES`` at the bottom: a name, one function that
-receives a ``TaskContext``, and whether only one may be active at a time.
+receives a ``TaskContext``, its labels, its progress unit, and whether only
+one may be active at a time (the pin tasks' functions are in tasks_pins.py).
 """
 
 import argparse
