@@ -681,7 +681,7 @@ class TaskContext:
     def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=None):
         self.task_id = task["id"]
         self.task_type = task["task_type"]
-        self.retry_of = task["retry_of"]
+        self.retry_of = task["retry_of"] if "retry_of" in task.keys() else None   # the task this one retries
         self.params = json.loads(task["params"] or "{}")
         self.db_path = db_path
         self.api_url = api_url
