@@ -352,3 +352,43 @@ def test_cleanup_removes_a_pin_list_once_no_task_uses_it(settings, db, spawned):
     db.execute("UPDATE background_tasks SET created_at = datetime('now', '-40 days') WHERE id = ?", (retry_id,))
     assert ipfsmaster.cleanup_tasks(db, settings, 30) == [retry_id]
     assert not os.path.exists(path)
+
+
+def test_a_new_task_type_is_one_function_and_one_entry(settings, db, fake_node, spawned, monkeypatch, capsys):
+    """The README's promise: the registry entry is all the server, the CLI and the pages need."""
+    import worker
+
+    def verify_pins(ctx):
+        cids = ctx.params["cids"]
+        ctx.set_total(len(cids))
+        client = ctx.client()
+        missing = []
+        for cid in cids:
+            ctx.check()
+            try:
+                client.call("pin/add", [("arg", cid)])
+            except worker.IPFSError as exc:
+                if exc.transient:
+                    raise
+                missing.append(cid)
+            ctx.advance(1, cid)
+        return {"checked": len(cids), "missing": missing}
+
+    monkeypatch.setitem(worker.TASK_TYPES, "pin_verify", worker.TaskType(
+        run=verify_pins, label="Pin check", label_zh="Pin 检查", unit="items", single_flight=True, retryable=True))
+    fake_node.have.add(V1)
+    task_id = ipfsmaster.start_task(settings, db, "pin_verify", {"ipfs_api": fake_node.url, "cids": [V1, V0]})
+    task = run_here(settings, task_id)
+    assert task["status"] == "completed" and task["result"] == {"checked": 2, "missing": [V0]}
+    ipfsmaster.start_task(settings, db, "pin_verify", {})
+    with pytest.raises(ipfsmaster.TaskConflict):     # single flight, from the entry alone
+        ipfsmaster.start_task(settings, db, "pin_verify", {})
+    from support import Client
+    client = Client(ipfsmaster.App(settings))
+    assert client.get("/api/info").json["task_types"]["pin_verify"]["label"] == {"en": "Pin check", "zh": "Pin 检查"}
+    assert client.get("/api/tasks?type=pin_verify").json["total"] == 2
+    r = client.post("/tasks/retry?id=%d" % task_id)
+    assert r.status == 409 and r.json["error"].startswith("Only failed or cancelled tasks")
+    capsys.readouterr()
+    assert ipfsmaster.main(["tasks", "--db", settings.db, "--type", "pin_verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 2
