@@ -1771,7 +1771,8 @@ def handle_node(req):
     try:
         return json_response(tasks_pins.node_overview(req.settings))
     except worker.IPFSError as exc:
-        raise HTTPError(502, "The IPFS node cannot be reached: {reason}", reason=str(exc))
+        raise HTTPError(502, "The IPFS node cannot be reached: {reason}", extra={"reason": str(exc)},
+                        reason=str(exc))
 
 
 def handle_task_log(req):

@@ -3,7 +3,7 @@
 
 import { LANGUAGES, applyTranslations, language, setCurrentLanguage, t, translateTaskMessage } from "./i18n.js";
 
-export { t };
+export { t, translateTaskMessage };
 
 // ---------------------------------------------------------------------------
 // DOM

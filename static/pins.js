@@ -6,7 +6,7 @@ import {
   formatDuration, formatNumber, formatTime, gatewayLink, getJSON, hasProgress, initPage, isActive, loadSiteInfo,
   noteTask, notifyTaskEnded, onLanguageChange, Poller, postJSON, progressBar, progressText, RateMeter, rateText,
   resultView, retryTask, setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage,
-  taskTypeLabel, timeElement, toast, withQuery,
+  taskTypeLabel, timeElement, toast, translateTaskMessage, withQuery,
 } from "./common.js";
 
 const PAGE_SIZE = 50;
@@ -33,7 +33,8 @@ async function loadNode() {
     node.data = await getJSON("/api/node");
     node.error = null;
   } catch (error) {
-    node.error = error.message;
+    // The reason alone (a worker-style sentence, translated here); the page says the rest.
+    node.error = error instanceof ApiError && error.data.reason ? error.data.reason : error.message;
   }
   renderNode();
   renderPins();
@@ -46,7 +47,7 @@ function renderNode() {
   const overview = $("#node-overview");
   if (node.error) {
     fill(overview, el("p", { class: "alert", role: "alert", id: "node-error" },
-      t("node.unreachable", { error: node.error })));
+      t("node.unreachable", { error: translateTaskMessage(node.error) })));
     return;
   }
   if (!data) {

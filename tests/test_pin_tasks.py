@@ -318,6 +318,7 @@ def test_an_unreachable_node_is_a_502_with_a_sentence(client):
         r = client.get("/api/node", headers={"Accept-Language": lang})
         assert r.status == 502 and r.json["success"] is False
         assert "connection refused" in r.json["error"]
+        assert r.json["reason"] == "cannot reach the IPFS API at http://127.0.0.1:9: connection refused"
 
 
 @pytest.mark.parametrize("addr,url", [

@@ -26,8 +26,10 @@ def test_the_overview_shows_the_node_and_its_gateway(page, live_server, ipfs_nod
 def test_the_overview_says_when_the_node_cannot_be_reached(page, make_live_server):
     server = make_live_server(DEAD_NODE)
     page.open(server.url + "/pins")
-    page.wait_for_text("#node-error", "The node cannot be reached: The IPFS node cannot be reached:"
-                                      " cannot reach the IPFS API at http://127.0.0.1:9: connection refused")
+    page.wait_for_text("#node-error", "The node cannot be reached: cannot reach the IPFS API at"
+                                      " http://127.0.0.1:9: connection refused")
+    page.find('[data-lang="zh"]').click()
+    page.wait_for_text("#node-error", "无法连接节点：无法连接 IPFS API（http://127.0.0.1:9）：连接被拒绝")
     page.assert_no_console_errors(allowed_statuses=(502,))
 
 
