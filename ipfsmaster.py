@@ -842,6 +842,10 @@ MESSAGES_ZH = {
     "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
         "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
     "The worker could not be started.": "无法启动后台进程。",
+    "A replication factor needs an IPFS Cluster (--cluster-api).": "副本数需要 IPFS Cluster（--cluster-api）。",
+    "{name} must be -1 (every peer) or a whole number from 1 to 1000.":
+        "{name} 必须是 -1（所有节点）或 1 到 1000 之间的整数。",
+    "replication_min cannot be more than replication_max.": "replication_min 不能大于 replication_max。",
     NO_CLUSTER: "未设置 IPFS Cluster（--cluster-api 或 IPFSMASTER_CLUSTER_API）。",
     "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
 }
@@ -1652,9 +1656,30 @@ def no_valid_cid(summary):
                      extra=summary, invalid=summary["invalid"], line=summary["invalid_lines"][0])
 
 
+# What a pin_add takes besides its CIDs (each may be None: not given).
+PIN_OPTIONS = ("timeout_s", "replication_min", "replication_max")
+
+
+def replication(settings, options):
+    """The replication_min/max a pin_add was given, checked; {} if none."""
+    given = {name: options.get(name) for name in ("replication_min", "replication_max")
+             if options.get(name) not in (None, "")}
+    if given and not settings.cluster_api:
+        raise HTTPError(400, "A replication factor needs an IPFS Cluster (--cluster-api).")
+    for name, value in given.items():
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,4}", value.strip()):
+            value = given[name] = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or 1 <= value <= 1000):
+            raise HTTPError(400, "{name} must be -1 (every peer) or a whole number from 1 to 1000.", name=name)
+    low, high = given.get("replication_min"), given.get("replication_max")
+    if low is not None and high is not None and high != -1 and (low == -1 or low > high):
+        raise HTTPError(400, "replication_min cannot be more than replication_max.")
+    return given
+
+
 def start_pin_add(settings, conn, fill):
-    """Spool a pin list that ``fill(writer)`` writes (returning the per-CID
-    timeout it was given, or None), then start its pin_add task.
+    """Spool a pin list that ``fill(writer)`` writes (returning the options
+    it was given, see PIN_OPTIONS, or None), then start its pin_add task.
 
     Returns (task id, {"valid", "invalid", "invalid_lines"}); HTTPError 400
     when no line holds a CID, before any task exists.
@@ -1662,12 +1687,14 @@ def start_pin_add(settings, conn, fill):
     tasks_pins = pin_tasks()
     token, writer = tasks_pins.new_pin_list(settings)
     try:
-        timeout_s = pin_timeout(fill(writer))
+        options = fill(writer) or {}
+        timeout_s = pin_timeout(options.get("timeout_s"))
+        factors = replication(settings, options)
         writer.close()
         summary = writer.summary()
         if not summary["valid"]:
             raise no_valid_cid(summary)
-        params = dict(summary, ipfs_api=settings.ipfs_api, pin_list=token, timeout_s=timeout_s)
+        params = dict(summary, pin_list=token, timeout_s=timeout_s, **settings.sync_params(), **factors)
         return start_task(settings, conn, "pin_add", params), summary
     except BaseException:
         writer.out.close()
@@ -1694,7 +1721,7 @@ def handle_pins_add(req):
         writer.name = pin_name(data.get("name"))
         for cid in cids:
             writer.add_line(cid)
-        return data.get("timeout_s")
+        return {option: data.get(option) for option in PIN_OPTIONS}
 
     def from_text(writer):
         writer.name = pin_name(req.arg("name") or None)
@@ -1705,10 +1732,10 @@ def handle_pins_add(req):
                 raise HTTPError(400, "The upload is malformed or was cut short.")
             left -= len(data)
             writer.feed(data)
-        return req.arg("timeout_s")
+        return {option: req.arg(option) or None for option in PIN_OPTIONS}
 
     def from_multipart(writer):
-        fields, seen_file = {"name": None, "timeout_s": None}, False
+        fields, seen_file = dict.fromkeys(("name",) + PIN_OPTIONS), False
         for name, _filename, chunks in MultipartReader(stream, length, multipart_boundary(req.environ)).parts():
             if name == "file" and not seen_file:
                 seen_file = True
@@ -1722,7 +1749,7 @@ def handle_pins_add(req):
                 fields[name] = value.decode("utf-8", "replace").strip() or None
         if not seen_file:
             raise HTTPError(400, "Send the file as multipart/form-data in a field named file.")
-        return fields["timeout_s"]
+        return {option: fields[option] for option in PIN_OPTIONS}
 
     fill = {"application/json": from_json, "text/plain": from_text, "multipart/form-data": from_multipart}[kind]
     with task_errors():
@@ -1753,7 +1780,7 @@ def start_pin_remove(settings, conn, cids):
     summary = {"valid": len(valid), "invalid": len(invalid), "invalid_lines": invalid[:tasks_pins.MAX_INVALID_LINES]}
     if not valid:
         raise no_valid_cid(summary)
-    return start_task(settings, conn, "pin_remove", dict(summary, ipfs_api=settings.ipfs_api, cids=valid)), summary
+    return start_task(settings, conn, "pin_remove", dict(summary, cids=valid, **settings.sync_params())), summary
 
 
 def handle_node_gc(req):
@@ -2055,10 +2082,16 @@ def build_parser():
     pin_add.add_argument("-f", "--file", metavar="FILE", help="a list of CIDs, one a line")
     pin_add.add_argument("--name", help="the name of every CID whose line has none")
     pin_add.add_argument("--timeout", type=int, metavar="SECONDS", help="how long one CID may take (default 600)")
+    for bound in ("min", "max"):
+        pin_add.add_argument("--replication-" + bound, type=int, metavar="N",
+                             help="through an IPFS Cluster: the %s peers to pin on (-1: every peer)"
+                                  % {"min": "fewest", "max": "most"}[bound])
     add_task_flags(pin_add)
+    add_cluster_flags(pin_add)
     pin_rm = pin_commands.add_parser("rm", help="unpin CIDs", description="Unpin CIDs (a pin_remove task).")
     pin_rm.add_argument("cids", nargs="+", metavar="CID", help="CIDs to unpin")
     add_task_flags(pin_rm)
+    add_cluster_flags(pin_rm)
 
     gc = commands.add_parser("gc", help="collect the node's garbage",
                              description="Run the node's garbage collection (a repo_gc task); it cannot run"
@@ -2390,7 +2423,8 @@ def run_pin_command(args, settings, conn):
                     writer.feed(block)
         for cid in args.cids:
             writer.add_line(cid)
-        return args.timeout
+        return {"timeout_s": args.timeout, "replication_min": args.replication_min,
+                "replication_max": args.replication_max}
 
     try:
         return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill))

@@ -18,7 +18,9 @@ import time
 
 import ipfsmaster
 from ipfsmaster import connect, transaction
-from worker import IPFSError, TaskStopped, pin_size, store_pin
+from urllib.parse import quote
+
+from worker import IPFSError, TaskStopped, cluster_pin_rows, pin_size, record_cluster_status, store_pin
 
 MAX_ERROR_DETAILS = 10
 MAX_INVALID_LINES = 100      # line numbers of lines that are not CIDs kept in a result
@@ -370,6 +372,9 @@ def add_pins(ctx):
                     yield cid, name
 
     client = ctx.client(timeout=timeout_s + 30.0)
+    if ctx.cluster_api:
+        return run_pin_task(ctx, source, int(params.get("valid", 0)),
+                            cluster_pinner(ctx, client, timeout_s), "Pinning through the cluster")
 
     def pin(conn, cid, name):
         args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
@@ -397,6 +402,52 @@ def add_pins(ctx):
     return run_pin_task(ctx, source, int(params.get("valid", 0)), pin, "Pinning")
 
 
+CLUSTER_POLL_S = 0.5
+
+
+def cluster_pinner(ctx, client, timeout_s):
+    """Pin through IPFS Cluster: the cluster places each pin (with the
+    task's replication factors, if given), and the task follows it until
+    every peer it is allocated to has pinned it, one fails it, or the
+    timeout runs out. ``client`` is the local Kubo, for the pin's size."""
+    cluster = ctx.cluster_client()
+    factors = [(option.replace("_", "-"), ctx.params[option])
+               for option in ("replication_min", "replication_max") if ctx.params.get(option) is not None]
+
+    def pin(conn, cid, name):
+        path = "pins/" + quote(cid, safe="")
+        ctx.result["current"] = {"cid": cid, "pinned": 0, "wanted": None}
+        deadline = time.monotonic() + timeout_s
+        try:
+            with ctx.interruptible(cluster):
+                cluster.call(path, factors + ([("name", name)] if name else []), method="POST")
+                while True:
+                    info = cluster.call(path, method="GET")
+                    _, statuses, (_, wanted, pinned, in_error) = cluster_pin_rows(info)
+                    ctx.result["current"] = {"cid": cid, "pinned": pinned, "wanted": wanted}
+                    if pinned >= wanted or in_error or time.monotonic() > deadline:
+                        break
+                    ctx.check()
+                    time.sleep(CLUSTER_POLL_S)
+        except IPFSError as exc:
+            if ctx.stopping:
+                raise TaskStopped(ctx.stop_reason)
+            if exc.transient:
+                raise
+            return plain_error(exc)
+        size = pin_size(client, cid)    # the local Kubo may not be one of the peers that have it
+        store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))
+        record_cluster_status(conn, info)
+        if in_error:
+            return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])
+                             for row in statuses if row[3] in ("pin_error", "cluster_error", "error"))
+        if pinned < wanted:
+            return "timed out after %d s: pinned on %d of %d peers" % (timeout_s, pinned, wanted)
+        return None
+
+    return pin
+
+
 def plain_error(exc):
     """The node's own sentence: "IPFS pin/add failed: X" -> X."""
     return re.sub(r"^IPFS \S+ failed: |^the IPFS node reported an error mid-stream: ", "", str(exc))
@@ -409,17 +460,23 @@ def plain_error(exc):
 def remove_pins(ctx):
     """Unpin each CID given; the catalogue loses each as the node does."""
     cids = [str(cid) for cid in ctx.params.get("cids", [])]
-    client = ctx.client()
+    # Through a cluster, the cluster unpins it on every peer.
+    client = ctx.cluster_client() if ctx.cluster_api else ctx.client()
 
     def unpin(conn, cid, name):
         try:
-            client.call("pin/rm", [("arg", cid)])
+            if ctx.cluster_api:
+                client.call("pins/" + quote(cid, safe=""), method="DELETE")
+            else:
+                client.call("pin/rm", [("arg", cid)])
         except IPFSError as exc:
             if exc.transient:
                 raise
             return plain_error(exc)
         with transaction(conn):
             conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
+            conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
+            conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
         return None
 
     ctx.result = {"invalid": int(ctx.params.get("invalid", 0)),

@@ -196,7 +196,7 @@ class IPFSClient:
         if status in (401, 403):
             return IPFSError("the %s at %s refused %s: access denied (check %s)"
                              % (self.SERVICE, self.api_url, command, self.AUTH_VARIABLE))
-        if status in (404, 405):
+        if status in (404, 405) and not message:
             return IPFSError("the %s at %s does not know %s (HTTP %d): is it %s?"
                              % (self.SERVICE, self.api_url, command, status, self.KIND))
         transient = status in (502, 503, 504) or (status >= 500 and not message)

@@ -143,3 +143,59 @@ def test_a_cluster_that_cannot_be_reached_fails_the_sync_clearly(make_live_serve
     task = server.sync()
     assert task["status"] == "failed"
     assert task["error_message"] == "cannot reach the IPFS Cluster API at %s: connection refused" % dead
+
+
+def test_pinning_through_the_console_places_each_pin_on_both_peers(cluster, cluster_console):
+    data = b"pinned through the console, twice"
+    cid = cluster.add_everywhere(data)
+    r = cluster_console.request("POST", "/pins/add", body=json.dumps(
+        {"cids": [cid], "name": "两份 copy", "replication_min": 2, "replication_max": 2}).encode(),
+        headers={"Content-Type": "application/json"})
+    assert r.status == 202, r.body
+    task = cluster_console.wait_for_task(r.json["taskId"], timeout=120)
+    assert task["status"] == "completed" and task["result"]["done"] == 1, (task, cluster_console.log(task["id"]))
+    assert task["params"]["replication_min"] == task["params"]["replication_max"] == 2
+    assert cluster.status(cid) == {"peer-0": "pinned", "peer-1": "pinned"}
+    info = cluster.peers[0].json("GET", "/allocations/%s" % cid)
+    assert info["replication_factor_min"] == info["replication_factor_max"] == 2 and info["name"] == "两份 copy"
+    pins = catalogue(cluster_console.db_path)
+    assert pins[cid][1] == "两份 copy" and pins[cid][2] == len(data) + 8  # a small file's CumulativeSize
+    shown = cluster_console.request("GET", "/api/pins?q=%s" % cid).json["pins"]
+    assert shown[0]["peers"] == {"pinned": 2} and shown[0]["replication_wanted"] == 2
+
+
+def test_unpinning_through_the_command_line_removes_the_pin_from_the_cluster(cluster, cluster_console):
+    cid = pin_through_cluster(cluster, b"to be unpinned through the cluster")
+    assert cluster_console.sync()["status"] == "completed"
+    env = dict(os.environ, IPFSMASTER_CLUSTER_AUTH=SECRET)
+    out = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "pin", "rm", cid, "--wait",
+                          "--db", cluster_console.db_path, "--ipfs-api", cluster.kubos[0].api_url,
+                          "--cluster-api", cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert cid not in catalogue(cluster_console.db_path)
+    assert cid not in cluster_pins(cluster)
+    cluster.wait_for(lambda: cid not in cluster.kubos[1].pin_ls(type="recursive"), "peer-1's Kubo to unpin it")
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"cids": ["QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"], "replication_min": 2},
+     "A replication factor needs an IPFS Cluster (--cluster-api)."),
+])
+def test_a_replication_factor_needs_a_cluster(client, body, error):
+    r = client.post("/pins/add", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.json["error"] == error
+
+
+@pytest.mark.parametrize("factors", [{"replication_min": 0}, {"replication_max": "two"}, {"replication_min": True},
+                                     {"replication_min": 3, "replication_max": 2}, {"replication_min": -1,
+                                                                                    "replication_max": 2},
+                                     {"replication_max": 100000}])
+def test_it_rejects_bad_replication_factors(settings, factors):
+    from support import Client
+    settings.cluster_api = "http://127.0.0.1:9"
+    client = Client(ipfsmaster.App(settings))
+    body = dict(factors, cids=["QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"])
+    r = client.post("/pins/add", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    assert r.status == 400 and "replication" in r.json["error"], r.json
+    assert client.get("/api/tasks").json["total"] == 0
