@@ -1388,7 +1388,8 @@ def handle_task_status(req):
 def handle_info(req):
     """What the pages need to know about this console: its limits, version, task types and a set gateway."""
     return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled,
-                          "version": version(), "task_types": task_type_info(), "gateway": req.settings.gateway})
+                          "version": version(), "task_types": task_type_info(), "gateway": req.settings.gateway,
+                          "cluster": bool(req.settings.cluster_api)})
 
 
 PIN_SORTS = {

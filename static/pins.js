@@ -14,6 +14,7 @@ const SORTS = ["name", "-name", "size", "-size", "synced", "-synced", "cid", "-c
 // A first click sorts names and CIDs A to Z, sizes and times largest or newest first.
 const FIRST_DIRECTION = { cid: "cid", name: "name", size: "-size", synced: "-synced" };
 const SEARCH_DELAY_MS = 300;
+const FILTERS = ["error", "under-replicated"];
 const TABLE_REFRESH_MS = 3000;
 const NODE_REFRESH_MS = 5000;
 
@@ -177,6 +178,7 @@ async function startGc() {
 
 const catalogue = {
   q: "",
+  status: "",
   sort: "-synced",
   offset: 0,
   pins: null,
@@ -189,6 +191,7 @@ let catalogueRequest = 0;
 function readLocation() {
   const params = new URLSearchParams(window.location.search);
   catalogue.q = (params.get("q") || "").trim();
+  catalogue.status = FILTERS.includes(params.get("status")) ? params.get("status") : "";
   catalogue.sort = SORTS.includes(params.get("sort")) ? params.get("sort") : "-synced";
   const page = parseInt(params.get("page"), 10);
   catalogue.offset = page > 1 ? (page - 1) * PAGE_SIZE : 0;
@@ -198,6 +201,7 @@ function writeLocation() {
   const page = catalogue.offset / PAGE_SIZE + 1;
   const url = withQuery(window.location.pathname, {
     q: catalogue.q,
+    status: catalogue.status,
     sort: catalogue.sort === "-synced" ? "" : catalogue.sort,
     page: page > 1 ? page : "",
   });
@@ -208,7 +212,7 @@ function writeLocation() {
 async function loadPins() {
   const request = ++catalogueRequest;
   const url = withQuery("/api/pins", {
-    q: catalogue.q, sort: catalogue.sort, limit: PAGE_SIZE, offset: catalogue.offset,
+    q: catalogue.q, status: catalogue.status, sort: catalogue.sort, limit: PAGE_SIZE, offset: catalogue.offset,
   });
   try {
     const data = await getJSON(url);
@@ -240,6 +244,59 @@ function renderSummary() {
     ? el("a", { href: `/tasks?id=${last.id}`, title: formatTime(last.completed_at) },
       t("summary.lastSyncValue", { id: last.id, ago: formatAgo(last.completed_at) }))
     : t("summary.never"));
+  renderCluster(summary.cluster);
+}
+
+// ---------------------------------------------------------------------------
+// IPFS Cluster: its peers, the pins in error, recovery
+// ---------------------------------------------------------------------------
+
+const recoverPanel = new TaskPanel(document.getElementById("recover-task"), { onEnd: () => loadPins() });
+
+/** The cluster card and filter, shown while the catalogue is a cluster's. Everything the cluster says is text. */
+function renderCluster(cluster) {
+  $("#cluster-card").hidden = !cluster;
+  $("#pin-filter").hidden = !cluster && !catalogue.status;
+  $("#col-replication").hidden = !cluster;
+  if (!cluster) return;
+  $("#cluster-counts").textContent = t("cluster.counts", {
+    peers: formatNumber(cluster.peers.length), errors: formatNumber(cluster.pins_in_error),
+    under: formatNumber(cluster.under_replicated),
+  });
+  fill($("#cluster-peers"), cluster.peers.map((peer) => el("li", { "data-key": `peer-${peer.id}` },
+    el("span", { class: peer.error ? "badge badge-failed" : "badge badge-completed" }, peer.error ? t("cluster.peerError")
+      : t("cluster.peerOk")),
+    " ", el("strong", {}, peer.name || peer.id), " ", el("code", { class: "muted", title: peer.id }, peer.id),
+    peer.version ? el("span", { class: "muted" }, ` · ${peer.version}`) : null,
+    peer.error ? el("span", { class: "error-text" }, ` · ${peer.error}`) : null)));
+  $("#recover-button").disabled = !cluster.pins_in_error;
+}
+
+async function startRecovery() {
+  $("#recover-button").disabled = true;
+  try {
+    const answer = await postJSON("/pins/recover");
+    toast(t("cluster.recoverStarted", { id: answer.taskId }));
+    recoverPanel.watch(answer.taskId);
+  } catch (error) {
+    toast(error.message, "error");
+    $("#recover-button").disabled = false;
+  }
+}
+
+/** A pin's replication across the cluster: pinned of wanted peers, the other states, each failing peer's sentence. */
+function replicationView(pin) {
+  const peers = pin.peers || {};
+  const pinned = peers.pinned || 0;
+  const wanted = pin.replication_wanted || 0;
+  const states = ["pinning", "queued", "error", "unpinning"].filter((state) => peers[state])
+    .map((state) => t(`cluster.state.${state}`, { n: peers[state] }));
+  return el("div", { class: "replication" },
+    el("span", { class: pinned >= wanted && !peers.error ? "badge badge-completed" : "badge badge-failed" },
+      t("cluster.pinned", { pinned, wanted })),
+    states.length ? el("span", { class: "muted" }, ` ${states.join(" · ")}`) : null,
+    (pin.peer_errors || []).map((error) => el("div", { class: "error-text peer-error" },
+      `${error.peer || ""}: ${error.error || error.status}`)));
 }
 
 function pinRow(pin) {
@@ -264,6 +321,8 @@ function pinRow(pin) {
         ? el("span", { class: "muted" }, t("dash"))
         : el("span", { title: `${formatNumber(pin.size)} B` }, formatBytes(pin.size))),
     el("td", { "data-label": t("col.synced") }, timeElement(pin.synced_at)),
+    catalogue.summary && catalogue.summary.cluster
+      ? el("td", { class: "cell-replication", "data-label": t("col.replication") }, replicationView(pin)) : null,
     el("td", { "data-label": t("col.gateway") }, gatewayLink(pin.cid, gateway()) || el("span", { class: "muted" },
       t("dash"))));
 }
@@ -343,14 +402,19 @@ function setupPinForm() {
     const file = $("#pin-file").files[0];
     const name = $("#pin-name").value.trim();
     const timeout = $("#pin-timeout").value.trim();
+    const factors = {
+      replication_min: $("#pin-replication-min").value.trim(), replication_max: $("#pin-replication-max").value.trim(),
+    };
     let body;
     if (file) {
       body = new FormData();
       if (name) body.append("name", name);
       if (timeout) body.append("timeout_s", timeout);
+      for (const [key, value] of Object.entries(factors)) if (value) body.append(key, value);
       body.append("file", file, file.name);
     } else if (text.trim()) {
       body = { cids: text.split(/\r?\n/), name: name || undefined, timeout_s: timeout ? Number(timeout) : undefined };
+      for (const [key, value] of Object.entries(factors)) if (value) body[key] = Number(value);
     } else {
       toast(t("pinadd.needInput"), "error");
       return;
@@ -406,6 +470,14 @@ function renderPins() {
 }
 
 function setupCatalogue() {
+  const filter = $("#pin-filter");
+  filter.value = catalogue.status;
+  filter.addEventListener("change", () => {
+    catalogue.status = filter.value;
+    catalogue.offset = 0;
+    writeLocation();
+    loadPins();
+  });
   let searchTimer = null;
   const search = $("#pin-search");
   search.value = catalogue.q;
@@ -807,7 +879,7 @@ function renderAll() {
   renderSync();
   renderChosen();
   for (const upload of uploads) renderUpload(upload);
-  for (const panel of [pinPanel, unpinPanel, gcPanel]) panel.render();
+  for (const panel of [pinPanel, unpinPanel, gcPanel, recoverPanel]) panel.render();
 }
 
 initPage("title.pins");
@@ -819,12 +891,14 @@ setupPinForm();
 setupNotifyToggle($("#notify-toggle"));
 $("#sync-button").addEventListener("click", startSync);
 $("#gc-button").addEventListener("click", startGc);
+$("#recover-button").addEventListener("click", startRecovery);
 onLanguageChange(renderAll);
 renderAll();
 loadPins();
 followActiveSync();
 loadSiteInfo().then((info) => {
   node.gateway = info.gateway ? info.gateway.replace(/\/+$/, "") : null;
+  $("#replication-fields").hidden = !info.cluster;
 });
 // The overview refreshes while the page is visible (the poller slows down while it is hidden).
 new Poller(loadNode, { interval: NODE_REFRESH_MS, hiddenInterval: 60000, maxInterval: 300000 }).start();
