@@ -238,6 +238,12 @@ def test_the_archive_alone_does_everything_the_checkout_does(which, oldest_and_n
         assert server.wait_for_task(retried, timeout=15)["status"] == "cancelled"
         assert cli_ok(server, "reap").startswith("Marked ")
         assert cli_ok(server, "cleanup").startswith("Removed 0 ")
+        extra = ipfs_node.add(b"pinned and unpinned by the bundled command line, %d.%d" % (major, minor), pin=False)
+        assert server.cli("pin", "add", extra, "--wait").returncode == 0
+        assert ipfs_node.pin_ls(type="recursive").get(extra) == "recursive"
+        assert server.cli("pin", "rm", extra, "--wait").returncode == 0
+        assert extra not in ipfs_node.pin_ls(type="recursive")
+        assert json.loads(cli_ok(server, "node", "--json"))["agent_version"] == "kubo/0.43.1"
         assert server.cli("show", "999").returncode == 4
         assert "usage: ipfsmaster.pyz" in cli_ok(server, "--help")
         assert server.cli("bundle", "-o", "again.pyz").returncode == 2  # it is the bundle already
