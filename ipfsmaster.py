@@ -826,6 +826,8 @@ MESSAGES_ZH = {
     "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
     "The request body is too large.": "请求体过大。",
     "Cross-site requests are not allowed.": "不允许跨站请求。",
+    "This console answers only at its own address, such as http://127.0.0.1, not at {host}.":
+        "此控制台只在它自己的地址（例如 http://127.0.0.1）上应答，不在 {host} 上应答。",
     "The Content-Length header is not a valid size.": "Content-Length 请求头不是有效的大小。",
     "The request line is too long.": "请求行过长。",
     "The request headers are too large.": "请求头过大。",
@@ -886,7 +888,8 @@ STATUS_LINES = {
     200: "200 OK", 202: "202 Accepted", 303: "303 See Other", 400: "400 Bad Request", 401: "401 Unauthorized",
     403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
     411: "411 Length Required", 413: "413 Payload Too Large", 415: "415 Unsupported Media Type",
-    429: "429 Too Many Requests", 500: "500 Internal Server Error", 502: "502 Bad Gateway",
+    421: "421 Misdirected Request", 429: "429 Too Many Requests", 500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
 }
 
 
@@ -1106,6 +1109,30 @@ def error_response(error, lang):
     data = {"success": False, "error": translate(error.template, lang, **error.values)}
     data.update(error.extra)
     return json_response(data, error.status, error.headers)
+
+
+def host_name(host):
+    """The name or address in a Host header, without its port or brackets, lowercased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def check_host(environ, settings):
+    """Without a password, answer only to a loopback name or the address we
+    listen on: a page whose own name was rebound to 127.0.0.1 (DNS rebinding)
+    reaches us with its name in Host, and must get nothing."""
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        return  # HTTP/1.0 without Host: not a browser, which always sends it
+    name = host_name(host)
+    if is_loopback(name) or name == host_name(settings.host):
+        return
+    raise HTTPError(421, "This console answers only at its own address, such as http://127.0.0.1, not at {host}.",
+                    host=host[:100])
 
 
 def check_same_origin(environ):
@@ -1892,6 +1919,8 @@ class App:
     def __call__(self, environ, start_response):
         req = Request(environ, self.settings, self.auth, self.pool)
         try:
+            if not self.auth.enabled:
+                check_host(environ, self.settings)
             handler = route(req.method, req.path)
             if req.method == "POST":
                 check_same_origin(environ)

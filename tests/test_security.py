@@ -177,3 +177,39 @@ def test_url_credentials_become_basic_auth():
 def test_settings_never_show_secrets():
     text = repr(ipfsmaster.Settings(password="hunter2", ipfs_auth="bearer:abc"))
     assert "hunter2" not in text and "abc" not in text
+
+
+# DNS rebinding --------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:8080", "127.0.0.2",
+                                  "localhost.:8080"])
+def test_without_a_password_loopback_hosts_are_answered(client, host):
+    assert client.get("/api/tasks", headers={"Host": host}).status == 200
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/api/pins"), ("GET", "/tasks/log?id=1"), ("GET", "/pins"),
+                                         ("POST", "/pins/sync"), ("GET", "/static/app.css")])
+def test_it_rejects_a_rebound_host_without_a_password(client, db, method, path):
+    """A page on evil.example whose name now resolves to 127.0.0.1 reads nothing and starts nothing."""
+    r = client.request(method, path, headers={"Host": "evil.example:8080", "Origin": "http://evil.example:8080"})
+    assert r.status == 421 and r.json["success"] is False and "evil.example" in r.json["error"]
+    assert db.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 0
+
+
+def test_the_rebinding_refusal_speaks_chinese(client):
+    r = client.get("/api/pins", headers={"Host": "evil.example", "Accept-Language": "zh-CN"})
+    assert r.status == 421 and r.json["error"] == ipfsmaster.MESSAGES_ZH[
+        "This console answers only at its own address, such as http://127.0.0.1, not at {host}."].format(
+        host="evil.example")
+
+
+def test_the_address_it_was_started_with_is_answered(settings):
+    settings.host = "myhost.internal"
+    assert Client(ipfsmaster.App(settings)).get("/api/tasks", headers={"Host": "MyHost.internal:8080"}).status == 200
+
+
+def test_with_a_password_any_host_reaches_the_login(locked):
+    """Behind a proxy the Host is the public name; the password guards the console."""
+    assert locked.get("/api/tasks", headers={"Host": "console.example"}).status == 401
+    assert locked.get("/api/tasks", headers={"Host": "console.example",
+                                             "Authorization": "Bearer " + PASSWORD}).status == 200
