@@ -79,7 +79,22 @@ DEFAULTS = {
     "cluster_api": None,
     "cluster_auth": None,
     "gateway": None,
+    "trust_proxy": False,
 }
+
+
+def yes_or_no(raw):
+    """An on/off setting from the environment: 1/yes/true/on or 0/no/false/off."""
+    value = raw.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(raw)
+
+
+# What each kind of environment value must be, as an error message says it.
+KIND_NAMES = {int: "a whole number", str: "text", yes_or_no: "yes or no"}
 
 # Setting name -> (environment variable, type).
 ENVIRONMENT = {
@@ -97,6 +112,7 @@ ENVIRONMENT = {
     "cluster_api": ("IPFSMASTER_CLUSTER_API", str),
     "cluster_auth": ("IPFSMASTER_CLUSTER_AUTH", str),
     "gateway": ("IPFSMASTER_GATEWAY", str),
+    "trust_proxy": ("IPFSMASTER_TRUST_PROXY", yes_or_no),
 }
 
 
@@ -126,7 +142,7 @@ class Settings:
                 try:
                     values[name] = kind(raw)
                 except ValueError:
-                    raise SystemExit("%s must be %s, not %r" % (variable, "a whole number" if kind is int else "text", raw))
+                    raise SystemExit("%s must be %s, not %r" % (variable, KIND_NAMES[kind], raw))
         values.update((name, value) for name, value in flags.items() if value is not None)
         return cls(**values)
 
@@ -932,6 +948,7 @@ class Request:
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         self.lang = pick_language(environ)
+        self.client = client_address(environ, settings.trust_proxy)
         self._db = None
 
     def arg(self, name, default=""):
@@ -1189,8 +1206,10 @@ class Authenticator:
     console. With one, a request needs a session cookie from the login form
     or ``Authorization: Bearer <password>``. The password is kept only as a
     keyed hash and compared in constant time; session tokens are random,
-    kept server-side (as hashes) and expire; failed logins are limited per
-    client address.
+    kept server-side (as hashes) and expire; failed passwords, from the
+    login form or a bearer header alike, are limited per client address.
+    A lock-out ends FAILURE_WINDOW seconds after it began and never touches
+    a valid session, so nobody can lock the owner out for good.
     """
 
     SESSION_SECONDS = 12 * 3600
@@ -1239,15 +1258,36 @@ class Authenticator:
                 expiry = None
         return expiry is not None
 
-    def allows(self, environ):
-        """True if the request carries a valid session cookie or bearer password."""
+    def allows(self, environ, address):
+        """True if the request carries a valid session cookie or bearer password.
+
+        A wrong bearer password counts as a failed login from ``address``,
+        and while that address is locked out a bearer password is not even
+        compared (429).
+        """
         if not self.enabled:
             return True
-        scheme, _, credential = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() == "bearer" and credential and self.check_password(credential.strip()):
-            return True
         token = cookie_value(environ, SESSION_COOKIE)
-        return bool(token) and self.session_valid(token)
+        if token and self.session_valid(token):
+            return True
+        scheme, _, credential = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and credential.strip():
+            return self.try_password(address, credential.strip())
+        return False
+
+    def try_password(self, address, given):
+        """Check a password from ``address``: 429 while it is locked out; a
+        failure counts towards the lock-out, a success forgets the failures."""
+        wait = self.seconds_until_allowed(address)
+        if wait:
+            raise HTTPError(429, "Too many failed logins. Try again in {seconds} seconds.",
+                            headers=[("Retry-After", str(wait))], seconds=wait)
+        if not self.check_password(given):
+            self.record_failure(address)
+            return False
+        with self._lock:
+            self._failures.pop(address, None)
+        return True
 
     def seconds_until_allowed(self, address):
         """0 if this address may try a password now, else how long to wait."""
@@ -1260,10 +1300,35 @@ class Authenticator:
             return int(recent[0] + self.FAILURE_WINDOW - now) + 1
 
     def record_failure(self, address):
+        now = time.monotonic()
         with self._lock:
             if len(self._failures) > 10000:
-                self._failures.clear()
-            self._failures.setdefault(address, []).append(time.monotonic())
+                self._failures = {key: times for key, times in self._failures.items()
+                                  if times and times[-1] > now - self.FAILURE_WINDOW}
+                if len(self._failures) > 10000:
+                    self._failures.clear()
+            self._failures.setdefault(address, []).append(now)
+
+
+def client_address(environ, trust_proxy):
+    """Who is asking, as the login rate limit counts them.
+
+    Behind a reverse proxy every request comes from the proxy; with
+    ``trust_proxy`` the address the proxy appended to X-Forwarded-For (the
+    last one: the client can write anything before it) is used instead. An
+    IPv6 client is counted by its /64, the block one machine usually has.
+    """
+    address = environ.get("REMOTE_ADDR", "")
+    if trust_proxy:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        address = forwarded or address
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address[:100]
+    if ip.version == 6 and not ip.ipv4_mapped:
+        return str(ipaddress.ip_network("%s/64" % ip, strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 def cookie_value(environ, name):
@@ -1351,13 +1416,7 @@ def handle_login(req):
     form = req.form()
     target = safe_next(form.get("next", "/pins"))
     wants_json = "application/json" in req.environ.get("HTTP_ACCEPT", "")
-    address = req.environ.get("REMOTE_ADDR", "")
-    wait = req.auth.seconds_until_allowed(address)
-    if wait:
-        raise HTTPError(429, "Too many failed logins. Try again in {seconds} seconds.",
-                        headers=[("Retry-After", str(wait))], seconds=wait)
-    if not req.auth.check_password(form.get("password", "")):
-        req.auth.record_failure(address)
+    if not req.auth.try_password(req.client, form.get("password", "")):
         if wants_json or not req.auth.enabled:
             raise HTTPError(401, "Wrong password.")
         return redirect("/login?error=1&next=" + quote(target, safe="/"))
@@ -1924,7 +1983,8 @@ class App:
             handler = route(req.method, req.path)
             if req.method == "POST":
                 check_same_origin(environ)
-            if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/") or self.auth.allows(environ)):
+            if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
+                    or self.auth.allows(environ, req.client)):
                 if req.path in PAGE_PATHS:
                     raise Redirect("/login?next=" + quote(req.path, safe="/"))
                 raise HTTPError(401, "Log in first: this console needs a password.",
@@ -2219,6 +2279,9 @@ def add_serve_flags(parser):
                         help="credentials for the node's RPC API, as in Kubo's API.Authorizations:"
                              " basic:USER:PASSWORD or bearer:TOKEN (env IPFSMASTER_IPFS_AUTH)")
     add_cluster_flags(parser)
+    parser.add_argument("--trust-proxy", action="store_true", default=None,
+                        help="count failed logins by the address a reverse proxy puts in X-Forwarded-For"
+                             " (env IPFSMASTER_TRUST_PROXY=1); only behind a proxy that sets it")
     parser.add_argument("--max-upload-bytes", type=int,
                         help="largest file accepted by /files/upload (env IPFSMASTER_MAX_UPLOAD_BYTES; default 4 GiB)")
     parser.add_argument("--gateway", metavar="URL",

@@ -213,3 +213,79 @@ def test_with_a_password_any_host_reaches_the_login(locked):
     assert locked.get("/api/tasks", headers={"Host": "console.example"}).status == 401
     assert locked.get("/api/tasks", headers={"Host": "console.example",
                                              "Authorization": "Bearer " + PASSWORD}).status == 200
+
+
+# Guessing the password ------------------------------------------------------
+
+def bearer(client, password, **headers):
+    return client.get("/api/tasks", headers=dict({"Authorization": "Bearer " + password}, **headers))
+
+
+def test_wrong_bearer_passwords_count_towards_the_lock_out(locked):
+    token = session_cookie(login(locked))
+    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+        assert bearer(locked, "guess").status == 401
+    r = bearer(locked, PASSWORD)  # even the right password must wait
+    assert r.status == 429 and int(r.header("Retry-After")) > 0 and r.json["success"] is False
+    assert login(locked).status == 429
+    # The owner's session is never locked out, nor another address.
+    assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token}).status == 200
+    assert bearer(locked, PASSWORD, REMOTE_ADDR="127.0.0.2").status == 200
+
+
+def test_a_lock_out_ends_and_a_right_password_forgets_the_failures(locked, monkeypatch):
+    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+        bearer(locked, "guess")
+    real = ipfsmaster.time.monotonic
+    monkeypatch.setattr(ipfsmaster.time, "monotonic", lambda: real() + ipfsmaster.Authenticator.FAILURE_WINDOW + 1)
+    assert bearer(locked, PASSWORD).status == 200
+    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES - 1):
+        bearer(locked, "guess")
+    assert bearer(locked, PASSWORD).status == 200
+    bearer(locked, "guess")
+    assert bearer(locked, PASSWORD).status == 200   # the earlier failures were forgotten
+
+
+def test_without_trust_in_a_proxy_x_forwarded_for_is_ignored(locked):
+    for number in range(ipfsmaster.Authenticator.MAX_FAILURES):
+        bearer(locked, "guess", X_Forwarded_For="198.51.100.%d" % number)
+    assert bearer(locked, PASSWORD, X_Forwarded_For="198.51.100.77").status == 429
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_lock_out(settings):
+    settings.password, settings.trust_proxy = PASSWORD, True
+    proxied = Client(ipfsmaster.App(settings))
+    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+        # What the client wrote itself comes first; the proxy appends the address it saw.
+        bearer(proxied, "guess", X_Forwarded_For="192.0.2.1, 203.0.113.5")
+    assert bearer(proxied, PASSWORD, X_Forwarded_For="203.0.113.5").status == 429
+    assert bearer(proxied, PASSWORD, X_Forwarded_For="203.0.113.5, 203.0.113.6").status == 200
+    assert login(proxied, X_Forwarded_For="203.0.113.6").status == 303
+
+
+def test_an_ipv6_client_is_counted_by_its_64_block():
+    assert ipfsmaster.client_address({"REMOTE_ADDR": "2001:db8:1:2::1"}, False) == \
+        ipfsmaster.client_address({"REMOTE_ADDR": "2001:db8:1:2:ffff::9"}, False) == "2001:db8:1:2::/64"
+    assert ipfsmaster.client_address({"REMOTE_ADDR": "::ffff:192.0.2.7"}, False) == "192.0.2.7"
+    assert ipfsmaster.client_address({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "192.0.2.9"},
+                                     True) == "192.0.2.9"
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("yes", True), ("On", True), ("0", False), ("no", False)])
+def test_trusting_a_proxy_is_set_from_the_environment(raw, expected):
+    assert ipfsmaster.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": raw}).trust_proxy is expected
+    assert ipfsmaster.Settings.from_environment({}).trust_proxy is False
+
+
+def test_a_bad_trust_proxy_value_is_refused():
+    with pytest.raises(SystemExit, match="IPFSMASTER_TRUST_PROXY must be yes or no"):
+        ipfsmaster.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": "maybe"})
+
+
+def test_the_trust_proxy_flag(monkeypatch):
+    seen = []
+    monkeypatch.setattr(ipfsmaster, "serve", seen.append)
+    monkeypatch.delenv("IPFSMASTER_TRUST_PROXY", raising=False)
+    ipfsmaster.main(["--trust-proxy"])
+    ipfsmaster.main([])
+    assert [settings.trust_proxy for settings in seen] == [True, False]
