@@ -289,3 +289,26 @@ def test_the_trust_proxy_flag(monkeypatch):
     ipfsmaster.main(["--trust-proxy"])
     ipfsmaster.main([])
     assert [settings.trust_proxy for settings in seen] == [True, False]
+
+
+# Behind a reverse proxy -------------------------------------------------------
+
+def nginx_example():
+    readme = open(os.path.join(ipfsmaster.HERE, "README.md"), encoding="utf-8").read()
+    return re.search(r"\n( +)location / \{\n(.*?)\n\1\}", readme, re.S).group(2)
+
+
+def test_a_post_through_a_proxy_on_another_port_passes_the_same_origin_check(locked, monkeypatch):
+    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    headers = {"Authorization": "Bearer " + PASSWORD, "Origin": "https://console.example:8443"}
+    assert locked.post("/pins/sync", headers=dict(headers, Host="console.example:8443")).status == 202
+    # The port dropped on the way (nginx's $host) makes the same request look cross-site.
+    assert locked.post("/pins/sync", headers=dict(headers, Host="console.example")).status == 403
+
+
+def test_the_readmes_nginx_example_passes_host_with_its_port():
+    lines = [line.split("#")[0].split() for line in nginx_example().splitlines()]
+    host = [line for line in lines if line[:2] == ["proxy_set_header", "Host"]]
+    assert host in ([["proxy_set_header", "Host", "$http_host;"]],
+                    [["proxy_set_header", "Host", "$host:$server_port;"]])
+    assert ["proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for;"] in lines
