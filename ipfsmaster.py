@@ -563,15 +563,21 @@ def cancel_task(settings, conn, task_id):
 # Process handling: the server and the command line start workers detached,
 # check that they live and, when a cancel is ignored, stop them.
 
-WINDOWS_DETACH_FLAGS = (
-    getattr(subprocess, "DETACHED_PROCESS", 0x00000008)
-    | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x00000200)
-    | getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000))
+# os.name as the process functions see it; the tests fake other systems here.
+OS_NAME = os.name
+# Where Linux shows its processes; macOS and the BSDs have no /proc.
+PROC_DIR = "/proc"
+# How long a worker that ignores SIGTERM has before SIGKILL.
+KILL_AFTER_SECONDS = 3
+
+# DETACHED_PROCESS already means no console, so no window either.
+WINDOWS_DETACH_FLAGS = (getattr(subprocess, "DETACHED_PROCESS", 0x00000008)
+                        | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x00000200))
 
 
-def detach_options(os_name=os.name):
+def detach_options(os_name=None):
     """Popen options that detach a worker from the server and its terminal."""
-    if os_name == "nt":
+    if (os_name or OS_NAME) == "nt":
         return {"creationflags": WINDOWS_DETACH_FLAGS}
     return {"start_new_session": True}
 
@@ -603,20 +609,25 @@ def spawn_worker(settings, task_id):
     return proc.pid
 
 
+def has_proc():
+    return os.path.isdir(os.path.join(PROC_DIR, "self"))
+
+
 def process_alive(pid):
     """True if a process with this pid exists and has not exited."""
     if not pid or pid <= 0:
         return False
-    if os.name == "nt":
+    if OS_NAME == "nt":
         return _windows_process_alive(pid)
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            # The state follows the command name in parentheses; Z is a zombie.
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
+    if has_proc():
+        try:
+            with open(os.path.join(PROC_DIR, "%d" % pid, "stat"), "rb") as f:
+                # The state follows the command name in parentheses; Z is a zombie.
+                return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+        except FileNotFoundError:
+            return False
+        except (OSError, IndexError):
+            pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -626,22 +637,20 @@ def process_alive(pid):
     return True
 
 
-def is_task_worker(pid, task_id):
-    """True if ``pid`` is a live worker process for this task (pids are reused)."""
+def is_task_worker(pid, task_id, created_at=None, started_at=None):
+    """True if ``pid`` is a live worker process for this task: pids are
+    reused, and a forced cancel must never end someone else's process.
+
+    On POSIX the process's command line is a worker's for the task (see
+    is_worker_command); on Windows, which has no cheap way to read it, the process must have been
+    created between the task's ``created_at`` and ``started_at`` (when its
+    worker claimed it), which a process that took over the pid later was not.
+    """
     if not process_alive(pid):
         return False
-    if os.name == "nt":
-        return True  # no cheap command-line check; the heartbeat guards this case
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            argv = f.read().split(b"\0")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        out = subprocess.run(["ps", "-o", "args=", "-p", str(int(pid))], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, check=False).stdout
-        argv = out.split()
-    return is_worker_command(argv, task_id)
+    if OS_NAME == "nt":
+        return _windows_created_between(pid, created_at, started_at)
+    return is_worker_command(command_line(pid), task_id)
 
 
 def is_worker_command(argv, task_id):
@@ -653,15 +662,61 @@ def is_worker_command(argv, task_id):
     return any(arg == b"worker" and following == task for arg, following in zip(argv, argv[1:]))
 
 
-def terminate_process(pid):
-    """SIGTERM on POSIX, TerminateProcess on Windows."""
-    if os.name == "nt":
+def command_line(pid):
+    """A process's arguments as bytes ([] if it cannot be read): from /proc,
+    else from ``ps``."""
+    if has_proc():
+        try:
+            with open(os.path.join(PROC_DIR, "%d" % pid, "cmdline"), "rb") as f:
+                return f.read().split(b"\0")
+        except FileNotFoundError:
+            return []
+        except OSError:
+            pass
+    try:
+        out = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(int(pid))], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, check=False, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return out.split()
+
+
+def terminate_process(pid, task_id):
+    """End a task's worker that ignored its cancel: SIGTERM, then SIGKILL if
+    it is still there KILL_AFTER_SECONDS later; TerminateProcess on Windows."""
+    if OS_NAME == "nt":
         _windows_terminate(pid)
         return
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        pass
+        return
+    # Not a daemon: `ipfsmaster.py reap` waits for it before it exits.
+    threading.Thread(target=kill_if_still_there, args=(pid, task_id), name="kill-%d" % pid).start()
+
+
+def kill_if_still_there(pid, task_id):
+    deadline = time.monotonic() + KILL_AFTER_SECONDS
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return
+        time.sleep(0.05)
+    if is_task_worker(pid, task_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def sqlite_time(text):
+    """A timestamp as SQLite's datetime('now') writes it (UTC), in seconds since the epoch."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
+
+
+def _windows_created_between(pid, created_at, started_at):
+    created = _windows_process_created(pid)
+    if created is None or not created_at or not started_at:
+        return False
+    # The timestamps are whole seconds, cut down: a second of slack each way.
+    return sqlite_time(created_at) - 1 <= created <= sqlite_time(started_at) + 1
 
 
 def _windows_process_alive(pid):
@@ -673,6 +728,24 @@ def _windows_process_alive(pid):
     try:
         code = ctypes.c_ulong()
         return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _windows_process_created(pid):
+    """When a process was created, in seconds since the epoch, or None."""
+    import ctypes
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        # Each FILETIME counts 100 ns since 1601-01-01 UTC in 64 bits.
+        created, exited, kernel, user = (ctypes.c_ulonglong() for _ in range(4))
+        if not kernel32.GetProcessTimes(handle, ctypes.byref(created), ctypes.byref(exited),
+                                        ctypes.byref(kernel), ctypes.byref(user)):
+            return None
+        return created.value / 10 ** 7 - 11644473600
     finally:
         kernel32.CloseHandle(handle)
 
@@ -703,7 +776,7 @@ def mark_stale_tasks(conn, settings):
     stale = "-%d seconds" % settings.stale_seconds
     grace = "-%d seconds" % settings.cancel_grace_seconds
     rows = conn.execute(
-        "SELECT id, status, pid,"
+        "SELECT id, status, pid, created_at, started_at,"
         " COALESCE(heartbeat_at, started_at, created_at) < datetime('now', ?) AS silent,"
         " cancel_requested_at IS NOT NULL AND cancel_requested_at < datetime('now', ?) AS overdue"
         " FROM background_tasks WHERE status IN ('pending', 'running')", (stale, grace)).fetchall()
@@ -712,8 +785,8 @@ def mark_stale_tasks(conn, settings):
             if row["silent"] and finish_task(conn, row["id"], "failed", "pending", WORKER_NEVER_STARTED):
                 changed.append(row["id"])
         elif row["overdue"]:
-            if is_task_worker(row["pid"], row["id"]):
-                terminate_process(row["pid"])
+            if is_task_worker(row["pid"], row["id"], row["created_at"], row["started_at"]):
+                terminate_process(row["pid"], row["id"])
             if finish_task(conn, row["id"], "cancelled", "running", CANCEL_FORCED):
                 changed.append(row["id"])
         elif row["silent"] or not process_alive(row["pid"]):

@@ -1,6 +1,7 @@
 """Liveness, cancel, retry and cleanup, in-process on a temporary database."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -141,6 +142,147 @@ def test_it_recognises_a_workers_process(tmp_path):
         proc.kill()
         proc.wait()
     assert not ipfsmaster.is_task_worker(proc.pid, 41)
+
+
+def utc(seconds_ago):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - seconds_ago))
+
+
+def fake_worker(tmp_path, task_id, ignore_sigterm=False):
+    """A live process whose command line is a worker's for ``task_id``; it
+    says "ready" once its signal handling is in place."""
+    script = tmp_path / "worker.py"
+    script.write_text("import signal, sys, time\n"
+                      "if sys.argv[2] == 'stubborn': signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      "print('ready', flush=True)\n"
+                      "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script), str(task_id), "stubborn" if ignore_sigterm else "meek"],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def test_a_worker_that_ignores_sigterm_is_killed(db, settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(ipfsmaster, "KILL_AFTER_SECONDS", 0.3)
+    proc = fake_worker(tmp_path, 43, ignore_sigterm=True)
+    try:
+        insert(db, id=43, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
+        assert ipfsmaster.mark_stale_tasks(db, settings) == [43]
+        assert status_of(db, 43) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def no_proc(monkeypatch, tmp_path):
+    """A system without /proc, as macOS and the BSDs are."""
+    monkeypatch.setattr(ipfsmaster, "PROC_DIR", str(tmp_path / "no-proc"))
+
+
+def test_without_proc_a_live_worker_stays_running_until_it_dies(db, settings, tmp_path, no_proc):
+    proc = fake_worker(tmp_path, 44)
+    try:
+        insert(db, id=44, pid=proc.pid, heartbeat_age=0)
+        assert ipfsmaster.process_alive(proc.pid)
+        assert ipfsmaster.mark_stale_tasks(db, settings) == []
+        assert ipfsmaster.is_task_worker(proc.pid, 44)            # its command line, from ps
+        assert not ipfsmaster.is_task_worker(proc.pid, 45)
+        assert not ipfsmaster.is_task_worker(os.getpid(), 44)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not ipfsmaster.process_alive(proc.pid)
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [44]
+
+
+def test_without_proc_an_ignored_cancel_still_ends_the_worker(db, settings, tmp_path, no_proc):
+    proc = fake_worker(tmp_path, 46)
+    try:
+        insert(db, id=46, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
+        assert ipfsmaster.mark_stale_tasks(db, settings) == [46]
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+class FakeKernel32:
+    """The few kernel32 calls the Windows branches make, over a table of
+    processes: pid -> creation time (seconds since the epoch)."""
+
+    def __init__(self):
+        self.processes = {}
+        self.terminated = []
+        self.handles = 0
+
+    def OpenProcess(self, access, inherit, pid):
+        if pid not in self.processes:
+            return 0
+        self.handles += 1
+        return 100000 + pid
+
+    def CloseHandle(self, handle):
+        self.handles -= 1
+        return 1
+
+    def GetExitCodeProcess(self, handle, code):
+        code._obj.value = 259  # STILL_ACTIVE
+        return 1
+
+    def GetProcessTimes(self, handle, created, exited, kernel, user):
+        created._obj.value = int((self.processes[handle - 100000] + 11644473600) * 10 ** 7)
+        return 1
+
+    def TerminateProcess(self, handle, code):
+        self.terminated.append(handle - 100000)
+        return 1
+
+
+@pytest.fixture
+def windows(monkeypatch):
+    """Windows, as far as the process functions can tell."""
+    import ctypes
+    import types
+    kernel32 = FakeKernel32()
+    monkeypatch.setattr(ipfsmaster, "OS_NAME", "nt")
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=kernel32), raising=False)
+    return kernel32
+
+
+def test_on_windows_a_process_is_alive_while_it_is_there(windows):
+    windows.processes[500] = time.time()
+    assert ipfsmaster.process_alive(500) and not ipfsmaster.process_alive(501)
+    assert windows.handles == 0
+
+
+def test_on_windows_a_worker_is_known_by_when_it_was_created(windows):
+    created_at, started_at = utc(100), utc(99)
+    windows.processes[500] = time.time() - 99.5     # the worker: between the task's creation and start
+    windows.processes[501] = time.time() - 10       # a later process that got a reused pid
+    windows.processes[502] = time.time() - 5000     # one that ran long before the task
+    assert ipfsmaster.is_task_worker(500, 1, created_at, started_at)
+    assert not ipfsmaster.is_task_worker(501, 1, created_at, started_at)
+    assert not ipfsmaster.is_task_worker(502, 1, created_at, started_at)
+    assert not ipfsmaster.is_task_worker(500, 1)    # nothing to compare with: never taken for the worker
+    assert not ipfsmaster.is_task_worker(503, 1, created_at, started_at)
+    assert windows.handles == 0
+
+
+def test_on_windows_a_forced_cancel_terminates_only_the_tasks_own_worker(db, settings, windows):
+    windows.processes[500] = time.time() - 99.5
+    windows.processes[501] = time.time() - 10
+    worker = insert(db, pid=500, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
+    reused = insert(db, pid=501, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
+    assert sorted(ipfsmaster.mark_stale_tasks(db, settings)) == [worker, reused]
+    assert windows.terminated == [500]
+    assert status_of(db, worker) == status_of(db, reused) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+
+
+def test_on_windows_workers_are_started_detached_without_a_redundant_flag(windows):
+    flags = ipfsmaster.detach_options()["creationflags"]
+    assert flags == 0x00000008 | 0x00000200   # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
 
 
 # Retry ----------------------------------------------------------------------
