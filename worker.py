@@ -310,15 +310,20 @@ class IPFSClient:
             raise self._unreachable(exc)
 
         sock = self._sock  # conn.sock goes once the answer begins (see interrupt)
+        failures = []
 
         def send():
             try:
                 for chunk in chunks:
                     if self.stopped:
                         return
-                    sock.sendall(chunk)
-            except OSError:  # the node answered early (an error), or we were interrupted
-                pass
+                    try:
+                        sock.sendall(chunk)
+                    except OSError:  # the node answered early (an error), or we were interrupted
+                        return
+            except Exception as exc:  # the body could not be read: the node must not wait for the rest
+                failures.append(exc)
+                self.interrupt()
         sender = threading.Thread(target=send, name="upload-body", daemon=True)
         sender.start()
         try:
@@ -334,6 +339,9 @@ class IPFSClient:
             self.interrupt()
             sender.join()
             self.close()
+            if failures:
+                raise IPFSError("could not send the file to the IPFS API: %s: %s"
+                                % (type(failures[0]).__name__, failures[0])) from failures[0]
 
     def _read_body(self, command, resp):
         """A streamed answer's body, piece by piece."""
@@ -629,9 +637,11 @@ class AnswerReader(Buffered):
 
 def _framing(head):
     """(status, chunked, content length or None, closing) from an answer's head."""
-    if not head.startswith(b"HTTP/"):
-        raise http.client.BadStatusLine(head[:80].decode("latin-1", "replace"))
-    status = int(head.split(None, 2)[1])
+    line = head.split(b"\r\n", 1)[0]
+    parts = line.split(None, 2)
+    if not line.startswith(b"HTTP/") or len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3:
+        raise http.client.BadStatusLine(line[:80].decode("latin-1", "replace"))
+    status = int(parts[1])
     fields = dict(_FRAMING.findall(head.lower()))
     chunked = b"chunked" in fields.get(b"transfer-encoding", b"")
     length = None if chunked or b"content-length" not in fields else int(fields[b"content-length"])
@@ -692,7 +702,7 @@ class TaskContext:
         self.total = 0
         self.current_item = None
         self.result = {}
-        self.stop_reason = None      # 'cancel', 'signal' or 'lost'
+        self.stop_reason = None      # 'cancel', 'signal', 'lost' or 'reporter'
         self.signalled = False       # set by the signal handler, nothing more
         self._stop = threading.Event()
         self._interruptible = set()
@@ -787,17 +797,23 @@ class TaskContext:
             self.request_stop("cancel")
 
     def run_reporter(self, done):
-        conn = connect(self.db_path)
+        """Report every ``interval`` until ``done``. If this thread fails, the
+        task has no heartbeat and no way to hear a cancel: it is stopped."""
         try:
-            while True:
-                try:
-                    self.report(conn)
-                except sqlite3.Error as exc:
-                    self.log("could not record progress: %s" % exc)
-                if done.wait(self.interval):
-                    return
-        finally:
-            conn.close()
+            conn = connect(self.db_path)
+            try:
+                while True:
+                    try:
+                        self.report(conn)
+                    except sqlite3.OperationalError as exc:  # busy or locked: the next round may do
+                        self.log("could not record progress: %s" % exc)
+                    if done.wait(self.interval):
+                        return
+            finally:
+                conn.close()
+        except Exception:
+            traceback.print_exc(file=self.out)
+            self.request_stop("reporter")
 
 
 # ---------------------------------------------------------------------------
@@ -832,6 +848,7 @@ def finish(conn, ctx, status, error_message=None):
 STOP_MESSAGES = {
     "cancel": ("cancelled", "Cancelled"),
     "signal": ("failed", "Worker terminated by a signal"),
+    "reporter": ("failed", "The worker could no longer record its progress (the details are in its log)"),
 }
 
 
@@ -1430,6 +1447,10 @@ class SizeLookups:
             except IPFSError as exc:  # the node is unreachable: the sync fails
                 self.done.put(exc)
                 return
+            except Exception as exc:  # anything else would leave the sync waiting for this batch forever
+                traceback.print_exc(file=self.ctx.out)
+                self.done.put(IPFSError("a size look-up failed: %s: %s" % (type(exc).__name__, exc)))
+                return
 
     def answers(self, wait=False):
         try:
@@ -1545,7 +1566,7 @@ def pin_size(client, cid, files_stat_error=None):
             if exc.transient:
                 raise
             first = exc
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             first = IPFSError("IPFS files/stat gave no size for %s" % cid)
     try:
         stat = client.call("block/stat", [("arg", cid), ("offline", "true"), ("timeout", "10s")])
@@ -1554,7 +1575,7 @@ def pin_size(client, cid, files_stat_error=None):
         if exc.transient:
             raise
         return first
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return first
 
 

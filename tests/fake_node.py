@@ -5,7 +5,9 @@ dict of pins, over HTTP/1.1 keep-alive with pipelining, and counts every
 look-up, so that a test can say exactly which pins were looked up and how
 often. What it serves is set per test: pins with or without names, pins that
 are not UnixFS (files/stat fails, block/stat answers), pins whose block is
-missing (both fail), raw listing lines, a listing cut short, slow look-ups.
+missing (both fail), raw listing lines, a listing cut short, slow look-ups,
+look-ups answered with raw bytes (garbage) or an HTTP error status, and a
+listing that pauses half-way.
 The real-node tests (js-ipfs) stay the proof that the worker speaks to a node.
 """
 
@@ -28,6 +30,9 @@ class FakeNode(ThreadingHTTPServer):
         self.extra_lines = []          # raw lines appended to the listing
         self.cut_listings = 0          # the next N listings end without their last chunk
         self.lookup_delay = 0.0        # seconds each files/stat takes
+        self.lookup_garbage = None     # raw bytes that answer every files/stat, then the connection closes
+        self.lookup_status = None      # an HTTP status that answers every files/stat (503: try again)
+        self.listing_pause = 0.0       # seconds the listing stops half-way
         self.lookups = collections.Counter()   # (command, cid) -> calls
         self.listings = 0
         self.have = set()              # blocks pin/add finds; any other CID is "not found locally"
@@ -71,7 +76,13 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 node.lookups["files/stat", cid] += 1
             if node.lookup_delay:
                 time.sleep(node.lookup_delay)
-            if cid in node.missing:
+            if node.lookup_garbage is not None:
+                self.wfile.write(node.lookup_garbage)
+                self.wfile.flush()
+                self.close_connection = True
+            elif node.lookup_status is not None:
+                self.answer({"Message": "", "Code": 0, "Type": "error"}, node.lookup_status)
+            elif cid in node.missing:
                 self.answer({"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"}, 500)
             elif cid in node.not_unixfs:
                 self.answer({"Message": "not unixfs node (proto: can't skip unknown wire type 6)", "Code": 0,
@@ -166,9 +177,11 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         for index, line in enumerate(lines):
-            if cut and index == len(lines) // 2:
+            if index == len(lines) // 2:
                 self.wfile.flush()
-                self.close_connection = True
-                return
+                if cut:
+                    self.close_connection = True
+                    return
+                time.sleep(node.listing_pause)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
         self.wfile.write(b"0\r\n\r\n")

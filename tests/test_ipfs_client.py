@@ -297,3 +297,15 @@ def test_a_pipelined_answer_that_would_not_fit_is_refused(head):
     reader = worker.AnswerReader(Pieces(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + body, iter([4096] * 10)), 1)
     with pytest.raises(worker.http.client.HTTPException):
         reader.next()
+
+
+def test_an_upload_whose_file_cannot_be_read_fails_with_that_reason(canned):
+    server = canned(json_answer({"Hash": "bafyX", "Size": "5"}))
+
+    def body():
+        yield b"--b\r\n"
+        raise OSError(5, "Input/output error")
+
+    client = worker.IPFSClient(server.url, timeout=5)
+    with pytest.raises(worker.IPFSError, match="could not send the file to the IPFS API: OSError: .*Input/output"):
+        list(client.upload("add", [], body(), 1000, "multipart/form-data; boundary=b"))

@@ -3,6 +3,7 @@ what is looked up and how often, where sizes end up, what a listing's
 changes do to the catalogue, and what a broken listing does not do."""
 
 import json
+import threading
 
 import pytest
 
@@ -235,3 +236,67 @@ def test_an_upload_newer_than_the_listing_is_kept_and_not_taken_for_part_of_it(s
     assert task["status"] == "completed"
     assert "bafyuploaded" in catalogue(db)
     assert db.execute("SELECT COUNT(*) FROM last_listing").fetchone()[0] == 0
+
+
+def sync_within(settings, db, node, seconds=60):
+    """``sync``, on a thread: a sync that never ends fails the test instead of hanging it."""
+    tasks = []
+    thread = threading.Thread(target=lambda: tasks.append(sync(settings, db, node)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert tasks, "the sync was still going after %d s" % seconds
+    return tasks[0]
+
+
+@pytest.mark.parametrize("garbage", [b"HTTP/1.1\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n", b"\x00\xff garbage\r\n\r\n"],
+                         ids=["no status", "bad status", "not HTTP"])
+def test_a_node_that_answers_look_ups_with_garbage_fails_the_sync(settings, db, node, small_batches, garbage,
+                                                                  capsys):
+    fill(node, 50)
+    node.lookup_garbage = garbage
+
+    task = sync_within(settings, db, node)
+
+    assert task["status"] == "failed"
+    assert task["error_message"].startswith("cannot reach the IPFS API at %s: a broken HTTP answer" % node.url)
+
+
+def test_a_look_up_thread_that_dies_fails_the_sync_instead_of_waiting_for_it(settings, db, node, small_batches,
+                                                                            monkeypatch, capsys):
+    fill(node, 50)
+
+    def broken(client, cids):
+        raise IndexError("list index out of range")
+    monkeypatch.setattr(worker, "pin_sizes", broken)
+
+    task = sync_within(settings, db, node)
+
+    assert task["status"] == "failed"
+    assert task["error_message"] == "a size look-up failed: IndexError: list index out of range"
+    assert "Traceback" in capsys.readouterr().out   # the details, in the worker's log
+
+
+def test_a_size_that_is_not_a_number_is_a_failed_look_up(settings, db, node, capsys):
+    fill(node, 20)
+    node.sizes[cid(3)] = float("inf")     # "CumulativeSize": Infinity
+
+    task = sync_within(settings, db, node)
+
+    assert task["status"] == "completed", task["error_message"]
+    assert (task["result"]["sized"], task["result"]["failed"]) == (19, 1)
+    assert catalogue(db)[cid(3)] == ("recursive", "", None)
+
+
+def test_a_reporter_thread_that_dies_fails_the_task(settings, db, node, monkeypatch, capsys):
+    fill(node, 200)
+    node.lookup_delay = 0.002
+
+    def broken(self, conn):
+        raise RuntimeError("no heartbeat")
+    monkeypatch.setattr(worker.TaskContext, "report", broken)
+
+    task = sync_within(settings, db, node)
+
+    assert task["status"] == "failed"
+    assert task["error_message"] == worker.STOP_MESSAGES["reporter"][1]
+    assert "RuntimeError: no heartbeat" in capsys.readouterr().out
