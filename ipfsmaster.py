@@ -197,6 +197,21 @@ def spool_path(settings, task_id):
     return os.path.join(settings.task_dir, "task-%d.upload" % int(task_id))
 
 
+def heartbeat_path(settings, task_id):
+    """A file whose modification time a running worker renews: a sign of
+    life that no lock on the database can hold up."""
+    return os.path.join(settings.task_dir, "task-%d.alive" % int(task_id))
+
+
+def heartbeat_fresh(settings, task_id):
+    """Whether the task's worker renewed its heartbeat file within the stale limit."""
+    try:
+        age = time.time() - os.stat(heartbeat_path(settings, task_id)).st_mtime
+    except OSError:
+        return False
+    return age < settings.stale_seconds
+
+
 def discard_spool(settings, task_id):
     with contextlib.suppress(FileNotFoundError):
         os.remove(spool_path(settings, task_id))
@@ -257,22 +272,25 @@ def version():
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30000
+# A request waits this long at most for the write lock, then answers 503:
+# the lock may be a sync's catalogue update, which can take minutes.
+REQUEST_BUSY_TIMEOUT_MS = 1000
 ACTIVE_STATUSES = ("pending", "running")
 # The time with milliseconds, in the form of datetime('now') otherwise.
 NOW_PRECISE = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
-def connect(path):
+def connect(path, busy_timeout_ms=BUSY_TIMEOUT_MS):
     """Open the database the way every part of IPFSMaster uses it.
 
     WAL lets pollers read while a worker writes; the busy timeout makes a
     writer wait for the lock instead of failing with "database is locked".
     Transactions are explicit (see ``transaction``), so autocommit is on.
     """
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = %d" % BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA busy_timeout = %d" % busy_timeout_ms)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -306,7 +324,7 @@ class ConnectionPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return connect(self.path)
+        return connect(self.path, REQUEST_BUSY_TIMEOUT_MS)
 
     def give_back(self, conn):
         if conn.in_transaction:
@@ -769,7 +787,9 @@ CANCEL_FORCED = "Cancelled: the worker did not stop in time and was terminated"
 def mark_stale_tasks(conn, settings):
     """Fail tasks whose worker is gone, and force cancels the worker ignored.
 
-    Runs whenever tasks are read or a task is requested, at server start and
+    A worker is gone when its process is, or when neither its heartbeat in
+    the table nor its heartbeat file was renewed within the stale limit: the
+    file goes on while a long transaction holds up the table's. Runs whenever tasks are read or a task is requested, at server start and
     as ``ipfsmaster.py reap``: no cron needed. Returns the ids it changed.
     """
     changed = []
@@ -789,7 +809,7 @@ def mark_stale_tasks(conn, settings):
                 terminate_process(row["pid"], row["id"])
             if finish_task(conn, row["id"], "cancelled", "running", CANCEL_FORCED):
                 changed.append(row["id"])
-        elif row["silent"] or not process_alive(row["pid"]):
+        elif (row["silent"] and not heartbeat_fresh(settings, row["id"])) or not process_alive(row["pid"]):
             if finish_task(conn, row["id"], "failed", "running", WORKER_DIED):
                 changed.append(row["id"])
     for task_id in changed:
@@ -813,7 +833,8 @@ def cleanup_tasks(conn, settings, days):
     tasks_pins = pin_tasks()
     lists = tasks_pins.unreferenced_pin_lists(conn, settings, [row["pin_list"] for row in rows if row["pin_list"]])
     for path in [task_log_path(settings, task_id) for task_id in ids] + lists + [
-            tasks_pins.undone_path(settings.db, task_id) for task_id in ids]:
+            tasks_pins.undone_path(settings.db, task_id) for task_id in ids] + [
+            heartbeat_path(settings, task_id) for task_id in ids]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
     for task_id in ids:
@@ -939,6 +960,8 @@ MESSAGES_ZH = {
     "replication_min cannot be more than replication_max.": "replication_min 不能大于 replication_max。",
     NO_CLUSTER: "未设置 IPFS Cluster（--cluster-api 或 IPFSMASTER_CLUSTER_API）。",
     "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
+    "The database is busy with a long write (such as a sync saving the catalogue). Try again in a moment.":
+        "数据库正忙于一次较长的写入（例如同步正在保存目录），请稍后重试。",
 }
 
 LANGUAGES = ("en", "zh")
@@ -951,6 +974,11 @@ def translate(template, lang, **values):
     values = {name: value.get(lang, value["en"]) if isinstance(value, dict) else value
               for name, value in values.items()}
     return template.format(**values)
+
+
+def database_busy(exc):
+    """Whether an sqlite3.OperationalError means another connection held the lock too long."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class Redirect(Exception):
@@ -978,7 +1006,7 @@ STATUS_LINES = {
     403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
     411: "411 Length Required", 413: "413 Payload Too Large", 415: "415 Unsupported Media Type",
     421: "421 Misdirected Request", 429: "429 Too Many Requests", 500: "500 Internal Server Error",
-    502: "502 Bad Gateway",
+    502: "502 Bad Gateway", 503: "503 Service Unavailable",
 }
 
 
@@ -2062,7 +2090,13 @@ class App:
                     raise Redirect("/login?next=" + quote(req.path, safe="/"))
                 raise HTTPError(401, "Log in first: this console needs a password.",
                                 headers=[("WWW-Authenticate", 'Bearer realm="IPFSMaster"')])
-            response = handler(req)
+            try:
+                response = handler(req)
+            except sqlite3.OperationalError as exc:
+                if not database_busy(exc):
+                    raise
+                raise HTTPError(503, "The database is busy with a long write (such as a sync saving the catalogue)."
+                                     " Try again in a moment.", headers=[("Retry-After", "2")])
         except Redirect as exc:
             response = redirect(exc.location)
         except HTTPError as error:

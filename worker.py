@@ -44,6 +44,9 @@ if __name__ == "__main__":
     sys.modules.setdefault("worker", sys.modules[__name__])
 
 DEFAULT_API = ipfsmaster.DEFAULTS["ipfs_api"]
+# The reporter waits this long at most for the write lock, then lets the
+# progress wait for its next round (the heartbeat file keeps the task alive).
+REPORT_BUSY_TIMEOUT_MS = 250
 WORKER_NICENESS = 10
 
 
@@ -684,8 +687,8 @@ class TaskContext:
     The task function updates ``progress``/``total``/``current_item`` in
     memory and ``result`` as it goes; a reporter thread writes them to the
     database at most every ``interval`` seconds, together with the heartbeat,
-    and reads back whether the task must stop. ``check()`` raises
-    TaskStopped once it must.
+    renews the heartbeat file, and reads back whether the task must stop.
+    ``check()`` raises TaskStopped once it must.
     """
 
     def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=None):
@@ -708,6 +711,7 @@ class TaskContext:
         self._interruptible = set()
         self._lock = threading.Lock()
         self._logged_at = 0
+        self.heartbeat_file = ipfsmaster.heartbeat_path(ipfsmaster.Settings(db=db_path), self.task_id)
 
     def client(self, **options):
         """A new IPFS client for this task (one per thread)."""
@@ -780,16 +784,35 @@ class TaskContext:
 
     # -- the reporter thread -------------------------------------------------
 
+    def beat(self):
+        """Renew the heartbeat file (see ipfsmaster.heartbeat_path)."""
+        try:
+            os.utime(self.heartbeat_file)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.heartbeat_file), mode=0o700, exist_ok=True)
+            with open(self.heartbeat_file, "ab"):
+                pass
+
     def report(self, conn):
-        """Write progress and the heartbeat; learn whether to stop. One call."""
-        with transaction(conn):
-            cur = conn.execute(
-                "UPDATE background_tasks SET progress = ?, total = ?, current_item = ?,"
-                " result = ?, heartbeat_at = datetime('now') WHERE id = ? AND status = 'running'",
-                (self.progress, self.total, self.current_item, json.dumps(self.result), self.task_id))
-            row = conn.execute("SELECT status, cancel_requested_at FROM background_tasks WHERE id = ?",
-                               (self.task_id,)).fetchone()
-        if cur.rowcount == 0 or row is None:
+        """Renew the heartbeat, write progress, learn whether to stop. One call.
+
+        While another connection holds the write lock for long (the sync's
+        own catalogue update), the progress waits for a later round; the
+        heartbeat file and the status read (WAL: no lock needed) go on.
+        """
+        self.beat()
+        try:
+            with transaction(conn):
+                conn.execute(
+                    "UPDATE background_tasks SET progress = ?, total = ?, current_item = ?,"
+                    " result = ?, heartbeat_at = datetime('now') WHERE id = ? AND status = 'running'",
+                    (self.progress, self.total, self.current_item, json.dumps(self.result), self.task_id))
+        except sqlite3.OperationalError as exc:
+            if not ipfsmaster.database_busy(exc):
+                raise
+        row = conn.execute("SELECT status, cancel_requested_at FROM background_tasks WHERE id = ?",
+                           (self.task_id,)).fetchone()
+        if row is None or row["status"] != "running":
             self.request_stop("lost")
         elif self.signalled:
             self.request_stop("signal")
@@ -800,12 +823,12 @@ class TaskContext:
         """Report every ``interval`` until ``done``. If this thread fails, the
         task has no heartbeat and no way to hear a cancel: it is stopped."""
         try:
-            conn = connect(self.db_path)
+            conn = connect(self.db_path, REPORT_BUSY_TIMEOUT_MS)
             try:
                 while True:
                     try:
                         self.report(conn)
-                    except sqlite3.OperationalError as exc:  # busy or locked: the next round may do
+                    except sqlite3.OperationalError as exc:  # a disk error, say: the next round may do better
                         self.log("could not record progress: %s" % exc)
                     if done.wait(self.interval):
                         return
@@ -899,7 +922,10 @@ def execute(conn, ctx):
         reporter.join()
     if status != "completed" and ctx.stop_reason in STOP_MESSAGES:
         status, error = STOP_MESSAGES[ctx.stop_reason]
-    if ctx.stop_reason == "lost" or not finish(conn, ctx, status, error):
+    finished = ctx.stop_reason != "lost" and finish(conn, ctx, status, error)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(ctx.heartbeat_file)
+    if not finished:
         ctx.log("Stopped: its status was changed from outside")
         return 1
     if status == "completed":

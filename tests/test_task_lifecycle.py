@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 import ipfsmaster
+import worker
 from support import wait_for
 
 
@@ -88,6 +90,64 @@ def test_reading_tasks_marks_stale_ones(client, db):
     single = client.get("/pins/task-status?id=%d" % other).json
     assert listed == {key: value for key, value in single.items() if key != "retried_by"}
     assert status_of(db, other)[0] == "failed"
+
+
+@pytest.fixture
+def waiting_task(db, settings, monkeypatch):
+    """A task run in this process by the real worker code until ``release`` is set."""
+    release = threading.Event()
+
+    def wait(ctx):
+        while not release.wait(0.05):
+            ctx.check()
+        return {"waited": True}
+    monkeypatch.setitem(worker.TASK_TYPES, "waiting", worker.TaskType(run=wait, single_flight=False, retryable=False))
+    task_id = db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('waiting', 'pending')").lastrowid
+    runner = threading.Thread(target=worker.run_task, args=(task_id, settings.db), kwargs={"interval": 0.1},
+                              daemon=True)
+    runner.start()
+    wait_for(lambda: status_of(db, task_id)[0] == "running", timeout=10, message="the task to run")
+    yield task_id
+    release.set()
+    runner.join(10)
+
+
+def test_a_long_transaction_neither_fails_a_live_worker_nor_holds_up_requests(client, db, settings, waiting_task):
+    settings.stale_seconds = 1
+    catalogue_update = ipfsmaster.connect(settings.db)
+    catalogue_update.execute("BEGIN IMMEDIATE")
+    try:
+        time.sleep(2.5)   # the heartbeat in the table is now older than the stale limit
+        started = time.monotonic()
+        r = client.get("/pins/task-status?id=%d" % waiting_task)
+        assert r.status == 200 and r.json["status"] == "running"
+        assert time.monotonic() - started < 1
+        started = time.monotonic()
+        r = client.post("/tasks/cancel?id=%d" % waiting_task)
+        assert r.status == 503 and r.json["success"] is False and r.header("Retry-After")
+        assert "busy" in r.json["error"]
+        assert time.monotonic() - started < 2
+    finally:
+        catalogue_update.execute("ROLLBACK")
+        catalogue_update.close()
+    assert client.post("/tasks/cancel?id=%d" % waiting_task).json["status"] == "cancelling"
+    wait_for(lambda: status_of(db, waiting_task)[0] == "cancelled", timeout=10, message="the cancel")
+    assert not os.path.exists(ipfsmaster.heartbeat_path(settings, waiting_task))
+
+
+def test_a_worker_whose_heartbeat_file_stopped_too_is_failed(db, settings, sleeper):
+    settings.stale_seconds = 30
+    task_id = insert(db, pid=sleeper.pid, heartbeat_age=31)
+    os.makedirs(settings.task_dir)
+    open(ipfsmaster.heartbeat_path(settings, task_id), "w").close()
+    old = time.time() - 31
+    os.utime(ipfsmaster.heartbeat_path(settings, task_id), (old, old))
+    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
+
+
+def test_the_busy_answer_speaks_chinese():
+    assert ipfsmaster.MESSAGES_ZH["The database is busy with a long write (such as a sync saving the catalogue)."
+                                  " Try again in a moment."]
 
 
 # Cancel ---------------------------------------------------------------------
