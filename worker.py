@@ -223,10 +223,14 @@ class IPFSClient:
         def attempt():
             resp = self._send(command, params, body, headers, method)
             try:
-                data = resp.read()
+                data = resp.read(MAX_ANSWER + 1)
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 raise self._unreachable(exc)
+            if len(data) > MAX_ANSWER:
+                self.close()  # the rest is still on its way
+                raise IPFSError("IPFS %s answered more than %d bytes, more than such an answer can be"
+                                % (command, MAX_ANSWER))
             try:
                 return json.loads(data.decode("utf-8")) if data.strip() else {}
             except ValueError:
@@ -247,7 +251,8 @@ class IPFSClient:
         retries.
         """
         lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
-        host = self.host if self.port in (80, 443) else "%s:%d" % (self.host, self.port)
+        name = "[%s]" % self.host if ":" in self.host else self.host   # an IPv6 address
+        host = name if self.port in (80, 443) else "%s:%d" % (name, self.port)
         before = "POST %s?arg=" % self._url(command, ())
         options = _query(params)
         options = "&" + options if options else ""
@@ -371,6 +376,7 @@ class ClusterClient(IPFSClient):
 
 MAX_LINE = 1 << 20
 MAX_CHUNK = 1 << 24
+MAX_ANSWER = 1 << 24   # the largest answer ``call`` reads (its answers are small JSON values)
 
 
 def json_batches(command, pieces):
@@ -1422,7 +1428,7 @@ class SizeLookups:
 
     ``submit`` hands over (key, cid) rows, with a tag; ``answers`` gives
     back the tag and a list of (key, cid, size or IPFSError) for each batch. A node that cannot be reached at all
-    (a transient error that outlived the retries) is raised from ``answers``.
+    (a transient error that outlived the retries) is raised from ``answers``, as a final error.
     """
 
     def __init__(self, ctx):
@@ -1485,7 +1491,9 @@ class SizeLookups:
             return
         while True:
             if isinstance(answers, IPFSError):
-                raise answers
+                # Final: the look-up had its retries, and the listing must not
+                # be started again for it (see PinSync.list_pins).
+                raise IPFSError(str(answers)) from answers
             self.waiting -= len(answers[1])
             yield answers
             try:

@@ -81,7 +81,7 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
             elif node.lookup_status is not None:
-                self.answer({"Message": "", "Code": 0, "Type": "error"}, node.lookup_status)
+                self.answer({"Message": "the node is busy", "Code": 0, "Type": "error"}, node.lookup_status)
             elif cid in node.missing:
                 self.answer({"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"}, 500)
             elif cid in node.not_unixfs:

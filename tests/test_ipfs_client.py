@@ -21,15 +21,18 @@ class CannedServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, responses):
+    def __init__(self, responses, host="127.0.0.1"):
         self.responses = list(responses)
         self.requests = []
         self.heads = []
-        super().__init__(("127.0.0.1", 0), CannedHandler)
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, 0), CannedHandler)
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.server_address[1]
+        host = self.server_address[0]
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, self.server_address[1])
 
 
 class CannedHandler(socketserver.StreamRequestHandler):
@@ -59,8 +62,8 @@ class CannedHandler(socketserver.StreamRequestHandler):
 def canned():
     servers = []
 
-    def make(*responses):
-        server = CannedServer(responses)
+    def make(*responses, host="127.0.0.1"):
+        server = CannedServer(responses, host)
         threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         servers.append(server)
         return server
@@ -309,3 +312,24 @@ def test_an_upload_whose_file_cannot_be_read_fails_with_that_reason(canned):
     client = worker.IPFSClient(server.url, timeout=5)
     with pytest.raises(worker.IPFSError, match="could not send the file to the IPFS API: OSError: .*Input/output"):
         list(client.upload("add", [], body(), 1000, "multipart/form-data; boundary=b"))
+
+
+def test_pipelined_calls_to_an_ipv6_address_bracket_it_in_the_host_header(canned):
+    try:
+        server = canned(json_answer({"CumulativeSize": 1}), json_answer({"CumulativeSize": 2}), host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    client = worker.IPFSClient(server.url)
+    assert client.call_many("files/stat", ["/ipfs/c0", "/ipfs/c1"]) == [{"CumulativeSize": 1}, {"CumulativeSize": 2}]
+    port = server.server_address[1]
+    assert all("\r\nHost: [::1]:%d\r\n" % port in head for head in server.heads)
+
+
+def test_an_answer_larger_than_the_limit_is_refused_not_read(canned, monkeypatch):
+    monkeypatch.setattr(worker, "MAX_ANSWER", 1000)
+    server = canned(json_answer({"Data": "x" * 5000}), json_answer({"ID": "12D3"}))
+    client = worker.IPFSClient(server.url)
+    with pytest.raises(worker.IPFSError, match="id answered more than 1000 bytes") as info:
+        client.call("id")
+    assert not info.value.transient
+    assert client.call("id") == {"ID": "12D3"}   # on a new connection: nothing left over is read as an answer

@@ -300,3 +300,17 @@ def test_a_reporter_thread_that_dies_fails_the_task(settings, db, node, monkeypa
     assert task["status"] == "failed"
     assert task["error_message"] == worker.STOP_MESSAGES["reporter"][1]
     assert "RuntimeError: no heartbeat" in capsys.readouterr().out
+
+
+def test_a_look_up_that_fails_after_its_retries_does_not_start_the_listing_again(settings, db, node, small_batches,
+                                                                                 capsys):
+    fill(node, 900)
+    node.lookup_status = 503        # every look-up: "try again", until its retries run out
+    node.listing_pause = 3.0        # meanwhile the listing is still coming in
+
+    task = sync_within(settings, db, node)
+
+    assert task["status"] == "failed"
+    assert task["error_message"] == "IPFS files/stat failed: the node is busy"
+    assert node.listings == 1
+    assert "starting it again" not in capsys.readouterr().out
