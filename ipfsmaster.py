@@ -27,6 +27,7 @@ import calendar
 import contextlib
 import functools
 import hashlib
+import heapq
 import hmac
 import ipaddress
 import json
@@ -93,6 +94,11 @@ def yes_or_no(raw):
     raise ValueError(raw)
 
 
+# The least each number setting may be: a zero or negative interval would
+# fail every task at once, or never let one be cancelled.
+LOWEST = {"stale_seconds": 1, "cancel_grace_seconds": 1, "retention_days": 1, "max_upload_bytes": 1,
+          "request_timeout": 1}
+
 # What each kind of environment value must be, as an error message says it.
 KIND_NAMES = {int: "a whole number", str: "text", yes_or_no: "yes or no"}
 
@@ -144,6 +150,12 @@ class Settings:
                 except ValueError:
                     raise SystemExit("%s must be %s, not %r" % (variable, KIND_NAMES[kind], raw))
         values.update((name, value) for name, value in flags.items() if value is not None)
+        for name, low in LOWEST.items():
+            if name in values and values[name] < low:
+                raise SystemExit("--%s (%s) must be at least %d, not %d"
+                                 % (name.replace("_", "-"), ENVIRONMENT[name][0], low, values[name]))
+        if not 0 <= values.get("port", 0) <= 65535:
+            raise SystemExit("--port (IPFSMASTER_PORT) must be from 0 to 65535, not %d" % values["port"])
         return cls(**values)
 
     def __repr__(self):
@@ -305,7 +317,11 @@ def transaction(conn):
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk, an I/O error):
+        # then ROLLBACK fails, and must not hide the error that caused it.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -358,8 +374,21 @@ UPGRADES = {
 }
 
 
+# Upsert (INSERT ... ON CONFLICT DO UPDATE) came with SQLite 3.24.
+OLDEST_SQLITE = (3, 24, 0)
+
+
+def check_sqlite_version(version=None):
+    """Stop with a clear message if Python's SQLite is too old for the schema."""
+    version = version or sqlite3.sqlite_version_info
+    if tuple(version) < OLDEST_SQLITE:
+        raise SystemExit("IPFSMaster needs SQLite %s or newer, but this Python uses SQLite %s. Use a Python built"
+                         " with a newer SQLite." % (".".join(map(str, OLDEST_SQLITE)), ".".join(map(str, version))))
+
+
 def init_db(path):
     """Create the database from schema.sql if needed; never loses data."""
+    check_sqlite_version()
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if not os.path.exists(path):
@@ -1040,11 +1069,12 @@ def pick_language(environ):
 class Request:
     """One HTTP request: its method, path, query and language."""
 
-    def __init__(self, environ, settings, auth, pool):
+    def __init__(self, environ, settings, auth, pool, cancels):
         self.environ = environ
         self.settings = settings
         self.auth = auth
         self.pool = pool
+        self.cancels = cancels
         self.method = environ["REQUEST_METHOD"].upper()
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -1187,14 +1217,17 @@ class MultipartReader:
             key, _, value = line.partition(":")
             if key.strip().lower() == "content-disposition":
                 params = {}
-                for item in value.split(";")[1:]:
-                    k, _, v = item.strip().partition("=")
-                    if len(v) >= 2 and v[0] == v[-1] == '"':
-                        v = v[1:-1].replace('\\"', '"')
-                    params[k.lower()] = v
+                for k, quoted, plain in DISPOSITION_PARAMETER.findall(value):
+                    params[k.lower()] = quoted.replace('\\"', '"') if quoted else plain.strip()
                 if "name" in params:
                     return params["name"], params.get("filename")
         raise HTTPError(400, "The upload is malformed or was cut short.")
+
+
+# One `; name=value` of a Content-Disposition, the value quoted (where a ";"
+# is just a character) or not. Only \" is unescaped: old browsers send a
+# Windows path's backslashes as they are.
+DISPOSITION_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))')
 
 
 def multipart_boundary(environ):
@@ -1696,19 +1729,44 @@ def handle_task_cancel(req):
     except TaskStateError as exc:
         raise HTTPError(409, "Task {id} has already finished ({status}).", id=task_id, status=exc.status)
     if status == "cancelling":
-        # Enforce the grace period even if nobody polls meanwhile.
-        timer = threading.Timer(req.settings.cancel_grace_seconds + 1, enforce_cancel, (req.settings,))
-        timer.daemon = True
-        timer.start()
+        req.cancels.check_in(req.settings.cancel_grace_seconds + 1)
     return json_response({"success": True, "status": status})
 
 
-def enforce_cancel(settings):
-    conn = connect(settings.db)
-    try:
-        mark_stale_tasks(conn, settings)
-    finally:
-        conn.close()
+class CancelEnforcer:
+    """Enforces cancels' grace periods even if nobody polls meanwhile: one
+    thread, started at the first cancel, that runs ``mark_stale_tasks`` at
+    each time it was asked to, however many cancels come in."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._due = []   # monotonic times to check at, a heap
+        self._changed = threading.Condition()
+        self._thread = None
+
+    def check_in(self, seconds):
+        with self._changed:
+            heapq.heappush(self._due, time.monotonic() + seconds)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cancel-enforcer", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def _run(self):
+        while True:
+            with self._changed:
+                while not self._due or self._due[0] > time.monotonic():
+                    self._changed.wait(self._due[0] - time.monotonic() if self._due else None)
+                while self._due and self._due[0] <= time.monotonic():
+                    heapq.heappop(self._due)
+            try:
+                conn = connect(self.settings.db)
+                try:
+                    mark_stale_tasks(conn, self.settings)
+                finally:
+                    conn.close()
+            except Exception:
+                log.exception("could not enforce a cancel")
 
 
 def handle_task_retry(req):
@@ -2075,9 +2133,10 @@ class App:
         self.settings = settings
         self.auth = Authenticator(settings.password)
         self.pool = ConnectionPool(settings.db)
+        self.cancels = CancelEnforcer(settings)
 
     def __call__(self, environ, start_response):
-        req = Request(environ, self.settings, self.auth, self.pool)
+        req = Request(environ, self.settings, self.auth, self.pool, self.cancels)
         try:
             if not self.auth.enabled:
                 check_host(environ, self.settings)

@@ -483,3 +483,54 @@ def test_an_older_database_gets_the_new_columns(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
     assert conn.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 1
     conn.close()
+
+
+# Start-up checks and the store's guarantees ------------------------------------
+
+@pytest.mark.parametrize("args,env", [
+    (["reap", "--stale-seconds", "0"], {}),
+    (["reap", "--stale-seconds", "-5"], {}),
+    (["cleanup", "--days", "0"], {}),
+    (["reap"], {"IPFSMASTER_CANCEL_GRACE_SECONDS": "-1"}),
+    (["reap"], {"IPFSMASTER_REQUEST_TIMEOUT": "0"}),
+    (["reap"], {"IPFSMASTER_MAX_UPLOAD_BYTES": "0"}),
+    (["--port", "-1"], {}),
+    (["--port", "70000"], {}),
+])
+def test_it_rejects_a_zero_or_negative_setting_at_start(settings, monkeypatch, args, env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(ipfsmaster, "serve", lambda settings: pytest.fail("it started"))
+    with pytest.raises(SystemExit, match="must be"):
+        ipfsmaster.main(args + (["--db", settings.db] if args[0] in ("reap", "cleanup") else []))
+
+
+def test_it_refuses_an_sqlite_without_upsert(settings, monkeypatch):
+    monkeypatch.setattr(ipfsmaster.sqlite3, "sqlite_version_info", (3, 22, 0))
+    with pytest.raises(SystemExit, match="needs SQLite 3.24.0 or newer, but this Python uses SQLite 3.22.0"):
+        ipfsmaster.init_db(settings.db)
+    with pytest.raises(SystemExit, match="needs SQLite 3.24.0"):
+        ipfsmaster.main(["tasks", "--db", settings.db])
+
+
+def test_a_failing_rollback_does_not_hide_the_error_that_caused_it(db):
+    with pytest.raises(ZeroDivisionError):
+        with ipfsmaster.transaction(db):
+            db.execute("INSERT INTO pins (cid, type) VALUES ('bafyX', 'recursive')")
+            db.execute("ROLLBACK")   # as SQLite does by itself after some errors
+            1 / 0
+    assert not db.in_transaction
+    assert db.execute("SELECT COUNT(*) FROM pins").fetchone()[0] == 0
+
+
+def test_cancels_share_one_enforcing_thread(client, db, settings, sleeper):
+    settings.cancel_grace_seconds = 1
+    tasks = [insert(db, pid=sleeper.pid, heartbeat_age=0) for _ in range(20)]
+    before = threading.active_count()
+    for task_id in tasks:
+        assert client.post("/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
+    assert threading.active_count() <= before + 1
+    # Nobody polls, yet every grace period is enforced (the sleeper is no worker: it is never signalled).
+    wait_for(lambda: all(status_of(db, task_id)[0] == "cancelled" for task_id in tasks), timeout=10,
+             message="the cancels to be enforced")
+    assert status_of(db, tasks[0])[1] == ipfsmaster.CANCEL_FORCED and sleeper.poll() is None

@@ -117,3 +117,19 @@ def test_cancelling_a_pending_upload_removes_its_file(client, settings, spawned)
     assert os.path.exists(ipfsmaster.spool_path(settings, task_id))
     assert client.post("/tasks/cancel?id=%d" % task_id).json["status"] == "cancelled"
     assert not os.path.exists(ipfsmaster.spool_path(settings, task_id))
+
+
+@pytest.mark.parametrize("filename", ["a;b.txt", "semi; colon; name=x.txt", 'say "hi";.txt'])
+def test_a_quoted_semicolon_in_a_file_name_is_part_of_the_name(client, db, spawned, filename):
+    boundary = uuid.uuid4().hex
+    quoted = filename.replace('"', '\\"')
+    body = (b'--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n\r\nabc\r\n--%s--\r\n'
+            % (boundary.encode(), quoted.encode(), boundary.encode()))
+    r = client.post("/files/upload", body=body, headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+    assert r.status == 202
+    assert ipfsmaster.task_as_json(ipfsmaster.get_task(db, spawned[0]))["params"]["file_name"] == filename
+
+
+def test_disposition_parameters_may_be_unquoted_and_spaced():
+    head = b"Content-Disposition: form-data ; name = file ;filename=plain.txt"
+    assert ipfsmaster.MultipartReader._disposition(head) == ("file", "plain.txt")
