@@ -17,6 +17,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ipfsmaster  # noqa: E402
 from support import CLUSTER_PASSWORD, CLUSTER_USER, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
 
+# A test that uses one of these starts the real IPFS node; so does every
+# test in a module that imports IPFSNode to start one itself.
+NODE_FIXTURES = {"ipfs_node", "own_ipfs_node"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "node: starts the real IPFS node (set on every test that uses it)")
+    config.addinivalue_line("markers", "every_python: the real-process test run on each Python version"
+                                       " (tests/other_pythons.sh)")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that start the IPFS node, so that `-m "not node"` leaves them out."""
+    for item in items:
+        uses_fixture = bool(NODE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if uses_fixture or hasattr(getattr(item, "module", None), "IPFSNode"):
+            item.add_marker(pytest.mark.node)
+
 
 @pytest.fixture
 def settings(tmp_path):

@@ -1,12 +1,19 @@
-"""Promises about the project itself: standard library only, one test command."""
+"""Promises about the project itself: standard library only, Python 3.9 and
+newer, one test command."""
 
 import ast
+import importlib.util
 import os
 import sys
+import sysconfig
+
+import pytest
 
 import ipfsmaster
 
-RUNTIME = ["ipfsmaster.py", "worker.py", "bundle.py", "tasks_pins.py"]
+RUNTIME = sorted(name for name in os.listdir(ipfsmaster.HERE) if name.endswith(".py"))
+TESTS = sorted(os.path.join("tests", name) for name in os.listdir(os.path.join(ipfsmaster.HERE, "tests"))
+               if name.endswith(".py"))
 
 
 def imported_modules(path):
@@ -18,11 +25,23 @@ def imported_modules(path):
             yield node.module.split(".")[0]
 
 
+def in_standard_library(module):
+    """Whether ``module`` comes with Python (3.9 has no sys.stdlib_module_names)."""
+    if hasattr(sys, "stdlib_module_names"):
+        return module in sys.stdlib_module_names
+    if module in sys.builtin_module_names:
+        return True
+    spec = importlib.util.find_spec(module)
+    folders = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
+    return bool(spec and spec.origin) and "-packages" not in spec.origin and any(
+        spec.origin.startswith(folder + os.sep) for folder in folders)
+
+
 def test_it_runs_on_the_standard_library_alone():
-    own = {"ipfsmaster", "worker", "bundle", "tasks_pins"}
+    own = {name[:-3] for name in RUNTIME}
     for name in RUNTIME:
         modules = set(imported_modules(os.path.join(ipfsmaster.HERE, name))) - own
-        outside = sorted(m for m in modules if m not in sys.stdlib_module_names)
+        outside = sorted(m for m in modules if not in_standard_library(m))
         assert outside == [], name
         removed = {"cgi", "cgitb", "imghdr", "telnetlib", "asynchat", "asyncore", "distutils", "smtpd", "pipes"}
         assert not modules & removed, name
@@ -33,3 +52,96 @@ def test_ci_runs_the_readmes_test_command():
     ci = open(os.path.join(ipfsmaster.HERE, ".ci", "run"), encoding="utf-8").read()
     assert "\n    sh tests/run.sh\n" in readme
     assert ci.rstrip().endswith("\nsh tests/run.sh")
+
+
+# Names the standard library gained after 3.9, which code for 3.9 must not use.
+NEWER_MODULES = {"tomllib", "wsgiref.types"}
+NEWER_ATTRIBUTES = {
+    ("sys", "stdlib_module_names"), ("sys", "orig_argv"), ("sys", "exception"), ("sys", "monitoring"),
+    ("itertools", "pairwise"), ("itertools", "batched"), ("contextlib", "aclosing"), ("contextlib", "chdir"),
+    ("datetime", "UTC"), ("enum", "StrEnum"), ("enum", "verify"), ("hashlib", "file_digest"),
+    ("http", "HTTPMethod"), ("logging", "getLevelNamesMapping"), ("math", "cbrt"), ("math", "exp2"),
+    ("math", "sumprod"), ("operator", "call"), ("re", "NOFLAG"), ("os", "eventfd"), ("os", "splice"),
+    ("os", "process_cpu_count"), ("inspect", "get_annotations"), ("queue", "ShutDown"), ("sqlite3", "Blob"),
+    ("threading", "gettrace"), ("threading", "getprofile"), ("typing", "Self"), ("typing", "TypeAlias"),
+    ("asyncio", "TaskGroup"), ("asyncio", "timeout"), ("time", "CLOCK_TAI"),
+}
+# Methods gained after 3.9, whatever they are called on.
+NEWER_METHODS = {"bit_count", "is_integer", "blobopen", "serialize", "deserialize", "setlimit", "getlimit",
+                 "isjunction", "splitroot", "walk_up", "shutdown_default_executor"}
+NEWER_BUILTINS = {"aiter", "anext", "EncodingWarning", "ExceptionGroup", "BaseExceptionGroup"}
+# Keyword arguments gained after 3.9: function name -> keywords.
+NEWER_KEYWORDS = {"zip": {"strict"}, "Popen": {"pipesize", "process_group"}, "run": {"process_group"},
+                  "rmtree": {"onexc"}, "dataclass": {"slots", "kw_only", "match_args"}, "glob": {"root_dir"},
+                  "bisect": {"key"}, "bisect_left": {"key"}, "bisect_right": {"key"}, "insort": {"key"},
+                  "connect": {"autocommit"}}
+
+
+def annotations(tree):
+    """Every annotation in a module: they are evaluated when it runs (unless postponed)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign):
+            yield node.annotation
+        elif isinstance(node, ast.arg) and node.annotation:
+            yield node.annotation
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
+            yield node.returns
+
+
+def newer_than_3_9(path):
+    """What in a file needs a Python newer than 3.9, as (line, what) pairs. A
+    name checked for with hasattr() first is fine."""
+    source = open(path, encoding="utf-8").read()
+    try:
+        tree = ast.parse(source, path, feature_version=(3, 9))
+    except SyntaxError as exc:
+        return [(exc.lineno, "syntax: %s" % exc.msg)]
+    found = []
+    if not any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+               and any(alias.name == "annotations" for alias in node.names) for node in tree.body):
+        found += [(node.lineno, "X | Y in an annotation") for annotation in annotations(tree)
+                  for node in ast.walk(annotation) if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)]
+    checked = {(node.args[0].id, node.args[1].value) for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hasattr" and len(node.args) == 2
+               and isinstance(node.args[0], ast.Name) and isinstance(node.args[1], ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name in NEWER_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.lineno, "%s.%s" % (node.module, alias.name)) for alias in node.names
+                      if node.module in NEWER_MODULES or (node.module, alias.name) in NEWER_ATTRIBUTES]
+        elif isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and (node.value.id, node.attr) in NEWER_ATTRIBUTES - checked:
+                found.append((node.lineno, "%s.%s" % (node.value.id, node.attr)))
+            elif node.attr in NEWER_METHODS:
+                found.append((node.lineno, "." + node.attr))
+        elif isinstance(node, ast.Name) and node.id in NEWER_BUILTINS:
+            found.append((node.lineno, node.id))
+        elif isinstance(node, ast.Call):
+            function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            found += [(node.lineno, "%s(%s=)" % (function, keyword.arg)) for keyword in node.keywords
+                      if keyword.arg in NEWER_KEYWORDS.get(function, ())]
+    return found
+
+
+@pytest.mark.parametrize("name", RUNTIME + TESTS)
+def test_the_code_needs_nothing_newer_than_python_3_9(name):
+    assert newer_than_3_9(os.path.join(ipfsmaster.HERE, name)) == []
+
+
+@pytest.mark.parametrize("code,what", [
+    ("match x:\n    case 1: pass\n", "syntax"),
+    ("try:\n    pass\nexcept* ValueError:\n    pass\n", "syntax"),
+    ("def f(x: int | None): pass\n", "X | Y"),
+    ("import sys\nsys.stdlib_module_names\n", "sys.stdlib_module_names"),
+    ("import sys\nsys.orig_argv if hasattr(sys, 'stdlib_module_names') else 1\n", "sys.orig_argv"),
+    ("from itertools import pairwise\n", "itertools.pairwise"),
+    ("import tomllib\n", "tomllib"),
+    ("n.bit_count()\n", ".bit_count"),
+    ("list(zip(a, b, strict=True))\n", "zip(strict=)"),
+    ("anext(it)\n", "anext"),
+])
+def test_the_python_3_9_check_catches_what_is_newer(tmp_path, code, what):
+    path = tmp_path / "newer.py"
+    path.write_text(code)
+    assert any(found.startswith(what) for _, found in newer_than_3_9(str(path)))

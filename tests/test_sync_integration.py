@@ -2,6 +2,8 @@
 
 import sqlite3
 
+import pytest
+
 
 def catalogue(db_path):
     conn = sqlite3.connect(db_path)
@@ -21,6 +23,7 @@ def sync(server):
     return server.wait_for_task(r.json["taskId"])
 
 
+@pytest.mark.every_python
 def test_it_syncs_the_nodes_pins_then_follows_changes(live_server, ipfs_node):
     contents = [("file %d of the first batch\n" % i).encode() * (i + 1) for i in range(300)]
     cids = ipfs_node.add_many(contents)
