@@ -1374,7 +1374,7 @@ class PinSync:
     def save_listed(self):
         if self.into_listed:
             with transaction(self.conn):
-                self.conn.executemany("UPDATE listed SET size = ?1 WHERE rowid = ?2 AND cid = ?3", self.into_listed)
+                self.conn.executemany("UPDATE listed SET size = ? WHERE rowid = ? AND cid = ?", self.into_listed)
             self.into_listed = []
 
     def save_late(self):
@@ -1388,7 +1388,7 @@ class PinSync:
     def save_pins(self):
         if self.into_pins:
             with transaction(self.conn):
-                self.conn.executemany("UPDATE pins SET size = ?1 WHERE id = ?2 AND cid = ?3", self.into_pins)
+                self.conn.executemany("UPDATE pins SET size = ? WHERE id = ? AND cid = ?", self.into_pins)
             self.into_pins = []
 
 

@@ -26,6 +26,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "node: starts the real IPFS node (set on every test that uses it)")
     config.addinivalue_line("markers", "every_python: the real-process test run on each Python version"
                                        " (tests/other_pythons.sh)")
+    # What a newer Python deprecates, ours must stop using before it is removed.
+    config.addinivalue_line("filterwarnings", "error::DeprecationWarning:(ipfsmaster|worker)")
+    config.addinivalue_line("filterwarnings", "error::PendingDeprecationWarning:(ipfsmaster|worker)")
 
 
 def pytest_collection_modifyitems(items):
