@@ -760,10 +760,12 @@ def sqlite_time(text):
 
 def _windows_created_between(pid, created_at, started_at):
     created = _windows_process_created(pid)
-    if created is None or not created_at or not started_at:
+    try:
+        low, high = sqlite_time(created_at), sqlite_time(started_at)
+    except (TypeError, ValueError):  # not started, or a time written by hand
         return False
     # The timestamps are whole seconds, cut down: a second of slack each way.
-    return sqlite_time(created_at) - 1 <= created <= sqlite_time(started_at) + 1
+    return created is not None and low - 1 <= created <= high + 1
 
 
 def _windows_process_alive(pid):
@@ -818,7 +820,9 @@ def mark_stale_tasks(conn, settings):
 
     A worker is gone when its process is, or when neither its heartbeat in
     the table nor its heartbeat file was renewed within the stale limit: the
-    file goes on while a long transaction holds up the table's. Runs whenever tasks are read or a task is requested, at server start and
+    file goes on while a long transaction holds up the table's.
+
+    Runs whenever tasks are read or a task is requested, at server start and
     as ``ipfsmaster.py reap``: no cron needed. Returns the ids it changed.
     """
     changed = []
@@ -1460,9 +1464,11 @@ def client_address(environ, trust_proxy):
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return address[:100]
-    if ip.version == 6 and not ip.ipv4_mapped:
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.version == 6:
         return str(ipaddress.ip_network("%s/64" % ip, strict=False))
-    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
+    return str(ip)
 
 
 def cookie_value(environ, name):

@@ -229,7 +229,7 @@ class IPFSClient:
                 raise self._unreachable(exc)
             if len(data) > MAX_ANSWER:
                 self.close()  # the rest is still on its way
-                raise IPFSError("IPFS %s answered more than %d bytes, more than such an answer can be"
+                raise IPFSError("IPFS %s answered more than %d bytes; such an answer is refused"
                                 % (command, MAX_ANSWER))
             try:
                 return json.loads(data.decode("utf-8")) if data.strip() else {}

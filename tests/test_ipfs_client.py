@@ -329,7 +329,7 @@ def test_an_answer_larger_than_the_limit_is_refused_not_read(canned, monkeypatch
     monkeypatch.setattr(worker, "MAX_ANSWER", 1000)
     server = canned(json_answer({"Data": "x" * 5000}), json_answer({"ID": "12D3"}))
     client = worker.IPFSClient(server.url)
-    with pytest.raises(worker.IPFSError, match="id answered more than 1000 bytes") as info:
+    with pytest.raises(worker.IPFSError, match="id answered more than 1000 bytes; such an answer is refused") as info:
         client.call("id")
     assert not info.value.transient
     assert client.call("id") == {"ID": "12D3"}   # on a new connection: nothing left over is read as an answer
