@@ -9,9 +9,12 @@
 # $IPFSMASTER_TEST_CACHE (default ~/.cache/ipfsmaster-tests): nothing is
 # installed into any Python itself.
 #
+# The real-process sync needs the IPFS test node: $IPFS_BIN, else whatever
+# tests/get_kubo.sh finds or builds. IPFSMASTER_TESTS_WITHOUT_NODE=1 leaves
+# that run out (on a machine without it).
+#
 # Usage: sh tests/other_pythons.sh [pytest arguments]
-# IPFSMASTER_TESTS_WITHOUT_NODE=1 leaves out the every_python run (on a machine
-# without the IPFS test node). Exits 1 if any run fails or no Python is found.
+# Exits 1 if any run fails or no Python is found.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -76,6 +79,16 @@ install_pytest() {
 
 failed=""
 summary=""
+node=yes
+if [ "${IPFSMASTER_TESTS_WITHOUT_NODE:-0}" = 1 ]; then
+    node=no
+elif [ -z "${IPFS_BIN:-}" ]; then
+    if IPFS_BIN=$(sh tests/get_kubo.sh); then
+        export IPFS_BIN
+    else
+        echo "The IPFS test node is missing (tests/get_kubo.sh failed): the real-process sync runs will fail." >&2
+    fi
+fi
 run() {
     label=$1
     shift
@@ -108,7 +121,7 @@ while read -r version exe; do
         fi
     fi
     run "Python $version ($exe): in-process tests" tests --ignore=tests/e2e -m "not node" -q "$@"
-    if [ "${IPFSMASTER_TESTS_WITHOUT_NODE:-0}" = 1 ]; then
+    if [ "$node" = no ]; then
         summary="$summary
   skipped Python $version: the real-process sync (IPFSMASTER_TESTS_WITHOUT_NODE=1)"
     else
