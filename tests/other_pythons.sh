@@ -45,7 +45,7 @@ found=$(
     candidates | while read -r exe; do
         version=$("$exe" -c "$PROBE" 2>/dev/null </dev/null) || continue
         [ -n "$version" ] && echo "$version $exe"
-    done | sort -s -t. -k1,1n -k2,2n -k3,3n | awk '!seen[$1]++'
+    done | sort -t. -k1,1n -k2,2n -k3,3n | awk '!seen[$1]++'
 )
 if [ -z "$found" ]; then
     echo "No CPython 3.9 or newer found." >&2
