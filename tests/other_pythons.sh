@@ -21,10 +21,11 @@ cd "$(dirname "$0")/.."
 PYTEST_PIN="pytest==8.4.2"
 export PIP_ROOT_USER_ACTION=ignore   # the install goes to a folder of its own
 CACHE="${IPFSMASTER_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipfsmaster-tests}"
-# Prints "VERSION" for a CPython 3.9 or newer, nothing for anything else.
+# Prints "VERSION EXECUTABLE" for a CPython 3.9 or newer (the executable
+# itself, not a shim such as pyenv's), nothing for anything else.
 PROBE='import platform, sys
 if platform.python_implementation() == "CPython" and sys.version_info >= (3, 9):
-    print(platform.python_version())'
+    print(platform.python_version(), sys.executable)'
 
 candidates() {
     for dir in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*; do
@@ -43,8 +44,7 @@ candidates() {
 # One interpreter per version, as "VERSION EXECUTABLE" lines, oldest first.
 found=$(
     candidates | while read -r exe; do
-        version=$("$exe" -c "$PROBE" 2>/dev/null </dev/null) || continue
-        [ -n "$version" ] && echo "$version $exe"
+        "$exe" -c "$PROBE" 2>/dev/null </dev/null
     done | sort -t. -k1,1n -k2,2n -k3,3n | awk '!seen[$1]++'
 )
 if [ -z "$found" ]; then
