@@ -20,7 +20,7 @@ from support import CLUSTER_PASSWORD, CLUSTER_USER, Client, LiveServer, SilentNo
 # A test that uses one of these starts the real IPFS node (the cluster's
 # peers each have one); so does every test in a module that imports
 # IPFSNode to start one itself.
-NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "cluster"}
+NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "isolated_ipfs_node", "cluster"}
 
 
 def pytest_configure(config):

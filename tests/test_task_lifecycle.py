@@ -101,7 +101,8 @@ def waiting_task(db, settings, monkeypatch):
         while not release.wait(0.05):
             ctx.check()
         return {"waited": True}
-    monkeypatch.setitem(worker.TASK_TYPES, "waiting", worker.TaskType(run=wait, single_flight=False, retryable=False))
+    monkeypatch.setitem(worker.TASK_TYPES, "waiting", worker.TASK_TYPES["pin_sync"]._replace(
+        run=wait, single_flight=False, retryable=False, group=None))
     task_id = db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('waiting', 'pending')").lastrowid
     runner = threading.Thread(target=worker.run_task, args=(task_id, settings.db), kwargs={"interval": 0.1},
                               daemon=True)
