@@ -1480,8 +1480,8 @@ class SizeLookups:
                 self.done.put(exc)
                 return
             except Exception as exc:  # anything else would leave the sync waiting for this batch forever
-                traceback.print_exc(file=self.ctx.out)
                 self.done.put(IPFSError("a size look-up failed: %s: %s" % (type(exc).__name__, exc)))
+                traceback.print_exc(file=self.ctx.out)
                 return
 
     def answers(self, wait=False):

@@ -9,6 +9,7 @@ import pytest
 
 import worker
 from fake_node import FakeNode
+from support import wait_for
 
 
 @pytest.fixture
@@ -270,6 +271,8 @@ def test_a_look_up_thread_that_dies_fails_the_sync_instead_of_waiting_for_it(set
     monkeypatch.setattr(worker, "pin_sizes", broken)
 
     task = sync_within(settings, db, node)
+    wait_for(lambda: not any(thread.name.startswith("size-") for thread in threading.enumerate()), timeout=10,
+             message="every look-up thread to end")
 
     assert task["status"] == "failed"
     assert task["error_message"] == "a size look-up failed: IndexError: list index out of range"
