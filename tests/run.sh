@@ -5,6 +5,8 @@
 #     or $IPFS_BIN
 #   - IPFS Cluster v1.0.8, built once with Go (tests/get_cluster.sh), or
 #     $IPFS_CLUSTER_BIN
+#   - for each other CPython from 3.9 up, a pytest that runs on it
+#     (tests/other_pythons.sh)
 #   - Chromium, its driver and a CJK font from the distribution, for the
 #     browser tests
 # Usage: sh tests/run.sh [pytest arguments]
@@ -27,6 +29,10 @@ echo "IPFS test node: $("$IPFS_BIN" version) ($IPFS_BIN)"
 
 IPFS_CLUSTER_BIN=$(sh tests/get_cluster.sh)
 export IPFS_CLUSTER_BIN
+
+# Every CPython from 3.9 up on this machine, each with a pytest that runs on
+# 3.9: the in-process tests and one real-process sync (tests/other_pythons.sh).
+sh tests/other_pythons.sh "$@"
 
 # The tests run in a network namespace of their own, where nothing but
 # loopback exists: nothing they start can reach beyond this machine (IPFS
