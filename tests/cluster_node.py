@@ -16,11 +16,10 @@ Standard library only.
 import http.client
 import json
 import os
-import signal
 import subprocess
 import time
 
-from ipfs_node import IPFSNode, free_port
+from ipfs_node import IPFSNode, free_port, stop_process
 
 CLUSTER_VERSION = "1.0.8"
 SECRET = "9a1f0e3c5b7d2e4f6a8c0b1d3e5f7a9c1e3d5b7f9a0c2e4d6b8f0a1c3e5d7b9f"
@@ -124,18 +123,8 @@ class ClusterPeer:
 
     def stop(self, timeout=15):
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if proc is not None:
+            stop_process(proc, timeout)
 
     def log_tail(self, size=4000):
         try:

@@ -78,7 +78,7 @@ def fake_node():
 
 @pytest.fixture(scope="session")
 def ipfs_node(tmp_path_factory):
-    """A real IPFS daemon (js-ipfs, the Kubo RPC API) on a free loopback port."""
+    """A real Kubo daemon on free loopback ports, shared by the whole run."""
     from ipfs_node import IPFSNode
     node = IPFSNode(tmp_path_factory.mktemp("ipfs"))
     node.start()

@@ -8,7 +8,7 @@ are not UnixFS (files/stat fails, block/stat answers), pins whose block is
 missing (both fail), raw listing lines, a listing cut short, slow look-ups,
 look-ups answered with raw bytes (garbage) or an HTTP error status, and a
 listing that pauses half-way.
-The real-node tests (js-ipfs) stay the proof that the worker speaks to a node.
+The real-node tests (Kubo) stay the proof that the worker speaks to a node.
 """
 
 import collections

@@ -26,12 +26,8 @@ fi
 
 command -v go >/dev/null 2>&1 || { echo "IPFS Cluster $VERSION is needed: install Go, or set IPFS_CLUSTER_BIN" >&2; exit 1; }
 echo "Building IPFS Cluster $VERSION with $(go version) (once; a few minutes)..." >&2
-SRC=$(go mod download -json "github.com/ipfs-cluster/ipfs-cluster@v$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-[ -d "$SRC" ] || { echo "go mod download github.com/ipfs-cluster/ipfs-cluster@v$VERSION failed" >&2; exit 1; }
-WORK=$(mktemp -d)
+WORK=$(sh "$(dirname "$0")/go_module_source.sh" github.com/ipfs-cluster/ipfs-cluster "v$VERSION")
 trap 'chmod -R u+w "$WORK"; rm -rf "$WORK"' EXIT
-cp -R "$SRC/." "$WORK/"
-chmod -R u+w "$WORK"
 mkdir -p "$CACHE"
 (cd "$WORK" && go build -trimpath -o "$WORK/bin/" ./cmd/ipfs-cluster-service ./cmd/ipfs-cluster-ctl >&2)
 mv "$WORK/bin/ipfs-cluster-service" "$WORK/bin/ipfs-cluster-ctl" "$CACHE/"

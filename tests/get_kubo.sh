@@ -33,12 +33,8 @@ fi
 
 command -v go >/dev/null 2>&1 || { echo "Kubo $VERSION is needed: install Go, or set IPFS_BIN to an ipfs binary" >&2; exit 1; }
 echo "Building Kubo $VERSION with $(go version) (once; a few minutes)..." >&2
-SRC=$(go mod download -json "github.com/ipfs/kubo@v$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-[ -d "$SRC" ] || { echo "go mod download github.com/ipfs/kubo@v$VERSION failed" >&2; exit 1; }
-WORK=$(mktemp -d)
+WORK=$(sh "$(dirname "$0")/go_module_source.sh" github.com/ipfs/kubo "v$VERSION")
 trap 'chmod -R u+w "$WORK"; rm -rf "$WORK"' EXIT
-cp -R "$SRC/." "$WORK/"
-chmod -R u+w "$WORK"
 (
     cd "$WORK"
     go mod edit -dropreplace github.com/libp2p/go-libp2p \

@@ -57,6 +57,20 @@ def find_kubo():
                       " or set IPFS_BIN to an ipfs binary" % KUBO_VERSION)
 
 
+def stop_process(proc, timeout):
+    """End a daemon started in a session of its own: SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -220,18 +234,8 @@ class IPFSNode:
     def stop(self, timeout=10.0):
         self._close_conn()
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        if proc is not None:
+            stop_process(proc, timeout)
 
     def __enter__(self):
         return self.start()
