@@ -15,12 +15,11 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ipfsmaster  # noqa: E402
-from support import CLUSTER_PASSWORD, CLUSTER_USER, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
+from support import CLUSTER_PASSWORD, CLUSTER_USER, NODE_FIXTURES, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
 
 # A test that uses one of these starts the real IPFS node (the cluster's
 # peers each have one); so does every test in a module that imports
 # IPFSNode to start one itself.
-NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "isolated_ipfs_node", "cluster"}
 
 
 def pytest_configure(config):

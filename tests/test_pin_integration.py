@@ -53,8 +53,10 @@ def test_a_pin_that_never_comes_times_out_and_the_next_one_is_done(make_live_ser
     task = server.wait_for_task(post_list(server, missing + "\n" + present, timeout_s=2)["taskId"], timeout=60)
     assert task["status"] == "completed" and time.monotonic() - started < 30
     assert (task["result"]["done"], task["result"]["failed"]) == (1, 1)
-    assert task["result"]["error_details"] == [{"cid": missing,
-                                                "error": "timed out after 2 s (context deadline exceeded)"}]
+    (detail,) = task["result"]["error_details"]
+    # Kubo's sentence, which it sometimes starts with "pin: ".
+    assert detail["cid"] == missing and detail["error"] in ("timed out after 2 s (context deadline exceeded)",
+                                                             "timed out after 2 s (pin: context deadline exceeded)")
     assert present in catalogue(server.db_path) and missing not in catalogue(server.db_path)
 
 

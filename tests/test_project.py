@@ -149,10 +149,10 @@ def test_the_python_3_9_check_catches_what_is_newer(tmp_path, code, what):
 
 def test_every_fixture_that_starts_a_node_marks_its_tests():
     """`-m "not node"` (tests/other_pythons.sh) must leave out every test that needs the node."""
-    import conftest
+    import support
     path = os.path.join(ipfsmaster.HERE, "tests", "conftest.py")
     source = open(path, encoding="utf-8").read()
     starting = {node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)
                 and any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)
                 and any(name + "(" in ast.get_source_segment(source, node) for name in ("IPFSNode", "Cluster"))}
-    assert starting and starting <= conftest.NODE_FIXTURES
+    assert starting and starting <= support.NODE_FIXTURES
