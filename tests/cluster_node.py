@@ -18,8 +18,9 @@ import json
 import os
 import subprocess
 import time
+from urllib.parse import quote
 
-from ipfs_node import IPFSNode, free_port, stop_process
+from ipfs_node import IPFSNode, free_port, log_tail, stop_process
 
 CLUSTER_VERSION = "1.0.8"
 SECRET = "9a1f0e3c5b7d2e4f6a8c0b1d3e5f7a9c1e3d5b7f9a0c2e4d6b8f0a1c3e5d7b9f"
@@ -110,7 +111,7 @@ class ClusterPeer:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("ipfs-cluster-service exited with %s; log:\n%s" % (self.proc.returncode,
-                                                                                     self.log_tail()))
+                                                                                     log_tail(self.log_path)))
             try:
                 if self.request("GET", "/id")[0] == 200:
                     return self
@@ -118,22 +119,13 @@ class ClusterPeer:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("ipfs-cluster-service did not answer on %s; log:\n%s" % (self.api_url,
-                                                                                           self.log_tail()))
+                                                                                           log_tail(self.log_path)))
             time.sleep(0.2)
 
     def stop(self, timeout=15):
         proc, self.proc = self.proc, None
         if proc is not None:
             stop_process(proc, timeout)
-
-    def log_tail(self, size=4000):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - size))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def request(self, method, path, headers=None):
         """(status, body) of a REST API call."""
@@ -207,6 +199,20 @@ class Cluster:
         cids = {kubo.add(data, pin=False) for kubo in self.kubos}
         assert len(cids) == 1
         return cids.pop()
+
+    def pin(self, cid, replication=2, name=""):
+        """Pin a CID through the cluster on ``replication`` peers."""
+        status, body = self.peers[0].request("POST", "/pins/%s?replication-min=%d&replication-max=%d&name=%s" % (
+            cid, replication, replication, quote(name)))
+        assert status == 200, body
+
+    def pin_failed_by_second_peer(self, data):
+        """Pin ``data`` on both peers while the second peer's Kubo is down
+        (stop it first): the second peer fails it. Returns the CID."""
+        cid = self.kubos[0].add(data, pin=False)
+        self.pin(cid)
+        self.wait_for(lambda: self.status(cid).get("peer-1") == "pin_error", "peer-1 to fail the pin")
+        return cid
 
     def status(self, cid):
         """{peer name: status} of one pin across the cluster."""

@@ -71,6 +71,17 @@ def stop_process(proc, timeout):
             continue
 
 
+def log_tail(path, size=4000):
+    """The end of a daemon's log, for an error message ('' if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -167,15 +178,6 @@ class IPFSNode:
             json.dump(cfg, f, indent=2)
         os.replace(tmp, path)
 
-    def _log_tail(self, n=4000):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - n))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
     def start(self):
         os.makedirs(self.base_dir, exist_ok=True)
         if not os.path.exists(os.path.join(self.repo, "config")):
@@ -207,7 +209,7 @@ class IPFSNode:
             if self.fixed_ports:
                 break
             self.api_port = None
-        raise RuntimeError("Kubo could not bind its ports; log %s ends with:\n%s" % (self.log_path, self._log_tail()))
+        raise RuntimeError("Kubo could not bind its ports; log %s ends with:\n%s" % (self.log_path, log_tail(self.log_path)))
 
     def _wait_ready(self, deadline, log_start):
         """True once /api/v0/version answers, False if a port was taken."""
@@ -219,7 +221,7 @@ class IPFSNode:
                     if b"address already in use" in f.read():
                         return False
                 raise RuntimeError("Kubo exited with %s during start-up; log %s ends with:\n%s"
-                                   % (rc, self.log_path, self._log_tail()))
+                                   % (rc, self.log_path, log_tail(self.log_path)))
             try:
                 self.request("version", timeout=2)
                 return True  # any answer, even a refusal for want of credentials
@@ -228,7 +230,7 @@ class IPFSNode:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("Kubo did not answer /api/v0/version on %s within %.0f s; log %s ends with:\n%s"
-                                   % (self.api_url, self.startup_timeout, self.log_path, self._log_tail()))
+                                   % (self.api_url, self.startup_timeout, self.log_path, log_tail(self.log_path)))
             time.sleep(0.1)
 
     def stop(self, timeout=10.0):

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from urllib.parse import quote
 
 import pytest
 
@@ -18,9 +17,7 @@ SECRET = "basic:%s:%s" % (CLUSTER_USER, CLUSTER_PASSWORD)
 def pin_through_cluster(cluster, data, replication=2, name=""):
     """Bytes on every peer's Kubo, pinned through the cluster; returns the CID once every allocated peer has it."""
     cid = cluster.add_everywhere(data)
-    status, body = cluster.peers[0].request("POST", "/pins/%s?replication-min=%d&replication-max=%d&name=%s" % (
-        cid, replication, replication, quote(name)))
-    assert status == 200, body
+    cluster.pin(cid, replication, name)
     cluster.wait_for(lambda: list(cluster.status(cid).values()).count("pinned") == replication, "%s pinned" % cid)
     return cid
 
@@ -63,9 +60,7 @@ def test_a_peer_whose_kubo_is_down_shows_its_error_and_recovers(cluster, cluster
     late = b"pinned while a peer's Kubo is down"
     cluster.kubos[1].stop()
     try:
-        failed = cluster.kubos[0].add(late, pin=False)
-        assert cluster.peers[0].request("POST", "/pins/%s?replication-min=2&replication-max=2" % failed)[0] == 200
-        cluster.wait_for(lambda: cluster.status(failed).get("peer-1") == "pin_error", "peer-1 to fail the pin")
+        failed = cluster.pin_failed_by_second_peer(late)
         task = cluster_console.sync()
         assert task["status"] == "completed", task
         in_error = cluster_console.request("GET", "/api/pins?status=error&limit=1000").json

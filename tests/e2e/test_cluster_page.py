@@ -3,7 +3,6 @@ peers: the peers, each pin's replication, a peer's errors, the filters and
 recovery, with everything the cluster says shown as text."""
 
 import json
-from urllib.parse import quote
 
 from selenium.webdriver.support.ui import Select
 
@@ -16,16 +15,13 @@ MARKUP_NAME = '<img src=x onerror="document.title=\'owned\'"> <b>bold</b>'
 def test_the_pins_page_shows_the_cluster_and_recovers_what_a_peer_failed(page, make_live_server, cluster):
     server = make_live_server(cluster.kubos[0].api_url, cluster_api=cluster.api_url, cluster_auth=SECRET)
     named = cluster.add_everywhere(b"a pin whose name looks like markup")
-    assert cluster.peers[0].request("POST", "/pins/%s?replication-min=2&replication-max=2&name=%s" % (
-        named, quote(MARKUP_NAME)))[0] == 200
+    cluster.pin(named, name=MARKUP_NAME)
     cluster.wait_for(lambda: set(cluster.status(named).values()) == {"pinned"}, "both peers to pin it")
 
     late = b"pinned while the second peer's Kubo is down, in the browser test"
     cluster.kubos[1].stop()
     try:
-        failed = cluster.kubos[0].add(late, pin=False)
-        assert cluster.peers[0].request("POST", "/pins/%s?replication-min=2&replication-max=2" % failed)[0] == 200
-        cluster.wait_for(lambda: cluster.status(failed).get("peer-1") == "pin_error", "peer-1 to fail the pin")
+        failed = cluster.pin_failed_by_second_peer(late)
         assert server.sync()["status"] == "completed"
     finally:
         cluster.kubos[1].start()
