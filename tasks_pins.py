@@ -20,7 +20,8 @@ import ipfsmaster
 from ipfsmaster import connect, transaction
 from urllib.parse import quote
 
-from worker import IPFSError, TaskStopped, cluster_pin_rows, pin_size, record_cluster_status, store_pin
+from worker import (CLUSTER_ERROR_STATUSES, IPFSError, TaskStopped, cluster_pin_rows, follow_cluster_pin,
+                    pin_size, record_cluster_status, store_pin)
 
 MAX_ERROR_DETAILS = 10
 MAX_INVALID_LINES = 100      # line numbers of lines that are not CIDs kept in a result
@@ -402,9 +403,6 @@ def add_pins(ctx):
     return run_pin_task(ctx, source, int(params.get("valid", 0)), pin, "Pinning")
 
 
-CLUSTER_POLL_S = 0.5
-
-
 def cluster_pinner(ctx, client, timeout_s):
     """Pin through IPFS Cluster: the cluster places each pin (with the
     task's replication factors, if given), and the task follows it until
@@ -415,20 +413,13 @@ def cluster_pinner(ctx, client, timeout_s):
                for option in ("replication_min", "replication_max") if ctx.params.get(option) is not None]
 
     def pin(conn, cid, name):
-        path = "pins/" + quote(cid, safe="")
         ctx.result["current"] = {"cid": cid, "pinned": 0, "wanted": None}
         deadline = time.monotonic() + timeout_s
         try:
             with ctx.interruptible(cluster):
-                cluster.call(path, factors + ([("name", name)] if name else []), method="POST")
-                while True:
-                    info = cluster.call(path, method="GET")
-                    _, statuses, (_, wanted, pinned, in_error) = cluster_pin_rows(info)
-                    ctx.result["current"] = {"cid": cid, "pinned": pinned, "wanted": wanted}
-                    if pinned >= wanted or in_error or time.monotonic() > deadline:
-                        break
-                    ctx.check()
-                    time.sleep(CLUSTER_POLL_S)
+                cluster.call("pins/" + quote(cid, safe=""), factors + ([("name", name)] if name else []),
+                             method="POST")
+                info, (wanted, pinned, in_error) = follow_cluster_pin(ctx, cluster, cid, None, deadline)
         except IPFSError as exc:
             if ctx.stopping:
                 raise TaskStopped(ctx.stop_reason)
@@ -440,7 +431,7 @@ def cluster_pinner(ctx, client, timeout_s):
         record_cluster_status(conn, info)
         if in_error:
             return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])
-                             for row in statuses if row[3] in ("pin_error", "cluster_error", "error"))
+                             for row in cluster_pin_rows(info)[1] if row[3] in CLUSTER_ERROR_STATUSES)
         if pinned < wanted:
             return "timed out after %d s: pinned on %d of %d peers" % (timeout_s, pinned, wanted)
         return None

@@ -1419,7 +1419,6 @@ def record_cluster_status(conn, obj):
                          " VALUES (?, ?, ?, ?, ?, ?)", statuses)
         conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error) VALUES (?, ?, ?, ?)",
                      counts)
-    return counts[3] == 0
 
 
 class SizeLookups:
@@ -1723,12 +1722,32 @@ def store_pin(conn, cid, name, size, rename=False):
 # ---------------------------------------------------------------------------
 
 RECOVER_FILTER = [("filter", "pin_error,unpin_error")]
+RECOVER_TIMEOUT_S = 120
+CLUSTER_POLL_S = 0.5
+
+
+def follow_cluster_pin(ctx, cluster, cid, info, deadline):
+    """Follow a pin the cluster is placing (``info``: its GlobalPinInfo so
+    far, or None) until every peer it is allocated to has pinned it, one
+    has failed it, or ``deadline`` (monotonic) passes; returns the last
+    GlobalPinInfo with its (wanted, pinned, in_error) counts."""
+    while True:
+        if info is None:
+            info = cluster.call("pins/" + quote(cid, safe=""), method="GET")
+        wanted, pinned, in_error = cluster_pin_rows(info)[2][1:]
+        ctx.result["current"] = {"cid": cid, "pinned": pinned, "wanted": wanted}
+        if pinned >= wanted or in_error or time.monotonic() > deadline:
+            return info, (wanted, pinned, in_error)
+        ctx.check()
+        time.sleep(CLUSTER_POLL_S)
+        info = None
 
 
 def recover_pins(ctx):
     """Ask the cluster to try again every pin a peer failed
-    (``POST /pins/CID/recover``), one at a time, with progress; each
-    answer's status reaches the catalogue at once."""
+    (``POST /pins/CID/recover``), one at a time, with progress, and follow
+    each until its peers have it pinned or fail it again; each pin's status
+    reaches the catalogue at once."""
     if not ctx.cluster_api:
         raise IPFSError("no IPFS Cluster is set (--cluster-api): there is nothing to recover")
     client = ctx.cluster_client()
@@ -1748,6 +1767,8 @@ def recover_pins(ctx):
             try:
                 with ctx.interruptible(client):
                     answer = client.call("pins/%s/recover" % quote(cid, safe=""), method="POST")
+                    answer, (wanted, pinned, _) = follow_cluster_pin(
+                        ctx, client, cid, answer, time.monotonic() + RECOVER_TIMEOUT_S)
             except IPFSError as exc:
                 ctx.check()
                 if exc.transient:
@@ -1756,14 +1777,13 @@ def recover_pins(ctx):
                 if len(result["error_details"]) < MAX_ERROR_DETAILS:
                     result["error_details"].append({"cid": cid, "error": str(exc)})
             else:
-                if record_cluster_status(conn, answer):
-                    result["recovered"] += 1
-                else:
-                    result["still_in_error"] += 1
+                record_cluster_status(conn, answer)
+                result["recovered" if pinned >= wanted else "still_in_error"] += 1
             ctx.advance(1, cid)
     finally:
         conn.close()
     ctx.current_item = None
+    result.pop("current", None)
     ctx.log("Recovery completed: %d recovered, %d still in error, %d failed"
             % (result["recovered"], result["still_in_error"], result["failed"]))
     return result
