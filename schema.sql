@@ -3,12 +3,12 @@
 -- Every statement is idempotent (IF NOT EXISTS) and runs on every start, so a
 -- fresh file gets everything and an existing one loses nothing. Changes to an
 -- existing database go through numbered steps keyed on PRAGMA user_version in
--- ipfsmaster.py. Timestamps are UTC text in SQLite's datetime('now') form.
+-- console/store.py. Timestamps are UTC text in SQLite's datetime('now') form.
 
 -- One row per background job: a pin sync, an upload, ...
 CREATE TABLE IF NOT EXISTS background_tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,       -- task id, never reused
-    task_type TEXT NOT NULL,                    -- a key of worker.TASK_TYPES: 'pin_sync', 'file_upload'
+    task_type TEXT NOT NULL,                    -- a key of console/registry.py's TASK_TYPES: 'pin_sync', ...
     status TEXT NOT NULL DEFAULT 'pending'      -- pending -> running -> completed | failed | cancelled
         CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
     progress INTEGER NOT NULL DEFAULT 0,        -- items (or bytes) done so far

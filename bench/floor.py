@@ -31,7 +31,8 @@ import time
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import worker  # noqa: E402  (its RPC client, without its database or tasks)
+import console.rpc  # noqa: E402  (its RPC client, without its database or tasks)
+import console.tasks.sizes  # noqa: E402  (its RPC client, without its database or tasks)
 
 
 def connection(host, port):
@@ -108,8 +109,8 @@ def read_listing_batched(url, names=True):
     """The seconds it takes to read the listing with the worker's client,
     with the pins' names (as the worker asks for them) or without."""
     started = time.perf_counter()
-    for _ in worker.IPFSClient(url).stream_batches("pin/ls", worker.LIST_ARGS if names else [
-            (name, value) for name, value in worker.LIST_ARGS if name != "names"]):
+    for _ in console.rpc.IPFSClient(url).stream_batches("pin/ls", console.rpc.LIST_ARGS if names else [
+            (name, value) for name, value in console.rpc.LIST_ARGS if name != "names"]):
         pass
     return time.perf_counter() - started
 
@@ -117,11 +118,11 @@ def read_listing_batched(url, names=True):
 def look_up_sizes_pipelined(url, cids, concurrency, pipeline):
     """files/stat for every CID, ``pipeline`` at a time on each connection; seconds."""
     def run(slot):
-        client = worker.IPFSClient(url)
+        client = console.rpc.IPFSClient(url)
         mine = cids[slot::concurrency]
         for start in range(0, len(mine), pipeline):
             client.call_many("files/stat", ["/ipfs/" + cid for cid in mine[start:start + pipeline]],
-                             worker.STAT_OPTIONS)
+                             console.tasks.sizes.STAT_OPTIONS)
         client.close()
 
     return on_threads(run, concurrency)
@@ -132,7 +133,7 @@ def main(argv=None):
     parser.add_argument("--api", required=True, help="the node's RPC API, http://HOST:PORT")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--lookups", type=int, default=-1, help="how many pins to size (default: all listed)")
-    parser.add_argument("--pipeline", type=int, default=worker.size_pipeline(),
+    parser.add_argument("--pipeline", type=int, default=console.tasks.sizes.size_pipeline(),
                         help="look-ups per write in the worker's way (default: as the worker)")
     args = parser.parse_args(argv)
     parts = urlsplit(args.api)

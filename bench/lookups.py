@@ -5,7 +5,7 @@
 
 On a Kubo node with ``--pins`` pinned files (bench/kubo.py), it times
 ``files/stat`` of every pin, over ``--concurrency`` keep-alive connections, the
-worker's way (worker.IPFSClient.call_many) at several pipeline depths (1 is
+worker's way (console.rpc.IPFSClient.call_many) at several pipeline depths (1 is
 one request at a time), and plainly with ``http.client``, one request at a
 time. Best of ``--rounds``. Prints a table of look-ups per second.
 """
@@ -17,18 +17,19 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import worker  # noqa: E402
+import console.rpc  # noqa: E402
+import console.tasks.sizes  # noqa: E402
 from floor import look_up_sizes, on_threads  # noqa: E402
 from kubo import kubo_with_pins  # noqa: E402
 
 
 def pipelined(url, cids, concurrency, depth):
     def run(slot):
-        client = worker.IPFSClient(url)
+        client = console.rpc.IPFSClient(url)
         mine = cids[slot::concurrency]
         for start in range(0, len(mine), depth):
             answers = client.call_many("files/stat", ["/ipfs/" + cid for cid in mine[start:start + depth]],
-                                       worker.STAT_OPTIONS)
+                                       console.tasks.sizes.STAT_OPTIONS)
             assert len(answers) == len(mine[start:start + depth])
         client.close()
     return on_threads(run, concurrency)

@@ -33,7 +33,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-import ipfsmaster  # noqa: E402
+import console.pin_input  # noqa: E402
+import console.processes  # noqa: E402
+import console.settings  # noqa: E402
+import console.store  # noqa: E402
 from ipfs_node import IPFSNode  # noqa: E402
 
 
@@ -86,9 +89,9 @@ def rss_kib(pid, field="VmRSS"):
 
 
 def pin_with_ipfsmaster(node, cids, folder):
-    settings = ipfsmaster.Settings(db=os.path.join(folder, "bench.db"), ipfs_api=node.api_url)
-    ipfsmaster.init_db(settings.db)
-    conn = ipfsmaster.connect(settings.db)
+    settings = console.settings.Settings(db=os.path.join(folder, "bench.db"), ipfs_api=node.api_url)
+    console.store.init_db(settings.db)
+    conn = console.store.connect(settings.db)
     list_path = os.path.join(folder, "list.txt")
     with open(list_path, "w") as f:
         f.writelines(cid + "\n" for cid in cids)
@@ -98,8 +101,8 @@ def pin_with_ipfsmaster(node, cids, folder):
             for block in iter(lambda: f.read(65536), b""):
                 writer.feed(block)
 
-    ipfsmaster.spawn_worker = lambda settings, task_id: None   # the worker is started below, watched
-    task_id, summary = ipfsmaster.start_pin_add(settings, conn, fill)
+    console.processes.spawn_worker = lambda settings, task_id: None   # the worker is started below, watched
+    task_id, summary = console.pin_input.start_pin_add(settings, conn, fill)
     assert summary["valid"] == len(cids), summary
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-S", os.path.join(ROOT, "worker.py"), str(task_id), "--db", settings.db],
@@ -114,7 +117,7 @@ def pin_with_ipfsmaster(node, cids, folder):
             samples.append((time.perf_counter() - started, progress, rss))
         time.sleep(0.5)
     elapsed = time.perf_counter() - started
-    task = ipfsmaster.task_as_json(ipfsmaster.get_task(conn, task_id))
+    task = console.store.task_as_json(console.store.get_task(conn, task_id))
     pinned = conn.execute("SELECT COUNT(*) FROM pins WHERE size IS NOT NULL").fetchone()[0]
     conn.close()
     return elapsed, task, pinned, samples, peak

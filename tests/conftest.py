@@ -14,7 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import ipfsmaster  # noqa: E402
+import console.processes  # noqa: E402
+import console.settings  # noqa: E402
+import console.store  # noqa: E402
+import console.web.app  # noqa: E402
 from support import CLUSTER_PASSWORD, CLUSTER_USER, NODE_FIXTURES, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
 
 # A test that uses one of these starts the real IPFS node (the cluster's
@@ -27,8 +30,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "every_python: the real-process test run on each Python version"
                                        " (tests/other_pythons.sh)")
     # What a newer Python deprecates, ours must stop using before it is removed.
-    config.addinivalue_line("filterwarnings", "error::DeprecationWarning:(ipfsmaster|worker)")
-    config.addinivalue_line("filterwarnings", "error::PendingDeprecationWarning:(ipfsmaster|worker)")
+    config.addinivalue_line("filterwarnings", "error::DeprecationWarning:(ipfsmaster|worker|console)")
+    config.addinivalue_line("filterwarnings", "error::PendingDeprecationWarning:(ipfsmaster|worker|console)")
 
 
 def pytest_collection_modifyitems(items):
@@ -41,28 +44,28 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def settings(tmp_path):
-    settings = ipfsmaster.Settings(db=str(tmp_path / "ipfsmaster.db"), ipfs_api="http://127.0.0.1:9")
-    ipfsmaster.init_db(settings.db)
+    settings = console.settings.Settings(db=str(tmp_path / "ipfsmaster.db"), ipfs_api="http://127.0.0.1:9")
+    console.store.init_db(settings.db)
     return settings
 
 
 @pytest.fixture
 def db(settings):
-    conn = ipfsmaster.connect(settings.db)
+    conn = console.store.connect(settings.db)
     yield conn
     conn.close()
 
 
 @pytest.fixture
 def client(settings):
-    return Client(ipfsmaster.App(settings))
+    return Client(console.web.app.App(settings))
 
 
 @pytest.fixture
 def spawned(monkeypatch):
     """Workers are not started: the ids of the tasks that would have been."""
     calls = []
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: calls.append(task_id) or 1)
     return calls
 
 
@@ -125,7 +128,7 @@ def make_live_server(tmp_path):
     def make(ipfs_api, **overrides):
         folder = tmp_path / ("server%d" % len(servers))
         folder.mkdir()
-        settings = ipfsmaster.Settings(db=str(folder / "ipfsmaster.db"), ipfs_api=ipfs_api, port=0, **overrides)
+        settings = console.settings.Settings(db=str(folder / "ipfsmaster.db"), ipfs_api=ipfs_api, port=0, **overrides)
         server = LiveServer(settings)
         servers.append(server)
         return server

@@ -11,10 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
-import ipfsmaster
+import console.processes
+import console.registry
+import console.shipped
+import console.store
+import console.tasks
+import console.web.server
 
 # The fixtures that start an IPFS node (or a cluster): their tests carry the
 # `node` marker (see conftest.py), which tests/other_pythons.sh leaves out.
@@ -98,7 +104,7 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
 
 def catalogue(db_path):
     """{cid: (type, name, size)} of the pins in a database."""
-    conn = ipfsmaster.connect(db_path)
+    conn = console.store.connect(db_path)
     try:
         return {row["cid"]: (row["type"], row["name"], row["size"])
                 for row in conn.execute("SELECT cid, type, name, size FROM pins")}
@@ -108,11 +114,10 @@ def catalogue(db_path):
 
 def run_here(settings, task_id):
     """Run a pending task's worker in this process, to its end; returns the task as JSON."""
-    import worker
-    worker.run_task(task_id, settings.db, interval=0.05)
-    conn = ipfsmaster.connect(settings.db)
+    console.tasks.run_task(task_id, settings.db, interval=0.05)
+    conn = console.store.connect(settings.db)
     try:
-        return ipfsmaster.task_as_json(ipfsmaster.get_task(conn, task_id))
+        return console.store.task_as_json(console.store.get_task(conn, task_id))
     finally:
         conn.close()
 
@@ -130,7 +135,7 @@ def kill_pid(pid):
                 return
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            if not ipfsmaster.process_alive(pid):
+            if not console.processes.process_alive(pid):
                 return
             time.sleep(0.05)
 
@@ -139,13 +144,13 @@ def kill_workers(db_path):
     """Kill every still-running worker process recorded in this database."""
     if not os.path.exists(db_path):
         return
-    conn = ipfsmaster.connect(db_path)
+    conn = console.store.connect(db_path)
     try:
         rows = conn.execute("SELECT id, pid FROM background_tasks WHERE pid IS NOT NULL").fetchall()
     finally:
         conn.close()
     for task_id, pid in rows:
-        if pid != os.getpid() and ipfsmaster.is_task_worker(pid, task_id):
+        if pid != os.getpid() and console.processes.is_task_worker(pid, task_id):
             kill_pid(pid)
 
 
@@ -187,7 +192,7 @@ class LiveServer(ServerClient):
     def __init__(self, settings):
         self.settings = settings
         self.db_path = settings.db
-        self.server = ipfsmaster.make_server(settings)
+        self.server = console.web.server.make_server(settings)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -228,7 +233,7 @@ def clean_environment(**extra):
 def build_bundle(folder, python=sys.executable):
     """Run ``ipfsmaster.py bundle`` from the checkout, writing into ``folder``; the archive's path."""
     output = os.path.join(str(folder), "ipfsmaster.pyz")
-    done = subprocess.run([python, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "bundle", "-o", output],
+    done = subprocess.run([python, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "bundle", "-o", output],
                           cwd=str(folder), env=clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=120)
     assert done.returncode == 0, done.stderr.decode()
@@ -300,3 +305,10 @@ class BundledServer(ServerClient):
         kill_workers(self.db_path)
 
 
+def register_task_type(monkeypatch, name, run, **entry):
+    """Add a task type the way the README says: a module under console/tasks
+    with its ``run(ctx)``, and its registry entry (``entry``: TaskType's fields)."""
+    module = types.ModuleType("console.tasks." + name)
+    module.run = run
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(console.registry.TASK_TYPES, name, console.registry.TaskType(**entry))

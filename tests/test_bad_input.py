@@ -10,7 +10,10 @@ import time
 
 import pytest
 
-import ipfsmaster
+import console.processes
+import console.shipped
+import console.web.app
+import console.web.http
 
 BAD_IDS = ["", "abc", "-1", "0", "1.5", "1e3", "99999999999999999999", "9" * 500, "1' OR '1'='1",
            "1;DROP TABLE background_tasks", "%E4%B8%80", "%00", "%FF%FE", "0x1", "1,2", "[1]", "null", "%20"]
@@ -28,7 +31,7 @@ def assert_json_error(r, expected=None):
         assert r.status == expected
     data = json.loads(r.body)
     assert data["success"] is False and isinstance(data["error"], str) and data["error"]
-    assert "Traceback" not in r.text and ipfsmaster.HERE not in r.text
+    assert "Traceback" not in r.text and console.shipped.HERE not in r.text
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def populated(db):
 
 
 def test_every_endpoint_rejects_bad_ids(client, populated, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     for method, path in ID_PATHS:
         for raw in BAD_IDS:
             assert_json_error(client.request(method, "%s?id=%s" % (path, raw)), 400)
@@ -56,7 +59,7 @@ def test_every_endpoint_rejects_bad_query_values(client):
 
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")  # it does not know BREW, nor should we
 def test_every_route_rejects_wrong_methods(client):
-    for _, path, _ in ipfsmaster.ROUTES:
+    for _, path, _ in console.web.app.ROUTES:
         for method in METHODS:
             r = client.request(method, path)
             assert_json_error(r, 405)
@@ -64,10 +67,10 @@ def test_every_route_rejects_wrong_methods(client):
 
 
 def test_every_post_rejects_oversized_bodies(client, db):
-    for method, path, _ in ipfsmaster.ROUTES:
+    for method, path, _ in console.web.app.ROUTES:
         # Uploads and pin lists are large by nature; they have limits of their own.
         if method == "POST" and path not in ("/files/upload", "/pins/add", "/pins/remove"):
-            r = client.request("POST", path + "?id=1", body=b"{" * (ipfsmaster.MAX_FORM_BODY + 10))
+            r = client.request("POST", path + "?id=1", body=b"{" * (console.web.http.MAX_FORM_BODY + 10))
             assert_json_error(r, 413)
     assert db.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 0
 
@@ -145,7 +148,7 @@ def malformed_requests(port):
                  b"GET /static/..%2f..%2fschema.sql HTTP/1.1\r\n\r\n", b"GET /static/%00 HTTP/1.1\r\n\r\n"]:
         cases.append(line)
     for method in METHODS:
-        for _, path, _ in ipfsmaster.ROUTES[:6]:
+        for _, path, _ in console.web.app.ROUTES[:6]:
             cases.append(b"%s %s HTTP/1.1\r\n%sContent-Length: 0\r\n\r\n" % (method.encode(), path.encode(), host))
     while len(cases) < 230:
         junk = bytes(rng.randrange(32, 127) for _ in range(rng.randrange(1, 80)))

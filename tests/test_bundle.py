@@ -9,11 +9,14 @@ import zipfile
 
 import pytest
 
-import ipfsmaster
+import console.processes
+import console.shipped
+import console.store
+import console.web.app
 from support import BundledServer, Client, build_bundle, clean_environment, installed_pythons, wait_for
 from test_upload import multipart
 
-CHECKOUT = ipfsmaster.HERE
+CHECKOUT = console.shipped.HERE
 ALLOWED_BESIDE = {"ipfsmaster.pyz", "ipfsmaster.db", "ipfsmaster.db-wal", "ipfsmaster.db-shm", "ipfsmaster-tasks"}
 # Written by pytest itself, never by the console.
 NOT_THE_CONSOLES = {".git", ".pytest_cache", "test-artifacts"}
@@ -23,6 +26,9 @@ def checkout_files():
     """The names the archive must hold, as the checkout has them."""
     names = [name for name in os.listdir(CHECKOUT) if name.endswith(".py")] + ["schema.sql"]
     names += ["static/" + name for name in os.listdir(os.path.join(CHECKOUT, "static"))]
+    for parent, folders, files in os.walk(os.path.join(CHECKOUT, "console")):
+        folders[:] = [name for name in folders if name != "__pycache__"]
+        names += [os.path.relpath(os.path.join(parent, name), CHECKOUT) for name in files if name.endswith(".py")]
     return sorted(names)
 
 
@@ -70,21 +76,21 @@ def test_the_archive_is_an_executable_zipapp_of_the_sources_alone(bundled_archiv
         for name in checkout_files():
             with open(os.path.join(CHECKOUT, *name.split("/")), "rb") as f:
                 assert archive.read(name) == f.read(), name
-        assert archive.read("VERSION").decode() == ipfsmaster.source_version(CHECKOUT) + "\n"
+        assert archive.read("VERSION").decode() == console.shipped.source_version(CHECKOUT) + "\n"
 
 
 def test_the_version_names_the_commit_of_a_checkout():
-    version = ipfsmaster.source_version(CHECKOUT)
+    version = console.shipped.source_version(CHECKOUT)
     if not os.path.isdir(os.path.join(CHECKOUT, ".git")):
-        assert version == ipfsmaster.__version__
+        assert version == console.shipped.__version__
         return
-    assert version.startswith(ipfsmaster.__version__ + "+g")
+    assert version.startswith(console.shipped.__version__ + "+g")
     commit = version.split("+g", 1)[1].split(".")[0]
     assert len(commit) == 12 and int(commit, 16) >= 0
 
 
 def test_a_folder_that_is_no_checkout_has_the_plain_version(tmp_path):
-    assert ipfsmaster.source_version(str(tmp_path)) == ipfsmaster.__version__
+    assert console.shipped.source_version(str(tmp_path)) == console.shipped.__version__
 
 
 # ---------------------------------------------------------------------------
@@ -95,21 +101,21 @@ def test_a_folder_that_is_no_checkout_has_the_plain_version(tmp_path):
 def from_archive(bundled_archive, monkeypatch, tmp_path):
     """ipfsmaster reading its schema, static files and version from the
     archive, with no checkout to fall back on."""
-    monkeypatch.setattr(ipfsmaster, "ARCHIVE", bundled_archive)
-    monkeypatch.setattr(ipfsmaster, "HERE", str(tmp_path / "no-checkout-here"))
-    ipfsmaster.version.cache_clear()
+    monkeypatch.setattr(console.shipped, "ARCHIVE", bundled_archive)
+    monkeypatch.setattr(console.shipped, "HERE", str(tmp_path / "no-checkout-here"))
+    console.shipped.version.cache_clear()
     yield bundled_archive
-    ipfsmaster.version.cache_clear()
+    console.shipped.version.cache_clear()
 
 
 def test_static_files_come_from_the_archive_with_the_same_headers(settings, from_archive, monkeypatch):
     paths = ["/static/" + name[len("static/"):] for name in checkout_files() if name.startswith("static/")]
     paths += ["/pins", "/tasks"]
-    bundled = Client(ipfsmaster.App(settings))
+    bundled = Client(console.web.app.App(settings))
     answers = {path: bundled.get(path) for path in paths}
-    monkeypatch.setattr(ipfsmaster, "ARCHIVE", None)
-    monkeypatch.setattr(ipfsmaster, "HERE", CHECKOUT)
-    checkout = Client(ipfsmaster.App(settings))
+    monkeypatch.setattr(console.shipped, "ARCHIVE", None)
+    monkeypatch.setattr(console.shipped, "HERE", CHECKOUT)
+    checkout = Client(console.web.app.App(settings))
     for path, answer in answers.items():
         expected = checkout.get(path)
         assert answer.status == expected.status == 200, path
@@ -123,19 +129,19 @@ def test_static_files_come_from_the_archive_with_the_same_headers(settings, from
     "/static/app.css%00", "/static/nope.js", "/static/static/app.css",
 ])
 def test_it_rejects_paths_out_of_static_inside_the_archive_too(settings, from_archive, path):
-    r = Client(ipfsmaster.App(settings)).get(path)
+    r = Client(console.web.app.App(settings)).get(path)
     assert r.status == 404 and r.json["success"] is False, path
 
 
 def test_the_schema_and_version_come_from_the_archive(tmp_path, from_archive):
     with zipfile.ZipFile(from_archive) as archive:
         recorded = archive.read("VERSION").decode().strip()
-    assert ipfsmaster.version() == recorded
+    assert console.shipped.version() == recorded
     db = str(tmp_path / "fresh.db")
-    ipfsmaster.init_db(db)
-    conn = ipfsmaster.connect(db)
+    console.store.init_db(db)
+    conn = console.store.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == console.store.SCHEMA_VERSION
         assert conn.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 0
     finally:
         conn.close()
@@ -144,10 +150,10 @@ def test_the_schema_and_version_come_from_the_archive(tmp_path, from_archive):
 def test_it_knows_a_worker_by_either_command_line():
     archive = [b"/usr/bin/python3", b"-S", b"/srv/ipfsmaster.pyz", b"worker", b"7", b"--db", b"/srv/x.db"]
     checkout = [b"/usr/bin/python3", b"-S", b"/opt/ipfsmaster/worker.py", b"7", b"--db", b"/srv/x.db"]
-    assert ipfsmaster.is_worker_command(archive, 7) and ipfsmaster.is_worker_command(checkout, 7)
-    assert not ipfsmaster.is_worker_command(archive, 8) and not ipfsmaster.is_worker_command(checkout, 8)
-    assert not ipfsmaster.is_worker_command([b"python3", b"ipfsmaster.pyz", b"show", b"7"], 7)
-    assert not ipfsmaster.is_worker_command([b"vim", b"7"], 7)
+    assert console.processes.is_worker_command(archive, 7) and console.processes.is_worker_command(checkout, 7)
+    assert not console.processes.is_worker_command(archive, 8) and not console.processes.is_worker_command(checkout, 8)
+    assert not console.processes.is_worker_command([b"python3", b"ipfsmaster.pyz", b"show", b"7"], 7)
+    assert not console.processes.is_worker_command([b"vim", b"7"], 7)
 
 
 # ---------------------------------------------------------------------------
@@ -219,11 +225,11 @@ def test_the_archive_alone_does_everything_the_checkout_does(which, oldest_and_n
         with open("/proc/%d/cmdline" % running["pid"], "rb") as f:
             argv = f.read().split(b"\0")[:-1]
         assert argv[1:5] == [b"-S", server.archive.encode(), b"worker", str(stuck).encode()]
-        assert ipfsmaster.is_task_worker(running["pid"], stuck)
+        assert console.processes.is_task_worker(running["pid"], stuck)
         r = server.request("POST", "/tasks/cancel?id=%d" % stuck)
         assert r.status == 200 and r.json["success"] is True
         assert server.wait_for_task(stuck, timeout=15)["status"] == "cancelled"
-        wait_for(lambda: not ipfsmaster.process_alive(running["pid"]), timeout=10, message="the worker to exit")
+        wait_for(lambda: not console.processes.process_alive(running["pid"]), timeout=10, message="the worker to exit")
 
         # Every command, as from the checkout.
         waited = server.cli("sync", "--wait")

@@ -7,13 +7,18 @@ import sys
 import time
 
 
+import console.processes
+import console.registry
+import console.settings
+import console.shipped
+import console.store
 import ipfsmaster
 from support import kill_pid, wait_for
 
 
 def run(*args, env=None):
     """The real command, as a shell script would run it."""
-    return subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py")] + list(args),
+    return subprocess.run([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py")] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
                           env=dict(os.environ, **(env or {})))
 
@@ -73,19 +78,19 @@ def test_it_rejects_bad_filters_and_ages_with_exit_2(settings):
 
 def test_the_type_filter_names_the_registry(settings):
     help_text = run("tasks", "--help").stdout.decode()
-    for name in ipfsmaster.task_types():
+    for name in console.registry.TASK_TYPES:
         assert name in help_text
 
 
 def test_pin_gc_and_node_start_tasks_and_refuse_like_sync(settings, db, capsys, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     cid = "QmX8EpP5gNQCvP6rNvvaYP3tep6B1JMSuriTSMXUQ76FsZ"
     assert ipfsmaster.main(["pin", "add", cid, "junk", "--db", settings.db, "--json"]) == 0
     started = json.loads(capsys.readouterr().out)
     assert started["valid"] == 1 and started["invalid_lines"] == [2]
-    assert ipfsmaster.get_task(db, started["taskId"])["task_type"] == "pin_add"
+    assert console.store.get_task(db, started["taskId"])["task_type"] == "pin_add"
     assert ipfsmaster.main(["pin", "rm", cid, "--db", settings.db]) == 0
-    assert ipfsmaster.get_task(db, int(capsys.readouterr().out))["task_type"] == "pin_remove"
+    assert console.store.get_task(db, int(capsys.readouterr().out))["task_type"] == "pin_remove"
     assert ipfsmaster.main(["gc", "--db", settings.db]) == 0
     gc_id = int(capsys.readouterr().out)
     assert ipfsmaster.main(["sync", "--db", settings.db]) == 3
@@ -96,16 +101,16 @@ def test_pin_gc_and_node_start_tasks_and_refuse_like_sync(settings, db, capsys, 
 
 
 def test_retry_can_use_another_node_address(settings, db, capsys, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     insert(db, "failed", params=json.dumps({"ipfs_api": "http://wrong:1"}))
     assert ipfsmaster.main(["retry", "1", "--db", settings.db, "--ipfs-api", "http://127.0.0.1:5999"]) == 0
-    new = ipfsmaster.get_task(db, int(capsys.readouterr().out))
+    new = console.store.get_task(db, int(capsys.readouterr().out))
     assert json.loads(new["params"])["ipfs_api"] == "http://127.0.0.1:5999"
-    ipfsmaster.finish_task(db, new["id"], "failed", "pending")
+    console.store.finish_task(db, new["id"], "failed", "pending")
     # Without the flag it uses the node the task used, whatever the environment says.
     monkeypatch.setenv("IPFSMASTER_IPFS_API", "http://127.0.0.1:5888")
     assert ipfsmaster.main(["retry", str(new["id"]), "--db", settings.db]) == 0
-    newer = ipfsmaster.get_task(db, int(capsys.readouterr().out))
+    newer = console.store.get_task(db, int(capsys.readouterr().out))
     assert json.loads(newer["params"])["ipfs_api"] == "http://127.0.0.1:5999"
 
 
@@ -138,13 +143,13 @@ def test_cancel_and_its_exit_codes(settings, db, capsys):
 
 
 def test_retry_and_its_exit_codes(settings, db, capsys, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     insert(db, "failed")
     insert(db, "completed")
     insert(db, "failed", task_type="file_upload")
     assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 0
     new_id = int(capsys.readouterr().out)
-    assert ipfsmaster.get_task(db, new_id)["retry_of"] == 1
+    assert console.store.get_task(db, new_id)["retry_of"] == 1
     assert ipfsmaster.main(["retry", "2", "--db", settings.db]) == 3
     assert ipfsmaster.main(["retry", "3", "--db", settings.db]) == 3
     assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 3  # a sync is already active
@@ -158,7 +163,7 @@ def test_reap_marks_stale_tasks(settings, db, capsys):
     insert(db, "running", pid=proc.pid, started_at=now, heartbeat_at=now)
     assert ipfsmaster.main(["reap", "--db", settings.db]) == 0
     assert capsys.readouterr().out.strip() == "Marked 1 stale tasks failed."
-    assert ipfsmaster.get_task(db, 1)["status"] == "failed"
+    assert console.store.get_task(db, 1)["status"] == "failed"
 
 
 def test_sync_wait_draws_progress_and_succeeds(ipfs_node, tmp_path):
@@ -181,7 +186,7 @@ def test_sync_wait_fails_when_the_node_is_down(tmp_path):
 
 def test_serve_prints_its_url_and_keeps_files_private(tmp_path):
     db = tmp_path / "served.db"
-    proc = subprocess.Popen([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "--port", "0",
+    proc = subprocess.Popen([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "--port", "0",
                              "--db", str(db), "--ipfs-api", "http://127.0.0.1:9"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ, IPFSMASTER_PORT="1"))
     try:
@@ -196,10 +201,10 @@ def test_serve_prints_its_url_and_keeps_files_private(tmp_path):
             task = json.loads(urllib.request.urlopen(url + "pins/task-status?id=%d" % task_id, timeout=10).read())
             return task["status"] == "failed" and task
         wait_for(finished, timeout=30, message="the sync to fail")
-        task_dir = ipfsmaster.Settings(db=str(db)).task_dir
+        task_dir = console.settings.Settings(db=str(db)).task_dir
         files = [str(db)] + [str(p) for p in tmp_path.glob("served.db-*")] + [
             os.path.join(task_dir, name) for name in os.listdir(task_dir)]
-        assert ipfsmaster.task_log_path(ipfsmaster.Settings(db=str(db)), task_id) in files
+        assert console.settings.TaskFiles(str(db)).log(task_id) in files
         for path in files:
             assert os.stat(path).st_mode & 0o777 == 0o600, path
         assert os.stat(task_dir).st_mode & 0o777 == 0o700

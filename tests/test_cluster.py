@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-import ipfsmaster
+import console.messages
+import console.shipped
+import console.web.app
 from support import CLUSTER_PASSWORD, CLUSTER_USER, catalogue
 
 SECRET = "basic:%s:%s" % (CLUSTER_USER, CLUSTER_PASSWORD)
@@ -93,18 +95,18 @@ def test_a_peer_whose_kubo_is_down_shows_its_error_and_recovers(cluster, cluster
 
 def test_recovery_needs_a_cluster(live_server):
     r = live_server.request("POST", "/pins/recover")
-    assert r.status == 409 and r.json == {"success": False, "error": ipfsmaster.NO_CLUSTER}
+    assert r.status == 409 and r.json == {"success": False, "error": console.messages.NO_CLUSTER}
 
 
 def test_the_command_line_lists_the_peers(cluster):
     env = dict(os.environ, IPFSMASTER_CLUSTER_AUTH=SECRET)
-    out = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "peers", "--cluster-api",
+    out = subprocess.run([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "peers", "--cluster-api",
                           cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.decode().splitlines()
     assert lines[0].split() == ["NAME", "ID", "VERSION", "ERROR"]
     assert sorted(line.split()[0] for line in lines[1:]) == ["peer-0", "peer-1"]
-    refused = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "peers",
+    refused = subprocess.run([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "peers",
                               "--cluster-api", cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=dict(os.environ, IPFSMASTER_CLUSTER_AUTH=""), timeout=60)
     assert refused.returncode == 1 and b"access denied" in refused.stderr
@@ -163,7 +165,7 @@ def test_unpinning_through_the_command_line_removes_the_pin_from_the_cluster(clu
     cid = pin_through_cluster(cluster, b"to be unpinned through the cluster")
     assert cluster_console.sync()["status"] == "completed"
     env = dict(os.environ, IPFSMASTER_CLUSTER_AUTH=SECRET)
-    out = subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py"), "pin", "rm", cid, "--wait",
+    out = subprocess.run([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "pin", "rm", cid, "--wait",
                           "--db", cluster_console.db_path, "--ipfs-api", cluster.kubos[0].api_url,
                           "--cluster-api", cluster.api_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=env, timeout=120)
@@ -189,7 +191,7 @@ def test_a_replication_factor_needs_a_cluster(client, body, error):
 def test_it_rejects_bad_replication_factors(settings, factors):
     from support import Client
     settings.cluster_api = "http://127.0.0.1:9"
-    client = Client(ipfsmaster.App(settings))
+    client = Client(console.web.app.App(settings))
     body = dict(factors, cids=["QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"])
     r = client.post("/pins/add", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     assert r.status == 400 and "replication" in r.json["error"], r.json

@@ -1,8 +1,14 @@
 """Routing, errors, headers and the language of error messages."""
 
+import os
+
 import pytest
 
-import ipfsmaster
+import console.messages
+import console.processes
+import console.shipped
+import console.web.app
+import console.web.http
 
 
 def test_root_leads_to_the_pins_page(client):
@@ -33,14 +39,17 @@ def test_errors_are_translated(client):
 
 def test_every_message_has_a_translation():
     import ast
-    tree = ast.parse(open(ipfsmaster.__file__, encoding="utf-8").read())
-    templates = {node.args[1].value for node in ast.walk(tree)
-                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "HTTPError"
-                 and isinstance(node.args[1], ast.Constant)}
+    import glob
+    templates = set()
+    for path in glob.glob(os.path.join(console.shipped.HERE, "console", "**", "*.py"), recursive=True):
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        templates |= {node.args[1].value for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "HTTPError"
+                      and isinstance(node.args[1], ast.Constant)}
     templates |= {"A {what} is already running (task {id}).",
                   "A {what} cannot start while a {other} runs (task {id}); try again when it has ended."}
     assert len(templates) > 20
-    assert sorted(t for t in templates if t not in ipfsmaster.MESSAGES_ZH) == []
+    assert sorted(t for t in templates if t not in console.messages.MESSAGES_ZH) == []
 
 
 def test_unknown_paths_are_404_json(client):
@@ -80,27 +89,27 @@ def test_cross_site_posts_are_refused(client, db, headers):
 
 
 def test_same_origin_posts_are_allowed(client, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     r = client.post("/pins/sync", headers={"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"})
     assert r.status == 202
 
 
 def test_an_oversized_body_is_413(client):
-    r = client.post("/pins/sync", body=b"x" * (ipfsmaster.MAX_FORM_BODY + 1))
+    r = client.post("/pins/sync", body=b"x" * (console.web.http.MAX_FORM_BODY + 1))
     assert r.status == 413 and r.json["success"] is False
 
 
 def test_an_unexpected_error_is_a_short_500_without_details(client, monkeypatch):
     def boom(req):
         raise RuntimeError("secret /etc/path")
-    monkeypatch.setattr(ipfsmaster, "ROUTES", [("GET", "/boom", boom)])
+    monkeypatch.setattr(console.web.app, "ROUTES", [("GET", "/boom", boom)])
     r = client.get("/boom")
     assert r.status == 500 and "secret" not in r.text and "Traceback" not in r.text
     assert r.json["success"] is False
 
 
 def test_windows_workers_are_started_detached():
-    options = ipfsmaster.detach_options("nt")
+    options = console.processes.detach_options("nt")
     flags = options["creationflags"]
     assert flags & 0x00000008  # DETACHED_PROCESS
     assert flags & 0x00000200  # CREATE_NEW_PROCESS_GROUP
@@ -109,4 +118,4 @@ def test_windows_workers_are_started_detached():
 
 
 def test_posix_workers_get_a_new_session():
-    assert ipfsmaster.detach_options("posix") == {"start_new_session": True}
+    assert console.processes.detach_options("posix") == {"start_new_session": True}

@@ -4,16 +4,22 @@ These isolate what a real node rarely does on demand: errors in trailers,
 streams cut short, transient 5xx answers.
 """
 
+import http.client
 import io
 import json
 import os
 import socket
 import socketserver
+import sys
 import threading
 
 import pytest
 
-import worker
+import console.framing
+import console.rpc
+import console.runner
+import console.tasks
+import console.tasks.sizes
 
 
 class CannedServer(socketserver.ThreadingTCPServer):
@@ -96,33 +102,33 @@ PINS = [b'{"Cid": "bafyA", "Type": "recursive"}\n', b'{"Cid": "bafyB", "Name": "
 
 def test_it_reads_a_complete_stream(canned):
     server = canned(chunked(PINS))
-    client = worker.IPFSClient(server.url)
+    client = console.rpc.IPFSClient(server.url)
     assert [o["Cid"] for o in client.stream("pin/ls", [("stream", "true")])] == ["bafyA", "bafyB"]
     assert server.requests[0].startswith("POST /api/v0/pin/ls?stream=true ")
 
 
 def test_it_reads_lines_split_across_chunks(canned):
     server = canned(chunked([b'{"Cid": "ba', b'fyA"}\n{"Cid"', b': "bafyB"}\n']))
-    assert [o["Cid"] for o in worker.IPFSClient(server.url).stream("pin/ls")] == ["bafyA", "bafyB"]
+    assert [o["Cid"] for o in console.rpc.IPFSClient(server.url).stream("pin/ls")] == ["bafyA", "bafyB"]
 
 
 def test_it_handles_an_error_in_the_trailer(canned):
     server = canned(chunked(PINS, trailer=b"X-Stream-Error: context canceled\r\n"))
-    with pytest.raises(worker.IPFSError, match="context canceled"):
-        list(worker.IPFSClient(server.url, attempts=1).stream("pin/ls"))
+    with pytest.raises(console.rpc.IPFSError, match="context canceled"):
+        list(console.rpc.IPFSClient(server.url, attempts=1).stream("pin/ls"))
 
 
 def test_it_handles_a_stream_cut_short(canned):
     server = canned(chunked(PINS, end=False))
-    with pytest.raises(worker.IPFSError, match="broke off pin/ls") as info:
-        list(worker.IPFSClient(server.url, attempts=1).stream("pin/ls"))
+    with pytest.raises(console.rpc.IPFSError, match="broke off pin/ls") as info:
+        list(console.rpc.IPFSClient(server.url, attempts=1).stream("pin/ls"))
     assert info.value.transient
 
 
 def test_it_handles_an_error_object_in_the_stream(canned):
     server = canned(chunked([PINS[0], b'{"Message": "pin store broken", "Code": 0, "Type": "error"}\n']))
-    with pytest.raises(worker.IPFSError, match="pin store broken"):
-        list(worker.IPFSClient(server.url).stream("pin/ls"))
+    with pytest.raises(console.rpc.IPFSError, match="pin store broken"):
+        list(console.rpc.IPFSClient(server.url).stream("pin/ls"))
 
 
 def test_it_says_when_the_node_cannot_be_reached():
@@ -130,8 +136,8 @@ def test_it_says_when_the_node_cannot_be_reached():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    client = worker.IPFSClient("http://127.0.0.1:%d" % port, attempts=2, backoff=0.01)
-    with pytest.raises(worker.IPFSError) as info:
+    client = console.rpc.IPFSClient("http://127.0.0.1:%d" % port, attempts=2, backoff=0.01)
+    with pytest.raises(console.rpc.IPFSError) as info:
         client.call("version")
     assert str(info.value) == "cannot reach the IPFS API at http://127.0.0.1:%d: connection refused" % port
 
@@ -140,7 +146,7 @@ def test_it_retries_transient_errors_with_backoff(canned):
     server = canned(json_answer({"Message": ""}, "503 Service Unavailable"),
                     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
                     json_answer({"Version": "0.30.0"}))
-    client = worker.IPFSClient(server.url, attempts=3, backoff=0.01)
+    client = console.rpc.IPFSClient(server.url, attempts=3, backoff=0.01)
     assert client.call("version") == {"Version": "0.30.0"}
     assert len(server.requests) == 3
 
@@ -148,29 +154,29 @@ def test_it_retries_transient_errors_with_backoff(canned):
 def test_it_does_not_retry_the_nodes_own_error_answer(canned):
     server = canned(json_answer({"Message": "not unixfs node (proto or raw)", "Code": 0, "Type": "error"},
                                 "500 Internal Server Error"), json_answer({}))
-    with pytest.raises(worker.IPFSError, match="not unixfs node") as info:
-        worker.IPFSClient(server.url, backoff=0.01).call("files/stat", [("arg", "/ipfs/x")])
+    with pytest.raises(console.rpc.IPFSError, match="not unixfs node") as info:
+        console.rpc.IPFSClient(server.url, backoff=0.01).call("files/stat", [("arg", "/ipfs/x")])
     assert not info.value.transient and len(server.requests) == 1
 
 
 def test_it_gives_up_after_three_attempts(canned):
     answer = json_answer({"Message": "busy"}, "503 Service Unavailable")
     server = canned(answer, answer, answer, answer)
-    with pytest.raises(worker.IPFSError, match="busy"):
-        worker.IPFSClient(server.url, backoff=0.01).call("version")
+    with pytest.raises(console.rpc.IPFSError, match="busy"):
+        console.rpc.IPFSClient(server.url, backoff=0.01).call("version")
     assert len(server.requests) == 3
 
 
 def test_it_builds_kubo_credentials():
-    assert worker.auth_header("basic:alice:s3cret") == "Basic YWxpY2U6czNjcmV0"
-    assert worker.auth_header("bearer:tok") == "Bearer tok"
+    assert console.rpc.auth_header("basic:alice:s3cret") == "Basic YWxpY2U6czNjcmV0"
+    assert console.rpc.auth_header("bearer:tok") == "Bearer tok"
     with pytest.raises(ValueError):
-        worker.auth_header("alice:s3cret")
+        console.rpc.auth_header("alice:s3cret")
 
 
 def test_progress_lines_follow_the_seed_format():
     out = io.StringIO()
-    ctx = worker.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
+    ctx = console.runner.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
     ctx.log("Fetching pins from IPFS...")
     ctx.set_total(25)
     for _ in range(25):
@@ -190,12 +196,12 @@ def test_a_task_sends_the_nodes_credentials_and_never_logs_them(canned, settings
     db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'pending', ?)",
                (json.dumps({"ipfs_api": server.url}),))
     out = io.StringIO()
-    real_stdout = worker.sys.stdout
-    worker.sys.stdout = out
+    real_stdout = sys.stdout
+    sys.stdout = out
     try:
-        assert worker.run_task(1, settings.db, auth="basic:alice:s3cret-pw") == 1
+        assert console.tasks.run_task(1, settings.db, auth="basic:alice:s3cret-pw") == 1
     finally:
-        worker.sys.stdout = real_stdout
+        sys.stdout = real_stdout
     assert "[Task 1] Failed: the IPFS API at %s refused pin/ls: access denied" % server.url in out.getvalue()
     assert "Authorization: Basic YWxpY2U6czNjcmV0LXB3\r\n" in server.heads[0]
     row = db.execute("SELECT status, error_message, params, result FROM background_tasks").fetchone()
@@ -212,11 +218,11 @@ def test_pipelined_calls_read_each_answer_in_order(canned):
     not_unixfs = json_answer({"Message": "not unixfs node", "Code": 0, "Type": "error"}, "500 Internal Server Error")
     server = canned(json_answer({"CumulativeSize": 1}), chunked_ok, chunked_failed, not_unixfs,
                     json_answer({"CumulativeSize": 4}))
-    client = worker.IPFSClient(server.url)
-    answers = client.call_many("files/stat", ["/ipfs/c%d" % i for i in range(5)], worker.STAT_OPTIONS)
+    client = console.rpc.IPFSClient(server.url)
+    answers = client.call_many("files/stat", ["/ipfs/c%d" % i for i in range(5)], console.tasks.sizes.STAT_OPTIONS)
     assert answers[0] == {"CumulativeSize": 1} and answers[1] == {"CumulativeSize": 7}
-    assert isinstance(answers[2], worker.IPFSError) and "block not found" in str(answers[2])
-    assert isinstance(answers[3], worker.IPFSError) and not answers[3].transient
+    assert isinstance(answers[2], console.rpc.IPFSError) and "block not found" in str(answers[2])
+    assert isinstance(answers[3], console.rpc.IPFSError) and not answers[3].transient
     assert answers[4] == {"CumulativeSize": 4}
     assert [r.split()[1] for r in server.requests] == [
         "/api/v0/files/stat?arg=%%2Fipfs%%2Fc%d&offline=true&timeout=10s" % i for i in range(5)]
@@ -227,7 +233,7 @@ def test_pipelined_size_look_ups_fall_back_one_by_one(canned):
     not_unixfs = json_answer({"Message": "not unixfs node", "Code": 0, "Type": "error"}, "500 Internal Server Error")
     # c0 answers and closes; c1 is asked again alone: files/stat fails, block/stat gives the root block's size.
     server = canned(closing, not_unixfs, json_answer({"Key": "c1", "Size": 99}))
-    assert worker.pin_sizes(worker.IPFSClient(server.url), ["c0", "c1"]) == [1, 99]
+    assert console.tasks.sizes.pin_sizes(console.rpc.IPFSClient(server.url), ["c0", "c1"]) == [1, 99]
     assert [r.split()[1].split("?")[0] for r in server.requests] == [
         "/api/v0/files/stat", "/api/v0/files/stat", "/api/v0/block/stat"]
 
@@ -262,18 +268,18 @@ def test_pipelined_answers_are_read_whatever_the_reads_return():
                 (500, error), (200, b'{"CumulativeSize": 4}')]
     data = b"".join(answers)
     for sizes in ([len(data)], [1], [7, 3], [64], [200, 1]):
-        shapes = worker.AnswerShapes()
+        shapes = console.framing.AnswerShapes()
         shapes.can_wait = False
-        reader = worker.AnswerReader(Pieces(data, iter(sizes * len(data))), len(answers), shapes)
+        reader = console.framing.AnswerReader(Pieces(data, iter(sizes * len(data))), len(answers), shapes)
         assert [reader.next()[:2] for _ in answers] == expected
         assert shapes.shortest == min(len(answer) for answer in answers)
 
 
 def test_a_pipelined_answer_cut_short_is_an_error():
     data = json_answer({"CumulativeSize": 1}) + b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"Cumul"
-    reader = worker.AnswerReader(Pieces(data, iter([10] * 100)), 2)
+    reader = console.framing.AnswerReader(Pieces(data, iter([10] * 100)), 2)
     assert reader.next()[:2] == (200, b'{"CumulativeSize": 1}')
-    with pytest.raises(worker.http.client.IncompleteRead):
+    with pytest.raises(http.client.IncompleteRead):
         reader.next()
 
 
@@ -282,12 +288,12 @@ def test_query_values_are_escaped_as_urlencode_does():
     values = ["/ipfs/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "a b+c&d=e", "~._-", "100%", "日本語", "",
               "".join(chr(c) for c in range(1, 128))]
     for value in values:
-        assert worker._query([("arg", value)]) == urlencode([("arg", value)])
+        assert console.framing._query([("arg", value)]) == urlencode([("arg", value)])
 
 
 def test_progress_is_not_logged_against_a_total_still_unknown():
     out = io.StringIO()
-    ctx = worker.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
+    ctx = console.runner.TaskContext({"id": 7, "task_type": "pin_sync", "params": "{}"}, ":memory:", "http://x", out=out)
     ctx.advance(64, "bafy")
     assert ctx.progress == 64 and out.getvalue() == ""
     ctx.set_total(100)
@@ -298,8 +304,8 @@ def test_progress_is_not_logged_against_a_total_still_unknown():
 @pytest.mark.parametrize("head", [b"Content-Length: 99999999999", b"Content-Length: -5", b"Transfer-Encoding: chunked"])
 def test_a_pipelined_answer_that_would_not_fit_is_refused(head):
     body = b"ffffffffff\r\n" if b"chunked" in head else b""
-    reader = worker.AnswerReader(Pieces(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + body, iter([4096] * 10)), 1)
-    with pytest.raises(worker.http.client.HTTPException):
+    reader = console.framing.AnswerReader(Pieces(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + body, iter([4096] * 10)), 1)
+    with pytest.raises(http.client.HTTPException):
         reader.next()
 
 
@@ -310,8 +316,8 @@ def test_an_upload_whose_file_cannot_be_read_fails_with_that_reason(canned):
         yield b"--b\r\n"
         raise OSError(5, "Input/output error")
 
-    client = worker.IPFSClient(server.url, timeout=5)
-    with pytest.raises(worker.IPFSError, match="could not send the file to the IPFS API: OSError: .*Input/output"):
+    client = console.rpc.IPFSClient(server.url, timeout=5)
+    with pytest.raises(console.rpc.IPFSError, match="could not send the file to the IPFS API: OSError: .*Input/output"):
         list(client.upload("add", [], body(), 1000, "multipart/form-data; boundary=b"))
 
 
@@ -322,17 +328,17 @@ def test_pipelined_calls_to_an_ipv6_address_bracket_it_in_the_host_header(canned
         if os.environ.get("CI") == "true":
             pytest.fail("no IPv6 loopback (::1) here: %s" % exc, pytrace=False)
         pytest.skip("no IPv6 loopback here")
-    client = worker.IPFSClient(server.url)
+    client = console.rpc.IPFSClient(server.url)
     assert client.call_many("files/stat", ["/ipfs/c0", "/ipfs/c1"]) == [{"CumulativeSize": 1}, {"CumulativeSize": 2}]
     port = server.server_address[1]
     assert all("\r\nHost: [::1]:%d\r\n" % port in head for head in server.heads)
 
 
 def test_an_answer_larger_than_the_limit_is_refused_not_read(canned, monkeypatch):
-    monkeypatch.setattr(worker, "MAX_ANSWER", 1000)
+    monkeypatch.setattr(console.rpc, "MAX_ANSWER", 1000)
     server = canned(json_answer({"Data": "x" * 5000}), json_answer({"ID": "12D3"}))
-    client = worker.IPFSClient(server.url)
-    with pytest.raises(worker.IPFSError, match="id answered more than 1000 bytes; such an answer is refused") as info:
+    client = console.rpc.IPFSClient(server.url)
+    with pytest.raises(console.rpc.IPFSError, match="id answered more than 1000 bytes; such an answer is refused") as info:
         client.call("id")
     assert not info.value.transient
     assert client.call("id") == {"ID": "12D3"}   # on a new connection: nothing left over is read as an answer

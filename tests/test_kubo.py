@@ -10,8 +10,9 @@ import urllib.request
 
 import pytest
 
-import ipfsmaster
-import worker
+import console.rpc
+import console.settings
+import console.shipped
 from ipfs_node import IPFSNode
 from support import catalogue, kill_pid, wait_for
 
@@ -96,9 +97,9 @@ def test_a_pin_whose_block_is_lost_is_counted_with_the_nodes_sentence(make_live_
 
 def test_an_error_after_a_stream_began_is_not_taken_for_its_end(damaged_node):
     """Kubo reports it in the X-Stream-Error trailer, which http.client drops."""
-    client = worker.IPFSClient(damaged_node.api_url)
+    client = console.rpc.IPFSClient(damaged_node.api_url)
     seen = []
-    with pytest.raises(worker.IPFSError) as failed:
+    with pytest.raises(console.rpc.IPFSError) as failed:
         for obj in client.stream("pin/ls", [("type", "all"), ("stream", "true")]):
             seen.append(obj)
     assert seen, "the error should come after some lines"
@@ -132,7 +133,7 @@ def test_a_node_that_demands_credentials_is_synced_with_them(make_live_server, l
 
 
 def test_credentials_in_the_api_address_work_too(make_live_server, locked_node):
-    api, secret = ipfsmaster.split_api_credentials(locked_node.api_url.replace("//", "//operator:s3cret-pass@"))
+    api, secret = console.settings.split_api_credentials(locked_node.api_url.replace("//", "//operator:s3cret-pass@"))
     server = make_live_server(api, ipfs_auth=secret)
     assert server.sync()["status"] == "completed"
 
@@ -153,10 +154,10 @@ def test_the_console_starts_beside_a_kubo_with_default_ports(tmp_path):
     """Kubo's defaults take 4001, 5001 and 8080; the console's 7789 is free beside them."""
     node = IPFSNode(tmp_path / "default", ports={"api": 5001, "gateway": 8080, "swarm": 4001})
     node.start()
-    console = subprocess.Popen([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py")], cwd=str(tmp_path),
+    console_proc = subprocess.Popen([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py")], cwd=str(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        line = console.stdout.readline().decode()
+        line = console_proc.stdout.readline().decode()
         assert line.startswith("IPFSMaster serving on http://127.0.0.1:7789/ (IPFS API http://127.0.0.1:5001"), line
         node.add(b"found through the default address")
         with urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:7789/pins/sync", method="POST"),
@@ -170,7 +171,7 @@ def test_the_console_starts_beside_a_kubo_with_default_ports(tmp_path):
         task = wait_for(finished, timeout=60, interval=0.1, message="the sync on default ports")
         assert task["status"] == "completed" and task["result"]["total"] == 2, task
     finally:
-        kill_pid(console.pid)
-        console.stdout.close()
-        console.wait()
+        kill_pid(console_proc.pid)
+        console_proc.stdout.close()
+        console_proc.wait()
         node.stop()

@@ -9,7 +9,10 @@ import time
 
 import pytest
 
-import ipfsmaster
+import console.control
+import console.processes
+import console.shipped
+import console.store
 from support import wait_for
 
 
@@ -57,7 +60,7 @@ def recursive(node):
 
 
 def process_gone(pid):
-    return not ipfsmaster.process_alive(pid)
+    return not console.processes.process_alive(pid)
 
 
 @pytest.mark.parametrize("when", ["at once", "while sizing"])
@@ -132,15 +135,15 @@ def test_a_worker_that_ignores_cancel_is_terminated_after_the_grace_period(make_
         assert server.request("POST", "/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
         # Nobody polls: the server enforces the grace period on its own.
         time.sleep(3)
-        conn = ipfsmaster.connect(server.db_path)
-        row = ipfsmaster.get_task(conn, task_id)
+        conn = console.store.connect(server.db_path)
+        row = console.store.get_task(conn, task_id)
         conn.close()
-        assert row["status"] == "cancelled" and row["error_message"] == ipfsmaster.CANCEL_FORCED
+        assert row["status"] == "cancelled" and row["error_message"] == console.control.CANCEL_FORCED
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: process_gone(pid), timeout=5, message="the terminated worker to exit")
     task = server.task(task_id)
-    assert task["status"] == "cancelled" and task["error_message"] == ipfsmaster.CANCEL_FORCED
+    assert task["status"] == "cancelled" and task["error_message"] == console.control.CANCEL_FORCED
 
 
 def test_stopping_the_node_mid_sync_keeps_the_catalogue_right(make_live_server, own_ipfs_node, slow_sizes, tmp_path):
@@ -176,7 +179,7 @@ def test_stopping_the_node_mid_sync_keeps_the_catalogue_right(make_live_server, 
     conn.close()
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, ipfsmaster.WORKER_PATH, str(task_id + 1), "--db", server.db_path,
+    out = subprocess.run([sys.executable, os.path.join(console.shipped.HERE, 'worker.py'), str(task_id + 1), "--db", server.db_path,
                           "--ipfs-api", node.api_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     assert out.returncode == 0, out.stdout
     assert out.stdout.decode().splitlines()[-1] == "[Task %d] Sync completed: %d pins synced" % (task_id + 1, len(expected))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-import ipfsmaster
+import console.shipped
 from support import catalogue, wait_for
 
 
@@ -131,7 +131,7 @@ def test_a_folder_upload_becomes_one_directory(live_server, ipfs_node):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, os.path.join(ipfsmaster.HERE, "ipfsmaster.py")] + list(args),
+    return subprocess.run([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py")] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
 
 

@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
-import worker
+import console.runner
+import console.tasks
+import console.tasks.pin_sync
+import console.tasks.sizes
 from fake_node import FakeNode
 from support import wait_for
 
@@ -22,9 +25,9 @@ def node():
 @pytest.fixture
 def small_batches(monkeypatch):
     """Batches small enough that a few thousand pins cross every boundary."""
-    monkeypatch.setattr(worker, "LIST_BATCH", 200)
-    monkeypatch.setattr(worker, "SAVE_BATCH", 150)
-    monkeypatch.setattr(worker, "SIZE_PAGE", 64)
+    monkeypatch.setattr(console.tasks.pin_sync, "LIST_BATCH", 200)
+    monkeypatch.setattr(console.tasks.pin_sync, "SAVE_BATCH", 150)
+    monkeypatch.setattr(console.tasks.sizes, "SIZE_PAGE", 64)
     monkeypatch.setenv("IPFSMASTER_SIZE_CONCURRENCY", "3")
     monkeypatch.setenv("IPFSMASTER_SIZE_PIPELINE", "5")
 
@@ -42,7 +45,7 @@ def sync(settings, db, node, capsys=None):
     """Run one pin sync to its end in this process; returns its task row."""
     task_id = db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_sync', 'pending', ?)",
                          (json.dumps({"ipfs_api": node.url}),)).lastrowid
-    worker.run_task(task_id, settings.db)
+    console.tasks.run_task(task_id, settings.db)
     task = dict(db.execute("SELECT * FROM background_tasks WHERE id = ?", (task_id,)).fetchone())
     task["result"] = json.loads(task["result"] or "{}")
     return task
@@ -65,12 +68,12 @@ def test_a_first_sync_looks_up_every_pin_once_starting_with_the_listing(settings
     node.missing = {cid(n) for n in range(5, 900, 180)}
     node.lookup_delay = 0.0005   # slow enough that look-ups are in flight while the listing is applied
     fed_before_applying = []
-    real_apply = worker.PinSync.apply_listing
+    real_apply = console.tasks.pin_sync.PinSync.apply_listing
 
     def apply_listing(self, listing_started):
         fed_before_applying.append(self.fed_listed)
         return real_apply(self, listing_started)
-    monkeypatch.setattr(worker.PinSync, "apply_listing", apply_listing)
+    monkeypatch.setattr(console.tasks.pin_sync.PinSync, "apply_listing", apply_listing)
 
     task = sync(settings, db, node)
 
@@ -187,12 +190,12 @@ def test_a_listing_with_the_same_bytes_as_the_last_one_applied_is_not_compared(s
     node.missing = {cid(7)}
     assert sync(settings, db, node)["status"] == "completed"
     stored = []
-    real_store = worker.PinSync.store_listing
+    real_store = console.tasks.pin_sync.PinSync.store_listing
 
     def store_listing(self, pieces):
         stored.append(True)
         return real_store(self, pieces)
-    monkeypatch.setattr(worker.PinSync, "store_listing", store_listing)
+    monkeypatch.setattr(console.tasks.pin_sync.PinSync, "store_listing", store_listing)
     before = catalogue(db)
     node.lookups.clear()
 
@@ -225,12 +228,12 @@ def test_a_listing_with_the_same_bytes_as_the_last_one_applied_is_not_compared(s
 def test_an_upload_newer_than_the_listing_is_kept_and_not_taken_for_part_of_it(settings, db, node, monkeypatch,
                                                                               capsys):
     fill(node, 50)
-    real_apply = worker.PinSync.apply_listing
+    real_apply = console.tasks.pin_sync.PinSync.apply_listing
 
     def apply_listing(self, listing_started):
         db.execute("INSERT INTO pins (cid, type, size) VALUES ('bafyuploaded', 'recursive', 5)")  # mid-sync
         return real_apply(self, listing_started)
-    monkeypatch.setattr(worker.PinSync, "apply_listing", apply_listing)
+    monkeypatch.setattr(console.tasks.pin_sync.PinSync, "apply_listing", apply_listing)
 
     task = sync(settings, db, node)
 
@@ -268,7 +271,7 @@ def test_a_look_up_thread_that_dies_fails_the_sync_instead_of_waiting_for_it(set
 
     def broken(client, cids):
         raise IndexError("list index out of range")
-    monkeypatch.setattr(worker, "pin_sizes", broken)
+    monkeypatch.setattr(console.tasks.sizes, "pin_sizes", broken)
 
     task = sync_within(settings, db, node)
     wait_for(lambda: not any(thread.name.startswith("size-") for thread in threading.enumerate()), timeout=10,
@@ -296,12 +299,12 @@ def test_a_reporter_thread_that_dies_fails_the_task(settings, db, node, monkeypa
 
     def broken(self, conn):
         raise RuntimeError("no heartbeat")
-    monkeypatch.setattr(worker.TaskContext, "report", broken)
+    monkeypatch.setattr(console.runner.TaskContext, "report", broken)
 
     task = sync_within(settings, db, node)
 
     assert task["status"] == "failed"
-    assert task["error_message"] == worker.STOP_MESSAGES["reporter"][1]
+    assert task["error_message"] == console.runner.STOP_MESSAGES["reporter"][1]
     assert "RuntimeError: no heartbeat" in capsys.readouterr().out
 
 

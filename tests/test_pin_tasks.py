@@ -10,10 +10,20 @@ import time
 
 import pytest
 
+import console.cids
+import console.control
+import console.errors
+import console.node
+import console.pin_input
+import console.registry
+import console.rpc
+import console.store
+import console.web.app
+import console.web.files
+import console.web.pins
 import ipfsmaster
-from support import run_here, wait_for
+from support import register_task_type, run_here, wait_for
 
-tasks_pins = ipfsmaster.pin_tasks()
 
 V0 = "QmX8EpP5gNQCvP6rNvvaYP3tep6B1JMSuriTSMXUQ76FsZ"
 V1 = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
@@ -44,7 +54,7 @@ def json_post(client, path, value):
     "B" + cid(9)[1:].upper(),
 ])
 def test_it_accepts_cids_in_every_common_form(text):
-    assert tasks_pins.is_cid(text), text
+    assert console.cids.is_cid(text), text
 
 
 @pytest.mark.parametrize("text", [
@@ -52,7 +62,7 @@ def test_it_accepts_cids_in_every_common_form(text):
     "bafy not a cid", V1 + "\x00", "f0155" + "ab" * 32, "f01551220" + "AB" * 32, "Q" * 1000, "b" * 58, "日本",
 ])
 def test_it_refuses_what_is_not_a_cid(text):
-    assert not tasks_pins.is_cid(text), text
+    assert not console.cids.is_cid(text), text
 
 
 # ---------------------------------------------------------------------------
@@ -60,8 +70,8 @@ def test_it_refuses_what_is_not_a_cid(text):
 # ---------------------------------------------------------------------------
 
 def spooled(settings, db, task_id):
-    params = json.loads(ipfsmaster.get_task(db, task_id)["params"])
-    with open(tasks_pins.pin_list_path(settings, params["pin_list"]), encoding="utf-8") as f:
+    params = json.loads(console.store.get_task(db, task_id)["params"])
+    with open(settings.files.pin_list(params["pin_list"]), encoding="utf-8") as f:
         return params, f.read().splitlines()
 
 
@@ -74,7 +84,7 @@ def test_it_spools_the_valid_lines_and_counts_the_others_with_their_numbers(clie
     params, lines = spooled(settings, db, spawned[0])
     assert lines == [V0 + "\tmy file", V1 + "\tsecond", V1 + "\t"]
     assert params["timeout_s"] == 30 and params["invalid_lines"] == [2, 7, 8, 9]
-    assert ipfsmaster.get_task(db, spawned[0])["task_type"] == "pin_add"
+    assert console.store.get_task(db, spawned[0])["task_type"] == "pin_add"
 
 
 def test_it_takes_json_and_a_multipart_file(client, settings, db, spawned):
@@ -144,11 +154,11 @@ def test_pin_lists_over_their_limits_are_413_before_they_are_read(client, settin
     class Unread(io.BytesIO):
         def read(self, *args):
             raise AssertionError("the body was read")
-    length = str(ipfsmaster.UPLOAD_FRAMING + 2000)
+    length = str(console.web.files.UPLOAD_FRAMING + 2000)
     for path, kind in (("/pins/add", "text/plain"), ("/pins/add", "application/json"),
                        ("/pins/remove", "application/json")):
         if kind == "application/json":
-            length = str(ipfsmaster.MAX_PIN_JSON + 1)
+            length = str(console.web.pins.MAX_PIN_JSON + 1)
         r = client.post(path, stream=Unread(), headers={"Content-Type": kind, "Content-Length": length})
         assert r.status == 413 and r.json["success"] is False
     assert spawned == []
@@ -157,7 +167,7 @@ def test_pin_lists_over_their_limits_are_413_before_they_are_read(client, settin
 def test_it_starts_a_removal_with_the_cids_that_are_cids(client, db, spawned):
     r = json_post(client, "/pins/remove", {"cids": [V0, "nope", V1]})
     assert r.status == 202 and r.json["invalid_lines"] == [2]
-    params = json.loads(ipfsmaster.get_task(db, spawned[0])["params"])
+    params = json.loads(console.store.get_task(db, spawned[0])["params"])
     assert params["cids"] == [V0, V1]
 
 
@@ -168,10 +178,10 @@ def test_it_starts_a_removal_with_the_cids_that_are_cids(client, db, spawned):
 def start(settings, db, task_type, node, fill=None, cids=None):
     settings.ipfs_api = node.url
     if task_type == "pin_add":
-        return ipfsmaster.start_pin_add(settings, db, fill)[0]
+        return console.pin_input.start_pin_add(settings, db, fill)[0]
     if task_type == "pin_remove":
-        return ipfsmaster.start_pin_remove(settings, db, cids)[0]
-    return ipfsmaster.start_task(settings, db, task_type, {"ipfs_api": node.url})
+        return console.pin_input.start_pin_remove(settings, db, cids)[0]
+    return console.control.start_task(settings, db, task_type, {"ipfs_api": node.url})
 
 
 def lines(*items):
@@ -204,10 +214,10 @@ def test_pin_add_shows_the_current_cid_and_the_nodes_progress(settings, db, fake
     runner = threading.Thread(target=run_here, args=(settings, task_id))
     runner.start()
     seen = wait_for(lambda: (lambda t: t if (t["result"] or {}).get("current", {}).get("blocks") else None)(
-        ipfsmaster.task_as_json(ipfsmaster.get_task(db, task_id))), timeout=10)
+        console.store.task_as_json(console.store.get_task(db, task_id))), timeout=10)
     runner.join()
     assert seen["current_item"] == cid(1) and seen["result"]["current"]["cid"] == cid(1)
-    final = ipfsmaster.task_as_json(ipfsmaster.get_task(db, task_id))
+    final = console.store.task_as_json(console.store.get_task(db, task_id))
     assert final["status"] == "completed" and "current" not in final["result"]
 
 
@@ -219,14 +229,14 @@ def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(set
     runner.start()
     wait_for(lambda: fake_node.pin_calls[cid(3)], timeout=10)
     started = time.monotonic()
-    assert ipfsmaster.cancel_task(settings, db, task_id) == "cancelling"
+    assert console.control.cancel_task(settings, db, task_id) == "cancelling"
     runner.join(10)
     assert time.monotonic() - started < 5
-    task = ipfsmaster.task_as_json(ipfsmaster.get_task(db, task_id))
+    task = console.store.task_as_json(console.store.get_task(db, task_id))
     assert task["status"] == "cancelled" and task["retryable"]
     assert task["result"]["done"] == 2 and task["result"]["next_index"] == 2
 
-    retry_id = ipfsmaster.retry_task(settings, db, task_id)
+    retry_id = console.control.retry_task(settings, db, task_id)
     fake_node.pin_delay.clear()
     retried = run_here(settings, retry_id)
     assert retried["status"] == "completed" and retried["total"] == 4
@@ -234,12 +244,12 @@ def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(set
     assert fake_node.pin_calls == {cid(1): 1, cid(2): 1, cid(3): 2, cid(4): 1, cid(5): 1, cid(9): 1}
 
     # A retry of a run whose only failure is cid(9) does that one alone.
-    conn = ipfsmaster.connect(settings.db)
-    with ipfsmaster.transaction(conn):
+    conn = console.store.connect(settings.db)
+    with console.store.transaction(conn):
         conn.execute("UPDATE background_tasks SET status = 'failed' WHERE id = ?", (retry_id,))
     conn.close()
     fake_node.have.add(cid(9))
-    third = run_here(settings, ipfsmaster.retry_task(settings, db, retry_id))
+    third = run_here(settings, console.control.retry_task(settings, db, retry_id))
     assert third["total"] == 1 and third["result"]["done"] == 1 and fake_node.pin_calls[cid(9)] == 2
 
 
@@ -257,7 +267,7 @@ def test_pin_remove_unpins_and_counts_what_was_not_pinned_as_failed(settings, db
 
 def test_a_node_that_cannot_be_reached_fails_the_task_and_keeps_its_place(settings, db, spawned):
     settings.ipfs_api = "http://127.0.0.1:9"
-    task_id = ipfsmaster.start_pin_add(settings, db, lines(cid(1), cid(2)))[0]
+    task_id = console.pin_input.start_pin_add(settings, db, lines(cid(1), cid(2)))[0]
     task = run_here(settings, task_id)
     assert task["status"] == "failed" and "connection refused" in task["error_message"]
     assert task["result"]["next_index"] == 0 and task["retryable"]
@@ -288,7 +298,7 @@ def test_gc_and_sync_exclude_each_other_in_the_database(client, db, spawned):
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO background_tasks (task_type, status, single_flight, exclusive_group)"
                    " VALUES ('pin_sync', 'pending', 1, 'repository')")
-    ipfsmaster.finish_task(db, gc_id, "completed", "pending")
+    console.store.finish_task(db, gc_id, "completed", "pending")
     sync = client.post("/pins/sync")
     assert sync.status == 202
     r = client.post("/node/gc")
@@ -303,7 +313,7 @@ def test_gc_and_sync_exclude_each_other_in_the_database(client, db, spawned):
 def test_the_node_overview_and_its_gateway(settings, fake_node):
     from support import Client
     settings.ipfs_api = fake_node.url
-    client = Client(ipfsmaster.App(settings))
+    client = Client(console.web.app.App(settings))
     r = client.get("/api/node")
     assert r.status == 200
     assert r.json == {"id": "12D3KooWFake", "agent_version": "kubo/0.43.1", "repo_size": 100000,
@@ -327,12 +337,12 @@ def test_an_unreachable_node_is_a_502_with_a_sentence(client):
     ("/unix/tmp/gw.sock", None), ("", None),
 ])
 def test_gateway_multiaddrs_become_urls(addr, url):
-    assert tasks_pins.multiaddr_url(addr) == url
+    assert console.node.multiaddr_url(addr) == url
 
 
 def test_info_describes_every_task_type_from_the_registry(client):
     types = client.get("/api/info").json["task_types"]
-    assert set(types) == set(ipfsmaster.task_types()) >= {"pin_sync", "file_upload", "pin_add", "pin_remove",
+    assert set(types) == set(console.registry.TASK_TYPES) >= {"pin_sync", "file_upload", "pin_add", "pin_remove",
                                                            "repo_gc"}
     assert types["repo_gc"] == {"label": {"en": "Garbage collection", "zh": "垃圾回收"}, "unit": "blocks",
                                 "single_flight": True, "retryable": True, "group": "repository"}
@@ -340,24 +350,23 @@ def test_info_describes_every_task_type_from_the_registry(client):
 
 
 def test_cleanup_removes_a_pin_list_once_no_task_uses_it(settings, db, spawned):
-    task_id = ipfsmaster.start_pin_add(settings, db, lines(V1))[0]
-    path = tasks_pins.pin_list_path(settings, json.loads(ipfsmaster.get_task(db, task_id)["params"])["pin_list"])
-    ipfsmaster.finish_task(db, task_id, "failed", "pending")
-    retry_id = ipfsmaster.retry_task(settings, db, task_id)
-    ipfsmaster.finish_task(db, retry_id, "cancelled", "pending")
+    task_id = console.pin_input.start_pin_add(settings, db, lines(V1))[0]
+    path = settings.files.pin_list(json.loads(console.store.get_task(db, task_id)["params"])["pin_list"])
+    console.store.finish_task(db, task_id, "failed", "pending")
+    retry_id = console.control.retry_task(settings, db, task_id)
+    console.store.finish_task(db, retry_id, "cancelled", "pending")
     db.execute("UPDATE background_tasks SET created_at = datetime('now', '-40 days') WHERE id = ?", (task_id,))
     db.execute("INSERT INTO background_tasks (task_type, status, params, created_at) VALUES"
                " ('pin_sync', 'failed', 'not json', datetime('now', '-40 days'))")
-    assert ipfsmaster.cleanup_tasks(db, settings, 30) == [task_id, 3]
+    assert console.control.cleanup_tasks(db, settings, 30) == [task_id, 3]
     assert os.path.exists(path)       # the retry still uses it
     db.execute("UPDATE background_tasks SET created_at = datetime('now', '-40 days') WHERE id = ?", (retry_id,))
-    assert ipfsmaster.cleanup_tasks(db, settings, 30) == [retry_id]
+    assert console.control.cleanup_tasks(db, settings, 30) == [retry_id]
     assert not os.path.exists(path)
 
 
-def test_a_new_task_type_is_one_function_and_one_entry(settings, db, fake_node, spawned, monkeypatch, capsys):
+def test_a_new_task_type_is_one_module_and_one_entry(settings, db, fake_node, spawned, monkeypatch, capsys):
     """The README's promise: the registry entry is all the server, the CLI and the pages need."""
-    import worker
 
     def verify_pins(ctx):
         cids = ctx.params["cids"]
@@ -368,24 +377,24 @@ def test_a_new_task_type_is_one_function_and_one_entry(settings, db, fake_node, 
             ctx.check()
             try:
                 client.call("pin/add", [("arg", cid)])
-            except worker.IPFSError as exc:
+            except console.rpc.IPFSError as exc:
                 if exc.transient:
                     raise
                 missing.append(cid)
             ctx.advance(1, cid)
         return {"checked": len(cids), "missing": missing}
 
-    monkeypatch.setitem(worker.TASK_TYPES, "pin_verify", worker.TaskType(
-        run=verify_pins, label="Pin check", label_zh="Pin 检查", unit="items", single_flight=True, retryable=True))
+    register_task_type(monkeypatch, "pin_verify", verify_pins, label="Pin check", label_zh="Pin 检查", unit="items",
+                       single_flight=True, retryable=True)
     fake_node.have.add(V1)
-    task_id = ipfsmaster.start_task(settings, db, "pin_verify", {"ipfs_api": fake_node.url, "cids": [V1, V0]})
+    task_id = console.control.start_task(settings, db, "pin_verify", {"ipfs_api": fake_node.url, "cids": [V1, V0]})
     task = run_here(settings, task_id)
     assert task["status"] == "completed" and task["result"] == {"checked": 2, "missing": [V0]}
-    ipfsmaster.start_task(settings, db, "pin_verify", {})
-    with pytest.raises(ipfsmaster.TaskConflict):     # single flight, from the entry alone
-        ipfsmaster.start_task(settings, db, "pin_verify", {})
+    console.control.start_task(settings, db, "pin_verify", {})
+    with pytest.raises(console.errors.TaskConflict):     # single flight, from the entry alone
+        console.control.start_task(settings, db, "pin_verify", {})
     from support import Client
-    client = Client(ipfsmaster.App(settings))
+    client = Client(console.web.app.App(settings))
     assert client.get("/api/info").json["task_types"]["pin_verify"]["label"] == {"en": "Pin check", "zh": "Pin 检查"}
     assert client.get("/api/tasks?type=pin_verify").json["total"] == 2
     r = client.post("/tasks/retry?id=%d" % task_id)

@@ -1,18 +1,20 @@
 """POST /pins/sync, GET /pins/task-status and GET /api/pins, in-process."""
 
 import json
+import os
 import threading
 
 import pytest
 
-import ipfsmaster
+import console.processes
+import console.store
 
 
 def test_it_starts_a_sync_and_answers_at_once(client, db, spawned):
     r = client.post("/pins/sync")
     assert r.status == 202
     assert r.json == {"success": True, "taskId": spawned[0]}
-    row = ipfsmaster.get_task(db, spawned[0])
+    row = console.store.get_task(db, spawned[0])
     assert row["task_type"] == "pin_sync" and row["status"] == "pending"
     assert json.loads(row["params"]) == {"ipfs_api": "http://127.0.0.1:9"}
 
@@ -48,7 +50,7 @@ def test_it_creates_exactly_one_task_for_30_simultaneous_requests(client, db, sp
 
 def test_the_database_itself_forbids_two_active_syncs(db):
     db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'pending')")
-    with pytest.raises(ipfsmaster.sqlite3.IntegrityError):
+    with pytest.raises(console.store.sqlite3.IntegrityError):
         db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'pending')")
     db.execute("UPDATE background_tasks SET status = 'completed'")
     db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'pending')")
@@ -64,7 +66,7 @@ def test_a_finished_sync_does_not_block_the_next(client, db, spawned):
 def test_a_worker_that_cannot_start_fails_the_task(client, db, monkeypatch):
     def broken(settings, task_id):
         raise OSError(13, "Permission denied")
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", broken)
+    monkeypatch.setattr(console.processes, "spawn_worker", broken)
     r = client.post("/pins/sync")
     assert r.status == 500 and r.json["success"] is False
     row = db.execute("SELECT status, error_message FROM background_tasks").fetchone()
@@ -74,7 +76,7 @@ def test_a_worker_that_cannot_start_fails_the_task(client, db, monkeypatch):
 def test_task_status_has_the_contract_shape(client, db):
     db.execute("INSERT INTO background_tasks (task_type, status, progress, total, current_item, result, pid,"
                " started_at, heartbeat_at) VALUES ('pin_sync', 'running', 30, 120, 'bafy', '{\"added\": 1}', ?,"
-               " datetime('now'), datetime('now'))", (ipfsmaster.os.getpid(),))
+               " datetime('now'), datetime('now'))", (os.getpid(),))
     task = client.get("/pins/task-status?id=1").json
     for key in ("id", "task_type", "status", "progress", "total", "percentage", "current_item", "result",
                 "error_message", "created_at", "started_at", "completed_at", "pid"):
@@ -89,7 +91,7 @@ def test_task_status_has_the_contract_shape(client, db):
 def test_percentage_is_an_integer_from_0_to_100(client, db, status, progress, total, expected):
     db.execute("INSERT INTO background_tasks (task_type, status, progress, total, single_flight)"
                " VALUES ('pin_sync', ?, ?, ?, 0)", (status, progress, total))
-    assert ipfsmaster.task_as_json(ipfsmaster.get_task(db, 1))["percentage"] == expected
+    assert console.store.task_as_json(console.store.get_task(db, 1))["percentage"] == expected
 
 
 @pytest.mark.parametrize("raw", ["", "abc", "-1", "0", "1.5", "99999999999999999999", "1;DROP TABLE pins",
@@ -135,5 +137,5 @@ def test_the_summary_follows_every_change_to_the_catalogue(client, db, settings)
     expected = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(size) FROM pins").fetchone()
     summary = client.get("/api/pins").json["summary"]
     assert (summary["count"], summary["total_size"], summary["unsized"]) == tuple(expected) == (2, 7, 1)
-    ipfsmaster.init_db(settings.db)  # starting again keeps the totals
+    console.store.init_db(settings.db)  # starting again keeps the totals
     assert client.get("/api/pins").json["summary"]["count"] == 2

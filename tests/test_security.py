@@ -5,6 +5,16 @@ import re
 
 import pytest
 
+import console.cli.commands
+import console.messages
+import console.processes
+import console.settings
+import console.shipped
+import console.store
+import console.web.app
+import console.web.auth
+import console.web.http
+import console.web.server
 import ipfsmaster
 from support import Client
 
@@ -15,7 +25,7 @@ PASSWORD = "correct horse battery staple"
 def locked(settings):
     """The app with a password set."""
     settings.password = PASSWORD
-    return Client(ipfsmaster.App(settings))
+    return Client(console.web.app.App(settings))
 
 
 def login(client, password=PASSWORD, next_path="/tasks", **headers):
@@ -83,8 +93,8 @@ def test_logging_out_ends_the_session(locked):
 
 def test_sessions_expire(locked, monkeypatch):
     token = session_cookie(login(locked))
-    real = ipfsmaster.time.monotonic
-    monkeypatch.setattr(ipfsmaster.time, "monotonic", lambda: real() + ipfsmaster.Authenticator.SESSION_SECONDS + 1)
+    real = console.web.auth.time.monotonic
+    monkeypatch.setattr(console.web.auth.time, "monotonic", lambda: real() + console.web.auth.Authenticator.SESSION_SECONDS + 1)
     assert locked.get("/api/tasks", headers={"Cookie": "ipfsmaster_session=" + token}).status == 401
 
 
@@ -97,7 +107,7 @@ def test_a_wrong_password_goes_back_to_the_form(locked):
 
 
 def test_failed_logins_are_rate_limited_per_address(locked):
-    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+    for _ in range(console.web.auth.Authenticator.MAX_FAILURES):
         login(locked, password="guess")
     r = login(locked)  # even the right password must wait
     assert r.status == 429 and int(r.header("Retry-After")) > 0 and r.json["success"] is False
@@ -126,7 +136,7 @@ def test_every_answer_carries_the_security_headers(locked):
 
 
 def test_pages_have_no_inline_script_or_style():
-    static = os.path.join(ipfsmaster.HERE, "static")
+    static = os.path.join(console.shipped.HERE, "static")
     for name in os.listdir(static):
         if name.endswith(".html"):
             html = open(os.path.join(static, name), encoding="utf-8").read()
@@ -139,29 +149,29 @@ def test_pages_have_no_inline_script_or_style():
 def test_it_will_not_listen_beyond_loopback_without_a_password(settings, host):
     settings.host, settings.port = host, 0
     with pytest.raises(SystemExit, match="without a password"):
-        ipfsmaster.make_server(settings)
+        console.web.server.make_server(settings)
 
 
 def test_it_listens_beyond_loopback_with_a_password(settings):
     settings.host, settings.port, settings.password = "0.0.0.0", 0, PASSWORD
-    server = ipfsmaster.make_server(settings)
+    server = console.web.server.make_server(settings)
     server.server_close()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
 def test_loopback_addresses_need_no_password(host):
-    assert ipfsmaster.is_loopback(host)
+    assert console.web.http.is_loopback(host)
 
 
 def test_api_credentials_never_reach_task_parameters(settings, monkeypatch, tmp_path):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     monkeypatch.delenv("IPFSMASTER_IPFS_AUTH", raising=False)
     secret = tmp_path / "ipfs-auth"
     secret.write_text("bearer:t0ken\n")
     args = ["sync", "--db", settings.db, "--ipfs-api", "http://alice:s3cret@127.0.0.1:5001", "--ipfs-auth-file",
             str(secret)]
     assert ipfsmaster.main(args) == 0
-    conn = ipfsmaster.connect(settings.db)
+    conn = console.store.connect(settings.db)
     params = conn.execute("SELECT params FROM background_tasks").fetchone()[0]
     conn.close()
     assert "s3cret" not in params and "t0ken" not in params and "alice" not in params
@@ -169,13 +179,13 @@ def test_api_credentials_never_reach_task_parameters(settings, monkeypatch, tmp_
 
 
 def test_url_credentials_become_basic_auth():
-    assert ipfsmaster.split_api_credentials("http://al%40ce:p%3Ass@node:5001/") == (
+    assert console.settings.split_api_credentials("http://al%40ce:p%3Ass@node:5001/") == (
         "http://node:5001/", "basic:al@ce:p:ss")
-    assert ipfsmaster.split_api_credentials("http://node:5001") == ("http://node:5001", None)
+    assert console.settings.split_api_credentials("http://node:5001") == ("http://node:5001", None)
 
 
 def test_settings_never_show_secrets():
-    text = repr(ipfsmaster.Settings(password="hunter2", ipfs_auth="bearer:abc"))
+    text = repr(console.settings.Settings(password="hunter2", ipfs_auth="bearer:abc"))
     assert "hunter2" not in text and "abc" not in text
 
 
@@ -198,14 +208,14 @@ def test_it_rejects_a_rebound_host_without_a_password(client, db, method, path):
 
 def test_the_rebinding_refusal_speaks_chinese(client):
     r = client.get("/api/pins", headers={"Host": "evil.example", "Accept-Language": "zh-CN"})
-    assert r.status == 421 and r.json["error"] == ipfsmaster.MESSAGES_ZH[
+    assert r.status == 421 and r.json["error"] == console.messages.MESSAGES_ZH[
         "This console answers only at its own address, such as http://127.0.0.1, not at {host}."].format(
         host="evil.example")
 
 
 def test_the_address_it_was_started_with_is_answered(settings):
     settings.host = "myhost.internal"
-    assert Client(ipfsmaster.App(settings)).get("/api/tasks", headers={"Host": "MyHost.internal:8080"}).status == 200
+    assert Client(console.web.app.App(settings)).get("/api/tasks", headers={"Host": "MyHost.internal:8080"}).status == 200
 
 
 def test_with_a_password_any_host_reaches_the_login(locked):
@@ -223,7 +233,7 @@ def bearer(client, password, **headers):
 
 def test_wrong_bearer_passwords_count_towards_the_lock_out(locked):
     token = session_cookie(login(locked))
-    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+    for _ in range(console.web.auth.Authenticator.MAX_FAILURES):
         assert bearer(locked, "guess").status == 401
     r = bearer(locked, PASSWORD)  # even the right password must wait
     assert r.status == 429 and int(r.header("Retry-After")) > 0 and r.json["success"] is False
@@ -234,12 +244,12 @@ def test_wrong_bearer_passwords_count_towards_the_lock_out(locked):
 
 
 def test_a_lock_out_ends_and_a_right_password_forgets_the_failures(locked, monkeypatch):
-    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+    for _ in range(console.web.auth.Authenticator.MAX_FAILURES):
         bearer(locked, "guess")
-    real = ipfsmaster.time.monotonic
-    monkeypatch.setattr(ipfsmaster.time, "monotonic", lambda: real() + ipfsmaster.Authenticator.FAILURE_WINDOW + 1)
+    real = console.web.auth.time.monotonic
+    monkeypatch.setattr(console.web.auth.time, "monotonic", lambda: real() + console.web.auth.Authenticator.FAILURE_WINDOW + 1)
     assert bearer(locked, PASSWORD).status == 200
-    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES - 1):
+    for _ in range(console.web.auth.Authenticator.MAX_FAILURES - 1):
         bearer(locked, "guess")
     assert bearer(locked, PASSWORD).status == 200
     bearer(locked, "guess")
@@ -247,15 +257,15 @@ def test_a_lock_out_ends_and_a_right_password_forgets_the_failures(locked, monke
 
 
 def test_without_trust_in_a_proxy_x_forwarded_for_is_ignored(locked):
-    for number in range(ipfsmaster.Authenticator.MAX_FAILURES):
+    for number in range(console.web.auth.Authenticator.MAX_FAILURES):
         bearer(locked, "guess", X_Forwarded_For="198.51.100.%d" % number)
     assert bearer(locked, PASSWORD, X_Forwarded_For="198.51.100.77").status == 429
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_lock_out(settings):
     settings.password, settings.trust_proxy = PASSWORD, True
-    proxied = Client(ipfsmaster.App(settings))
-    for _ in range(ipfsmaster.Authenticator.MAX_FAILURES):
+    proxied = Client(console.web.app.App(settings))
+    for _ in range(console.web.auth.Authenticator.MAX_FAILURES):
         # What the client wrote itself comes first; the proxy appends the address it saw.
         bearer(proxied, "guess", X_Forwarded_For="192.0.2.1, 203.0.113.5")
     assert bearer(proxied, PASSWORD, X_Forwarded_For="203.0.113.5").status == 429
@@ -264,27 +274,27 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_lock_out(settings):
 
 
 def test_an_ipv6_client_is_counted_by_its_64_block():
-    assert ipfsmaster.client_address({"REMOTE_ADDR": "2001:db8:1:2::1"}, False) == \
-        ipfsmaster.client_address({"REMOTE_ADDR": "2001:db8:1:2:ffff::9"}, False) == "2001:db8:1:2::/64"
-    assert ipfsmaster.client_address({"REMOTE_ADDR": "::ffff:192.0.2.7"}, False) == "192.0.2.7"
-    assert ipfsmaster.client_address({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "192.0.2.9"},
+    assert console.web.http.client_address({"REMOTE_ADDR": "2001:db8:1:2::1"}, False) == \
+        console.web.http.client_address({"REMOTE_ADDR": "2001:db8:1:2:ffff::9"}, False) == "2001:db8:1:2::/64"
+    assert console.web.http.client_address({"REMOTE_ADDR": "::ffff:192.0.2.7"}, False) == "192.0.2.7"
+    assert console.web.http.client_address({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "192.0.2.9"},
                                      True) == "192.0.2.9"
 
 
 @pytest.mark.parametrize("raw,expected", [("1", True), ("yes", True), ("On", True), ("0", False), ("no", False)])
 def test_trusting_a_proxy_is_set_from_the_environment(raw, expected):
-    assert ipfsmaster.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": raw}).trust_proxy is expected
-    assert ipfsmaster.Settings.from_environment({}).trust_proxy is False
+    assert console.settings.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": raw}).trust_proxy is expected
+    assert console.settings.Settings.from_environment({}).trust_proxy is False
 
 
 def test_a_bad_trust_proxy_value_is_refused():
     with pytest.raises(SystemExit, match="IPFSMASTER_TRUST_PROXY must be yes or no"):
-        ipfsmaster.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": "maybe"})
+        console.settings.Settings.from_environment({"IPFSMASTER_TRUST_PROXY": "maybe"})
 
 
 def test_the_trust_proxy_flag(monkeypatch):
     seen = []
-    monkeypatch.setattr(ipfsmaster, "serve", seen.append)
+    monkeypatch.setattr(console.cli.commands, "serve", seen.append)
     monkeypatch.delenv("IPFSMASTER_TRUST_PROXY", raising=False)
     ipfsmaster.main(["--trust-proxy"])
     ipfsmaster.main([])
@@ -294,12 +304,12 @@ def test_the_trust_proxy_flag(monkeypatch):
 # Behind a reverse proxy -------------------------------------------------------
 
 def nginx_example():
-    readme = open(os.path.join(ipfsmaster.HERE, "README.md"), encoding="utf-8").read()
+    readme = open(os.path.join(console.shipped.HERE, "README.md"), encoding="utf-8").read()
     return re.search(r"\n( +)location / \{\n(.*?)\n\1\}", readme, re.S).group(2)
 
 
 def test_a_post_through_a_proxy_on_another_port_passes_the_same_origin_check(locked, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "spawn_worker", lambda settings, task_id: 1)
+    monkeypatch.setattr(console.processes, "spawn_worker", lambda settings, task_id: 1)
     headers = {"Authorization": "Bearer " + PASSWORD, "Origin": "https://console.example:8443"}
     assert locked.post("/pins/sync", headers=dict(headers, Host="console.example:8443")).status == 202
     # The port dropped on the way (nginx's $host) makes the same request look cross-site.

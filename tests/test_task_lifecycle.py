@@ -9,9 +9,16 @@ import time
 
 import pytest
 
+import console.cli.commands
+import console.control
+import console.messages
+import console.processes
+import console.registry
+import console.shipped
+import console.store
+import console.tasks
 import ipfsmaster
-import worker
-from support import wait_for
+from support import register_task_type, wait_for
 
 
 def insert(db, status="running", task_type="pin_sync", pid=None, age=0, heartbeat_age=None, **extra):
@@ -28,7 +35,7 @@ def insert(db, status="running", task_type="pin_sync", pid=None, age=0, heartbea
 
 
 def status_of(db, task_id):
-    row = ipfsmaster.get_task(db, task_id)
+    row = console.store.get_task(db, task_id)
     return row["status"], row["error_message"]
 
 
@@ -51,16 +58,16 @@ def dead_pid():
 
 def test_it_fails_a_running_task_whose_process_is_gone(db, settings):
     task_id = insert(db, pid=dead_pid(), heartbeat_age=1)
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
+    assert console.control.mark_stale_tasks(db, settings) == [task_id]
     assert status_of(db, task_id) == ("failed", "worker process exited unexpectedly")
-    assert ipfsmaster.get_task(db, task_id)["completed_at"]
+    assert console.store.get_task(db, task_id)["completed_at"]
 
 
 def test_it_fails_a_running_task_whose_heartbeat_stopped(db, settings, sleeper):
     settings.stale_seconds = 30
     fresh = insert(db, pid=sleeper.pid, heartbeat_age=5)
     silent = insert(db, pid=sleeper.pid, heartbeat_age=31)
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [silent]
+    assert console.control.mark_stale_tasks(db, settings) == [silent]
     assert status_of(db, fresh)[0] == "running"
     assert status_of(db, silent) == ("failed", "worker process exited unexpectedly")
 
@@ -69,7 +76,7 @@ def test_it_fails_a_pending_task_whose_worker_never_started(db, settings):
     settings.stale_seconds = 30
     young = insert(db, status="pending", age=5)
     old = insert(db, status="pending", age=31)
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [old]
+    assert console.control.mark_stale_tasks(db, settings) == [old]
     assert status_of(db, old) == ("failed", "worker process never started")
     assert status_of(db, young)[0] == "pending"
 
@@ -101,10 +108,10 @@ def waiting_task(db, settings, monkeypatch):
         while not release.wait(0.05):
             ctx.check()
         return {"waited": True}
-    monkeypatch.setitem(worker.TASK_TYPES, "waiting", worker.TASK_TYPES["pin_sync"]._replace(
-        run=wait, single_flight=False, retryable=False, group=None))
+    register_task_type(monkeypatch, "waiting", wait, label="Waiting", label_zh="等待", unit="items",
+                       single_flight=False, retryable=False)
     task_id = db.execute("INSERT INTO background_tasks (task_type, status) VALUES ('waiting', 'pending')").lastrowid
-    runner = threading.Thread(target=worker.run_task, args=(task_id, settings.db), kwargs={"interval": 0.1},
+    runner = threading.Thread(target=console.tasks.run_task, args=(task_id, settings.db), kwargs={"interval": 0.1},
                               daemon=True)
     runner.start()
     wait_for(lambda: status_of(db, task_id)[0] == "running", timeout=10, message="the task to run")
@@ -115,7 +122,7 @@ def waiting_task(db, settings, monkeypatch):
 
 def test_a_long_transaction_neither_fails_a_live_worker_nor_holds_up_requests(client, db, settings, waiting_task):
     settings.stale_seconds = 1
-    catalogue_update = ipfsmaster.connect(settings.db)
+    catalogue_update = console.store.connect(settings.db)
     catalogue_update.execute("BEGIN IMMEDIATE")
     try:
         time.sleep(2.5)   # the heartbeat in the table is now older than the stale limit
@@ -133,21 +140,21 @@ def test_a_long_transaction_neither_fails_a_live_worker_nor_holds_up_requests(cl
         catalogue_update.close()
     assert client.post("/tasks/cancel?id=%d" % waiting_task).json["status"] == "cancelling"
     wait_for(lambda: status_of(db, waiting_task)[0] == "cancelled", timeout=10, message="the cancel")
-    assert not os.path.exists(ipfsmaster.heartbeat_path(settings, waiting_task))
+    assert not os.path.exists(settings.files.heartbeat(waiting_task))
 
 
 def test_a_worker_whose_heartbeat_file_stopped_too_is_failed(db, settings, sleeper):
     settings.stale_seconds = 30
     task_id = insert(db, pid=sleeper.pid, heartbeat_age=31)
     os.makedirs(settings.task_dir)
-    open(ipfsmaster.heartbeat_path(settings, task_id), "w").close()
+    open(settings.files.heartbeat(task_id), "w").close()
     old = time.time() - 31
-    os.utime(ipfsmaster.heartbeat_path(settings, task_id), (old, old))
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
+    os.utime(settings.files.heartbeat(task_id), (old, old))
+    assert console.control.mark_stale_tasks(db, settings) == [task_id]
 
 
 def test_the_busy_answer_speaks_chinese():
-    assert ipfsmaster.MESSAGES_ZH["The database is busy with a long write (such as a sync saving the catalogue)."
+    assert console.messages.MESSAGES_ZH["The database is busy with a long write (such as a sync saving the catalogue)."
                                   " Try again in a moment."]
 
 
@@ -164,7 +171,7 @@ def test_cancel_asks_a_running_task_to_stop(client, db):
     task_id = insert(db, pid=os.getpid(), heartbeat_age=0)
     r = client.post("/tasks/cancel?id=%d" % task_id)
     assert r.status == 200 and r.json == {"success": True, "status": "cancelling"}
-    row = ipfsmaster.get_task(db, task_id)
+    row = console.store.get_task(db, task_id)
     assert row["status"] == "running" and row["cancel_requested_at"]
 
 
@@ -185,9 +192,9 @@ def test_an_ignored_cancel_ends_in_termination_after_the_grace_period(db, settin
     task_id = insert(db, pid=sleeper.pid, heartbeat_age=0,
                      cancel_requested_at=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 11)))
     signalled = []
-    monkeypatch.setattr(ipfsmaster, "terminate_process", signalled.append)
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [task_id]
-    assert status_of(db, task_id) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+    monkeypatch.setattr(console.processes, "terminate_process", signalled.append)
+    assert console.control.mark_stale_tasks(db, settings) == [task_id]
+    assert status_of(db, task_id) == ("cancelled", console.control.CANCEL_FORCED)
     assert signalled == [] and sleeper.poll() is None
 
 
@@ -196,13 +203,13 @@ def test_it_recognises_a_workers_process(tmp_path):
     fake_worker.write_text("import time; time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, str(fake_worker), "41", "--db", "x.db"])
     try:
-        wait_for(lambda: ipfsmaster.is_task_worker(proc.pid, 41), timeout=10, message="the process to start")
-        assert not ipfsmaster.is_task_worker(proc.pid, 42)
-        assert not ipfsmaster.is_task_worker(os.getpid(), 41)
+        wait_for(lambda: console.processes.is_task_worker(proc.pid, 41), timeout=10, message="the process to start")
+        assert not console.processes.is_task_worker(proc.pid, 42)
+        assert not console.processes.is_task_worker(os.getpid(), 41)
     finally:
         proc.kill()
         proc.wait()
-    assert not ipfsmaster.is_task_worker(proc.pid, 41)
+    assert not console.processes.is_task_worker(proc.pid, 41)
 
 
 def utc(seconds_ago):
@@ -224,12 +231,12 @@ def fake_worker(tmp_path, task_id, ignore_sigterm=False):
 
 
 def test_a_worker_that_ignores_sigterm_is_killed(db, settings, tmp_path, monkeypatch):
-    monkeypatch.setattr(ipfsmaster, "KILL_AFTER_SECONDS", 0.3)
+    monkeypatch.setattr(console.processes, "KILL_AFTER_SECONDS", 0.3)
     proc = fake_worker(tmp_path, 43, ignore_sigterm=True)
     try:
         insert(db, id=43, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
-        assert ipfsmaster.mark_stale_tasks(db, settings) == [43]
-        assert status_of(db, 43) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+        assert console.control.mark_stale_tasks(db, settings) == [43]
+        assert status_of(db, 43) == ("cancelled", console.control.CANCEL_FORCED)
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
         proc.kill()
@@ -239,30 +246,30 @@ def test_a_worker_that_ignores_sigterm_is_killed(db, settings, tmp_path, monkeyp
 @pytest.fixture
 def no_proc(monkeypatch, tmp_path):
     """A system without /proc, as macOS and the BSDs are."""
-    monkeypatch.setattr(ipfsmaster, "PROC_DIR", str(tmp_path / "no-proc"))
+    monkeypatch.setattr(console.processes, "PROC_DIR", str(tmp_path / "no-proc"))
 
 
 def test_without_proc_a_live_worker_stays_running_until_it_dies(db, settings, tmp_path, no_proc):
     proc = fake_worker(tmp_path, 44)
     try:
         insert(db, id=44, pid=proc.pid, heartbeat_age=0)
-        assert ipfsmaster.process_alive(proc.pid)
-        assert ipfsmaster.mark_stale_tasks(db, settings) == []
-        assert ipfsmaster.is_task_worker(proc.pid, 44)            # its command line, from ps
-        assert not ipfsmaster.is_task_worker(proc.pid, 45)
-        assert not ipfsmaster.is_task_worker(os.getpid(), 44)
+        assert console.processes.process_alive(proc.pid)
+        assert console.control.mark_stale_tasks(db, settings) == []
+        assert console.processes.is_task_worker(proc.pid, 44)            # its command line, from ps
+        assert not console.processes.is_task_worker(proc.pid, 45)
+        assert not console.processes.is_task_worker(os.getpid(), 44)
     finally:
         proc.kill()
         proc.wait()
-    assert not ipfsmaster.process_alive(proc.pid)
-    assert ipfsmaster.mark_stale_tasks(db, settings) == [44]
+    assert not console.processes.process_alive(proc.pid)
+    assert console.control.mark_stale_tasks(db, settings) == [44]
 
 
 def test_without_proc_an_ignored_cancel_still_ends_the_worker(db, settings, tmp_path, no_proc):
     proc = fake_worker(tmp_path, 46)
     try:
         insert(db, id=46, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
-        assert ipfsmaster.mark_stale_tasks(db, settings) == [46]
+        assert console.control.mark_stale_tasks(db, settings) == [46]
         assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
         proc.kill()
@@ -307,14 +314,14 @@ def windows(monkeypatch):
     import ctypes
     import types
     kernel32 = FakeKernel32()
-    monkeypatch.setattr(ipfsmaster, "OS_NAME", "nt")
+    monkeypatch.setattr(console.processes, "OS_NAME", "nt")
     monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=kernel32), raising=False)
     return kernel32
 
 
 def test_on_windows_a_process_is_alive_while_it_is_there(windows):
     windows.processes[500] = time.time()
-    assert ipfsmaster.process_alive(500) and not ipfsmaster.process_alive(501)
+    assert console.processes.process_alive(500) and not console.processes.process_alive(501)
     assert windows.handles == 0
 
 
@@ -323,11 +330,11 @@ def test_on_windows_a_worker_is_known_by_when_it_was_created(windows):
     windows.processes[500] = time.time() - 99.5     # the worker: between the task's creation and start
     windows.processes[501] = time.time() - 10       # a later process that got a reused pid
     windows.processes[502] = time.time() - 5000     # one that ran long before the task
-    assert ipfsmaster.is_task_worker(500, 1, created_at, started_at)
-    assert not ipfsmaster.is_task_worker(501, 1, created_at, started_at)
-    assert not ipfsmaster.is_task_worker(502, 1, created_at, started_at)
-    assert not ipfsmaster.is_task_worker(500, 1)    # nothing to compare with: never taken for the worker
-    assert not ipfsmaster.is_task_worker(503, 1, created_at, started_at)
+    assert console.processes.is_task_worker(500, 1, created_at, started_at)
+    assert not console.processes.is_task_worker(501, 1, created_at, started_at)
+    assert not console.processes.is_task_worker(502, 1, created_at, started_at)
+    assert not console.processes.is_task_worker(500, 1)    # nothing to compare with: never taken for the worker
+    assert not console.processes.is_task_worker(503, 1, created_at, started_at)
     assert windows.handles == 0
 
 
@@ -336,13 +343,13 @@ def test_on_windows_a_forced_cancel_terminates_only_the_tasks_own_worker(db, set
     windows.processes[501] = time.time() - 10
     worker = insert(db, pid=500, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
     reused = insert(db, pid=501, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
-    assert sorted(ipfsmaster.mark_stale_tasks(db, settings)) == [worker, reused]
+    assert sorted(console.control.mark_stale_tasks(db, settings)) == [worker, reused]
     assert windows.terminated == [500]
-    assert status_of(db, worker) == status_of(db, reused) == ("cancelled", ipfsmaster.CANCEL_FORCED)
+    assert status_of(db, worker) == status_of(db, reused) == ("cancelled", console.control.CANCEL_FORCED)
 
 
 def test_on_windows_workers_are_started_detached_without_a_redundant_flag(windows):
-    flags = ipfsmaster.detach_options()["creationflags"]
+    flags = console.processes.detach_options()["creationflags"]
     assert flags == 0x00000008 | 0x00000200   # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
 
 
@@ -353,7 +360,7 @@ def test_retry_starts_a_linked_task_with_the_same_parameters(client, db, spawned
     old = insert(db, status=status, params='{"ipfs_api": "http://127.0.0.1:5999"}')
     r = client.post("/tasks/retry?id=%d" % old)
     assert r.status == 202 and r.json["success"] is True
-    new = ipfsmaster.get_task(db, r.json["taskId"])
+    new = console.store.get_task(db, r.json["taskId"])
     assert spawned == [new["id"]]
     assert new["retry_of"] == old and new["task_type"] == "pin_sync" and new["status"] == "pending"
     assert new["params"] == '{"ipfs_api": "http://127.0.0.1:5999"}'
@@ -382,21 +389,21 @@ def test_cleanup_deletes_old_finished_tasks_and_their_logs(db, settings):
     keep = [insert(db, status="completed", age=29 * 86400), insert(db, status="pending", age=40 * 86400),
             insert(db, status="running", age=40 * 86400, pid=os.getpid(), heartbeat_age=0)]
     for task_id in list(old.values()) + keep:
-        open(ipfsmaster.task_log_path(settings, task_id), "w").close()
-    assert sorted(ipfsmaster.cleanup_tasks(db, settings, 30)) == sorted(old.values())
+        open(settings.files.log(task_id), "w").close()
+    assert sorted(console.control.cleanup_tasks(db, settings, 30)) == sorted(old.values())
     left = [row[0] for row in db.execute("SELECT id FROM background_tasks ORDER BY id")]
     assert left == sorted(keep)
     for task_id in old.values():
-        assert not os.path.exists(ipfsmaster.task_log_path(settings, task_id))
+        assert not os.path.exists(settings.files.log(task_id))
     for task_id in keep:
-        assert os.path.exists(ipfsmaster.task_log_path(settings, task_id))
+        assert os.path.exists(settings.files.log(task_id))
 
 
 def test_cleanup_keeps_a_retry_whose_original_is_deleted(db, settings):
     old = insert(db, status="failed", age=40 * 86400)
     retry = insert(db, status="completed", retry_of=old)
-    ipfsmaster.cleanup_tasks(db, settings, 30)
-    assert ipfsmaster.get_task(db, retry)["retry_of"] is None
+    console.control.cleanup_tasks(db, settings, 30)
+    assert console.store.get_task(db, retry)["retry_of"] is None
 
 
 def test_cleanup_command(settings, db, capsys):
@@ -422,11 +429,11 @@ def test_the_seeds_sql_works_unchanged(db, settings):
 
 def test_starting_again_keeps_the_data(settings, db):
     db.execute("INSERT INTO pins (cid, type) VALUES ('bafyX', 'recursive')")
-    ipfsmaster.init_db(settings.db)
-    ipfsmaster.init_db(settings.db)
+    console.store.init_db(settings.db)
+    console.store.init_db(settings.db)
     assert db.execute("SELECT cid FROM pins").fetchall()[0][0] == "bafyX"
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == console.store.SCHEMA_VERSION
 
 
 def test_the_database_is_private(settings):
@@ -448,7 +455,7 @@ def test_a_task_links_to_its_latest_retry_and_says_if_it_can_be_retried(client, 
 def test_info_tells_the_pages_the_upload_limit_and_version(client, settings):
     settings.max_upload_bytes = 12345
     info = client.get("/api/info").json
-    assert (info["max_upload_bytes"], info["password"], info["version"]) == (12345, False, ipfsmaster.version())
+    assert (info["max_upload_bytes"], info["password"], info["version"]) == (12345, False, console.shipped.version())
 
 
 def test_durations_have_milliseconds(db):
@@ -456,11 +463,11 @@ def test_durations_have_milliseconds(db):
         "INSERT INTO background_tasks (task_type, status, started_at, completed_at, started_at_precise,"
         " completed_at_precise) VALUES ('pin_sync', 'completed', '2026-01-01 00:00:01', '2026-01-01 00:00:01',"
         " '2026-01-01 00:00:01.250', '2026-01-01 00:00:01.730')").lastrowid
-    task = ipfsmaster.task_as_json(ipfsmaster.get_task(db, task_id))
+    task = console.store.task_as_json(console.store.get_task(db, task_id))
     assert task["duration_s"] == 0.48 and task["started_at"] == "2026-01-01 00:00:01"
     old = db.execute("INSERT INTO background_tasks (task_type, status, started_at, completed_at) VALUES"
                      " ('pin_sync', 'completed', '2026-01-01 00:00:01', '2026-01-01 00:01:03')").lastrowid
-    assert ipfsmaster.task_as_json(ipfsmaster.get_task(db, old))["duration_s"] == 62
+    assert console.store.task_as_json(console.store.get_task(db, old))["duration_s"] == 62
 
 
 def test_an_older_database_gets_the_new_columns(tmp_path):
@@ -477,11 +484,11 @@ def test_an_older_database_gets_the_new_columns(tmp_path):
         INSERT INTO background_tasks (task_type, status) VALUES ('pin_sync', 'completed');
         PRAGMA user_version = 1;""")
     conn.close()
-    ipfsmaster.init_db(path)
-    conn = ipfsmaster.connect(path)
+    console.store.init_db(path)
+    conn = console.store.connect(path)
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(background_tasks)")}
     assert {"exclusive_group", "started_at_precise", "completed_at_precise"} <= columns
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == ipfsmaster.SCHEMA_VERSION
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == console.store.SCHEMA_VERSION
     assert conn.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 1
     conn.close()
 
@@ -501,22 +508,22 @@ def test_an_older_database_gets_the_new_columns(tmp_path):
 def test_it_rejects_a_zero_or_negative_setting_at_start(settings, monkeypatch, args, env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(ipfsmaster, "serve", lambda settings: pytest.fail("it started"))
+    monkeypatch.setattr(console.cli.commands, "serve", lambda settings: pytest.fail("it started"))
     with pytest.raises(SystemExit, match="must be"):
         ipfsmaster.main(args + (["--db", settings.db] if args[0] in ("reap", "cleanup") else []))
 
 
 def test_it_refuses_an_sqlite_without_upsert(settings, monkeypatch):
-    monkeypatch.setattr(ipfsmaster.sqlite3, "sqlite_version_info", (3, 22, 0))
+    monkeypatch.setattr(console.store.sqlite3, "sqlite_version_info", (3, 22, 0))
     with pytest.raises(SystemExit, match="needs SQLite 3.24.0 or newer, but this Python uses SQLite 3.22.0"):
-        ipfsmaster.init_db(settings.db)
+        console.store.init_db(settings.db)
     with pytest.raises(SystemExit, match="needs SQLite 3.24.0"):
         ipfsmaster.main(["tasks", "--db", settings.db])
 
 
 def test_a_failing_rollback_does_not_hide_the_error_that_caused_it(db):
     with pytest.raises(ZeroDivisionError):
-        with ipfsmaster.transaction(db):
+        with console.store.transaction(db):
             db.execute("INSERT INTO pins (cid, type) VALUES ('bafyX', 'recursive')")
             db.execute("ROLLBACK")   # as SQLite does by itself after some errors
             1 / 0
@@ -534,4 +541,4 @@ def test_cancels_share_one_enforcing_thread(client, db, settings, sleeper):
     # Nobody polls, yet every grace period is enforced (the sleeper is no worker: it is never signalled).
     wait_for(lambda: all(status_of(db, task_id)[0] == "cancelled" for task_id in tasks), timeout=10,
              message="the cancels to be enforced")
-    assert status_of(db, tasks[0])[1] == ipfsmaster.CANCEL_FORCED and sleeper.poll() is None
+    assert status_of(db, tasks[0])[1] == console.control.CANCEL_FORCED and sleeper.poll() is None

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-import ipfsmaster
+import console.store
+import console.web.http
 
 
 def multipart(fields, boundary=None):
@@ -25,12 +26,12 @@ def test_it_spools_the_file_and_creates_a_task(client, db, settings, spawned):
     body, headers = multipart([("name", None, b"photo.jpg"), ("pin", None, b"0"), ("file", "x.bin", data)])
     r = client.post("/files/upload", body=body, headers=headers)
     assert r.status == 202 and r.json == {"success": True, "taskId": spawned[0]}
-    task = ipfsmaster.task_as_json(ipfsmaster.get_task(db, spawned[0]))
+    task = console.store.task_as_json(console.store.get_task(db, spawned[0]))
     assert task["task_type"] == "file_upload" and task["status"] == "pending"
     assert task["params"] == {"ipfs_api": settings.ipfs_api, "file_name": "photo.jpg", "size": 300000, "pin": False}
-    with open(ipfsmaster.spool_path(settings, task["id"]), "rb") as f:
+    with open(settings.files.spool(task["id"]), "rb") as f:
         assert f.read() == data
-    assert os.stat(ipfsmaster.spool_path(settings, task["id"])).st_mode & 0o777 == 0o600
+    assert os.stat(settings.files.spool(task["id"])).st_mode & 0o777 == 0o600
     assert [n for n in os.listdir(settings.task_dir) if n.startswith("incoming")] == []
 
 
@@ -43,11 +44,11 @@ def test_uploads_are_not_single_flight(client, spawned):
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 65536])
 def test_the_multipart_reader_handles_any_chunking(chunk, monkeypatch):
-    monkeypatch.setattr(ipfsmaster.MultipartReader, "CHUNK", chunk)
+    monkeypatch.setattr(console.web.http.MultipartReader, "CHUNK", chunk)
     boundary = "b0undary"
     tricky = b"\r\n--b0undar" + b"\r\n--b0undarX--" + b"\r\n-" + os.urandom(1000).replace(b"\r", b"") + b"\r"
     body, _ = multipart([("name", None, "名字".encode()), ("file", "t.bin", tricky), ("pin", None, b"1")], boundary)
-    reader = ipfsmaster.MultipartReader(io.BytesIO(body), len(body), boundary.encode())
+    reader = console.web.http.MultipartReader(io.BytesIO(body), len(body), boundary.encode())
     parts = [(name, filename, b"".join(chunks)) for name, filename, chunks in reader.parts()]
     assert parts == [("name", None, "名字".encode()), ("file", "t.bin", tricky), ("pin", None, b"1")]
 
@@ -55,7 +56,7 @@ def test_the_multipart_reader_handles_any_chunking(chunk, monkeypatch):
 def test_an_empty_file_is_fine(client, settings, spawned):
     body, headers = multipart([("file", "empty", b"")])
     assert client.post("/files/upload", body=body, headers=headers).status == 202
-    assert os.path.getsize(ipfsmaster.spool_path(settings, spawned[0])) == 0
+    assert os.path.getsize(settings.files.spool(spawned[0])) == 0
 
 
 def test_it_refuses_a_declared_oversized_body_before_reading_it(client, settings, spawned):
@@ -114,9 +115,9 @@ def test_an_upload_cannot_be_retried(client, db):
 def test_cancelling_a_pending_upload_removes_its_file(client, settings, spawned):
     body, headers = multipart([("file", "a.txt", b"hello")])
     task_id = client.post("/files/upload", body=body, headers=headers).json["taskId"]
-    assert os.path.exists(ipfsmaster.spool_path(settings, task_id))
+    assert os.path.exists(settings.files.spool(task_id))
     assert client.post("/tasks/cancel?id=%d" % task_id).json["status"] == "cancelled"
-    assert not os.path.exists(ipfsmaster.spool_path(settings, task_id))
+    assert not os.path.exists(settings.files.spool(task_id))
 
 
 @pytest.mark.parametrize("filename", ["a;b.txt", "semi; colon; name=x.txt", 'say "hi";.txt'])
@@ -127,9 +128,9 @@ def test_a_quoted_semicolon_in_a_file_name_is_part_of_the_name(client, db, spawn
             % (boundary.encode(), quoted.encode(), boundary.encode()))
     r = client.post("/files/upload", body=body, headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
     assert r.status == 202
-    assert ipfsmaster.task_as_json(ipfsmaster.get_task(db, spawned[0]))["params"]["file_name"] == filename
+    assert console.store.task_as_json(console.store.get_task(db, spawned[0]))["params"]["file_name"] == filename
 
 
 def test_disposition_parameters_may_be_unquoted_and_spaced():
     head = b"Content-Disposition: form-data ; name = file ;filename=plain.txt"
-    assert ipfsmaster.MultipartReader._disposition(head) == ("file", "plain.txt")
+    assert console.web.http.MultipartReader._disposition(head) == ("file", "plain.txt")

@@ -9,7 +9,6 @@ import pytest
 from support import wait_for
 from test_upload import multipart
 
-import ipfsmaster
 
 MiB = 1024 * 1024
 
@@ -42,7 +41,7 @@ def test_an_upload_reaches_the_node_with_the_right_cid(live_server, ipfs_node, s
     pins = live_server.request("GET", "/api/pins?q=" + cid).json["pins"]
     stat = ipfs_node.rpc("files/stat", arg="/ipfs/" + cid)
     assert [(p["cid"], p["name"], p["size"]) for p in pins] == [(cid, "data-%d.bin" % size, stat["CumulativeSize"])]
-    assert not os.path.exists(ipfsmaster.spool_path(live_server.settings, task["id"]))
+    assert not os.path.exists(live_server.settings.files.spool(task["id"]))
 
 
 def test_a_large_upload_reports_progress_in_bytes(live_server, ipfs_node):
@@ -74,7 +73,7 @@ def test_cancel_stops_an_upload_mid_stream(live_server, ipfs_node):
     task = live_server.wait_for_task(task_id, timeout=10)
     assert task["status"] == "cancelled" and task["progress"] < len(data)
     assert "cid" not in task["result"]
-    assert not os.path.exists(ipfsmaster.spool_path(live_server.settings, task_id))
+    assert not os.path.exists(live_server.settings.files.spool(task_id))
 
 
 def test_an_oversized_upload_gets_413_before_the_body_is_sent(make_live_server, ipfs_node):
@@ -98,4 +97,4 @@ def test_a_failed_upload_removes_its_file(make_live_server):
     task = server.wait_for_task(task_id, timeout=30)
     assert task["status"] == "failed"
     assert task["error_message"] == "cannot reach the IPFS API at http://127.0.0.1:9: connection refused"
-    assert not os.path.exists(ipfsmaster.spool_path(server.settings, task_id))
+    assert not os.path.exists(server.settings.files.spool(task_id))

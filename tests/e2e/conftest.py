@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-import ipfsmaster
+import console.store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
@@ -204,9 +204,9 @@ def add_finished_task(server, status, error=None, minutes_ago=60):
     result = json.dumps({"total": 10, "added": 10, "updated": 0, "removed": 0, "unchanged": 0, "failed": 0,
                          "error_details": [], "duration_s": 2.5}) if status == "completed" else None
     when = "-%d minutes" % minutes_ago
-    conn = ipfsmaster.connect(server.db_path)
+    conn = console.store.connect(server.db_path)
     try:
-        with ipfsmaster.transaction(conn):
+        with console.store.transaction(conn):
             return conn.execute(
                 "INSERT INTO background_tasks (task_type, status, progress, total, result, error_message,"
                 " created_at, started_at, completed_at) VALUES ('pin_sync', ?, 10, 10, ?, ?,"

@@ -4,7 +4,6 @@ import os
 
 from selenium.webdriver.support.ui import Select
 
-import ipfsmaster
 
 SHOWN_IDS = "return [...document.querySelectorAll('#tasks-body tr')].map((tr) => Number(tr.dataset.taskId));"
 
@@ -14,7 +13,7 @@ def test_the_console_filters_tasks_and_keeps_the_filters_in_the_address(page, ma
     completed = [finished_task(server, "completed", minutes_ago=50 - i) for i in range(3)]
     failed = finished_task(server, "failed", "worker process exited unexpectedly", minutes_ago=20)
     cancelled = finished_task(server, "cancelled", "Cancelled", minutes_ago=10)
-    log_path = ipfsmaster.task_log_path(server.settings, failed)
+    log_path = server.settings.files.log(failed)
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "w") as f:
         f.write("[Task %d] Fetching pins from IPFS...\n[Task %d] Progress: 10 / 10\n" % (failed, failed))

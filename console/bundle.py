@@ -2,10 +2,11 @@
 
     python3 ipfsmaster.py bundle [-o ipfsmaster.pyz]
 
-The archive is a zipapp (a shebang line, then a zip) holding every module
-beside this one, schema.sql, static/, a VERSION file and a ``__main__.py``
-that runs ``ipfsmaster.main()``, or ``worker.main()`` for ``ARCHIVE worker
-TASK_ID``: the command line the server uses to start a task's worker.
+The archive is a zipapp (a shebang line, then a zip) holding the two entry
+points, the ``console`` package, schema.sql, static/, a VERSION file and a
+``__main__.py`` that runs ``ipfsmaster.main()``, or ``worker.main()`` for
+``ARCHIVE worker TASK_ID``: the command line the server uses to start a
+task's worker.
 Nothing in it is compiled; Python never writes bytecode for a zip.
 
 The build is reproducible: entries in name order, each with the same fixed
@@ -17,7 +18,7 @@ import os
 import sys
 import zipfile
 
-import ipfsmaster
+from console import shipped
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 # zip's earliest date; a fixed one keeps two builds identical.
@@ -35,27 +36,26 @@ sys.exit(ipfsmaster.main())
 '''
 
 
+ENTRY_POINTS = ("ipfsmaster.py", "worker.py")
+
+
 def sources(folder):
     """(name in the archive, path) of the console's files in a checkout, by name."""
-    found = []
-    for name in os.listdir(folder):
-        if name.endswith(".py") and os.path.isfile(os.path.join(folder, name)):
-            found.append((name, os.path.join(folder, name)))
-    found.append(("schema.sql", os.path.join(folder, "schema.sql")))
-    static = os.path.join(folder, "static")
-    for parent, folders, files in os.walk(static):
-        folders[:] = [f for f in folders if not f.startswith(".") and f != "__pycache__"]
-        for name in files:
-            if not name.startswith(".") and not name.endswith((".pyc", ".pyo")):
-                path = os.path.join(parent, name)
-                found.append(("/".join(["static"] + os.path.relpath(path, static).split(os.sep)), path))
+    found = [(name, os.path.join(folder, name)) for name in ENTRY_POINTS + ("schema.sql",)]
+    for top in ("console", "static"):
+        for parent, folders, files in os.walk(os.path.join(folder, top)):
+            folders[:] = [f for f in folders if not f.startswith(".") and f != "__pycache__"]
+            for name in files:
+                if not name.startswith(".") and not name.endswith((".pyc", ".pyo")):
+                    path = os.path.join(parent, name)
+                    found.append(("/".join(os.path.relpath(path, folder).split(os.sep)), path))
     return sorted(found)
 
 
 def entries(folder):
     """Every (name, bytes) the archive holds, by name."""
     files = [(name, read(path)) for name, path in sources(folder)]
-    files.append(("VERSION", (ipfsmaster.source_version(folder) + "\n").encode("utf-8")))
+    files.append(("VERSION", (shipped.source_version(folder) + "\n").encode("utf-8")))
     files.append(("__main__.py", MAIN.encode("utf-8")))
     return sorted(files)
 
@@ -79,10 +79,10 @@ def write_archive(output, files):
 
 
 def main(output):
-    if ipfsmaster.ARCHIVE:
-        print("This is already the bundle: copy %s itself." % ipfsmaster.ARCHIVE, file=sys.stderr)
+    if shipped.ARCHIVE:
+        print("This is already the bundle: copy %s itself." % shipped.ARCHIVE, file=sys.stderr)
         return 2
-    files = entries(ipfsmaster.HERE)
+    files = entries(shipped.HERE)
     version = dict(files)["VERSION"].decode("utf-8").strip()
     temporary = output + ".partial"
     try:

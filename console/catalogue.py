@@ -1,0 +1,250 @@
+"""The catalogue: what the node (or the IPFS Cluster) pins, as the pins page
+shows it. This module is the only code that writes ``pins``, ``pin_peers``,
+``pin_replication``, ``cluster_peers`` and ``last_listing``; the pages read
+them through it too.
+
+Writers: a pin sync applies a whole listing (``apply_listing``); pin tasks
+and uploads change one pin at a time as the node does (``store_pin``,
+``remove_pin``, ``record_cluster_status``); size look-ups fill in sizes.
+"""
+
+from console.framing import IPFSError
+from console.store import NOW_PRECISE, transaction
+
+# IPFS Cluster's statuses that mean a peer failed a pin.
+CLUSTER_ERROR_STATUSES = frozenset(("pin_error", "unpin_error", "cluster_error", "error"))
+
+# IPFS Cluster's statuses, as the pins page counts them.
+PEER_STATUS_GROUPS = {
+    "pinned": "pinned", "pinning": "pinning", "pin_queued": "queued", "remote": "remote",
+    "pin_error": "error", "unpin_error": "error", "cluster_error": "error", "error": "error",
+    "unpinning": "unpinning", "unpin_queued": "unpinning", "unpinned": "unpinned",
+}
+
+PIN_SORTS = {
+    "name": "name ASC, id ASC", "-name": "name DESC, id DESC",
+    "size": "size ASC, id ASC", "-size": "size DESC, id DESC",
+    "synced": "synced_at ASC, id ASC", "-synced": "synced_at DESC, id DESC",
+    "cid": "cid ASC", "-cid": "cid DESC",
+}
+
+# The pins page's replication filters (IPFS Cluster): which pins each keeps.
+PIN_FILTERS = {
+    "error": " cid IN (SELECT cid FROM pin_replication WHERE in_error > 0)",
+    "under-replicated": " cid IN (SELECT cid FROM pin_replication WHERE pinned < wanted)",
+}
+
+
+# ---------------------------------------------------------------------------
+# One pin at a time
+# ---------------------------------------------------------------------------
+
+def store_pin(conn, cid, name, size, rename=False):
+    """Insert or refresh a recursive pin; ``rename``: its name becomes
+    ``name`` even if the pin was known under another."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
+            " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
+            " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at",
+            (cid, name, size, 1 if rename else 0))
+
+
+def remove_pin(conn, cid):
+    """The node (or the cluster) no longer pins ``cid``."""
+    with transaction(conn):
+        conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
+        conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
+        conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
+
+
+def cluster_pin_rows(obj):
+    """One GlobalPinInfo of IPFS Cluster as (a pin/ls entry, its rows of
+    pin_peers, its row of pin_replication)."""
+    try:
+        cid, peer_map = obj["cid"], obj.get("peer_map") or {}
+        statuses = [(cid, peer_id, info.get("peername"), info.get("status"), info.get("error") or None,
+                     info.get("timestamp")) for peer_id, info in peer_map.items()]
+        wanted = len(obj.get("allocations") or ()) or len(peer_map)
+    except (KeyError, TypeError, AttributeError):
+        raise IPFSError("the IPFS Cluster API sent a pin without a CID: %r" % (obj,))
+    pinned = sum(1 for row in statuses if row[3] == "pinned")
+    in_error = sum(1 for row in statuses if row[3] in CLUSTER_ERROR_STATUSES)
+    pin = {"Cid": cid, "Type": "recursive"}
+    if obj.get("name"):
+        pin["Name"] = obj["name"]
+    return pin, statuses, (cid, wanted, pinned, in_error)
+
+
+def record_cluster_status(conn, obj):
+    """One pin's status across the cluster (a GlobalPinInfo)."""
+    _, statuses, counts = cluster_pin_rows(obj)
+    with transaction(conn):
+        conn.execute("DELETE FROM pin_peers WHERE cid = ?", (counts[0],))
+        conn.executemany("INSERT INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", statuses)
+        conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error) VALUES (?, ?, ?, ?)",
+                     counts)
+
+
+def record_cluster_peers(conn, rows):
+    """The cluster's peers as it lists them now: (peer_id, peername, version, ipfs_id, error) rows."""
+    with transaction(conn):
+        conn.execute("DELETE FROM cluster_peers")
+        conn.executemany("INSERT OR REPLACE INTO cluster_peers (peer_id, peername, version, ipfs_id, error)"
+                         " VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def save_sizes(conn, sizes):
+    """(size, id, cid) of pins looked up by their row."""
+    if sizes:
+        with transaction(conn):
+            conn.executemany("UPDATE pins SET size = ? WHERE id = ? AND cid = ?", sizes)
+
+
+def save_sizes_by_cid(conn, sizes):
+    """(size, cid) of pins whose size is still unknown, in CID order."""
+    if sizes:
+        with transaction(conn):
+            conn.executemany("UPDATE pins SET size = ? WHERE cid = ? AND size IS NULL", sorted(sizes, key=lambda item: item[1]))
+
+
+# ---------------------------------------------------------------------------
+# A whole listing (the pin sync)
+# ---------------------------------------------------------------------------
+
+def stats(conn):
+    """The catalogue's totals (count, total_size, unsized), kept by triggers."""
+    return conn.execute("SELECT count, total_size, unsized FROM pin_stats").fetchone()
+
+
+def last_listing(conn):
+    """(digest, count) of the listing the catalogue is exactly, or None."""
+    return conn.execute("SELECT l.digest, l.count FROM last_listing l JOIN pin_stats s ON s.count = l.count"
+                        " AND s.id = 1").fetchone()
+
+
+def compare(conn, listing_started):
+    """(found, kept, changed, removable): pins of the temporary table
+    ``listed`` that the catalogue has, those of them written before the
+    listing began, those whose type or name changed, and catalogued pins
+    written before the listing began."""
+    found, kept, changed = conn.execute(
+        "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
+        " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
+        # In CID order the look-ups walk the catalogue's index instead of jumping around it.
+        " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid",
+        (listing_started,)).fetchone()
+    removable = conn.execute("SELECT COUNT(*) FROM pins WHERE synced_at < ?", (listing_started,)).fetchone()[0]
+    return found, kept, changed, removable
+
+
+def apply_listing(conn, listing_started, total, digest, cluster, sized):
+    """Bring the catalogue in line with the complete listing in the temporary
+    tables ``listed`` (and, through a cluster, ``listed_peers`` and
+    ``listed_replication``), in one transaction; returns (added, updated, removed).
+
+    One pass over the listing, through the catalogue's index, counts what is
+    new, what changed and what is still there; each change then runs only if
+    there is something to change, so a re-sync where nothing changed writes
+    nothing. Pins written since the listing began (an upload) are never
+    removed: the listing may predate them. Kubo's listing never repeats a
+    CID, which the "still there" count relies on. ``sized``: the listing
+    carries sizes found on the way.
+    """
+    if not stats(conn)["count"]:
+        found = kept = changed = removable = 0   # an empty catalogue: all is new
+    else:
+        found, kept, changed, removable = compare(conn, listing_started)
+    added = updated = removed = 0
+    with transaction(conn):
+        if kept < removable or (sized and found):
+            conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+        if kept < removable:
+            removed = conn.execute("DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
+                                   (listing_started,)).rowcount
+        if changed:
+            updated = conn.execute(
+                "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
+                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
+                " synced_at = " + NOW_PRECISE +
+                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
+        if sized and found:
+            # Catalogued pins whose size was found on the way.
+            conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
+                         " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size IS NOT NULL)")
+        if found < total:
+            # In CID order, every index grows at its end instead of at random places.
+            added = conn.execute("INSERT OR IGNORE INTO pins (cid, type, name, size)"
+                                 " SELECT cid, type, COALESCE(name, ''), size FROM listed ORDER BY cid").rowcount
+        # Each peer's status of each pin: the cluster's, or none for a node alone.
+        conn.execute("DELETE FROM pin_peers")
+        conn.execute("DELETE FROM pin_replication")
+        if not cluster:
+            conn.execute("DELETE FROM cluster_peers")
+        else:
+            conn.execute("INSERT OR REPLACE INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
+                         " SELECT * FROM listed_peers ORDER BY cid")
+            conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error)"
+                         " SELECT * FROM listed_replication ORDER BY cid")
+        # Remembered only if the catalogue is now exactly the listing
+        # (not so while an upload's pin is newer than the listing).
+        conn.execute("DELETE FROM last_listing")
+        if stats(conn)["count"] == total:
+            conn.execute("INSERT INTO last_listing (id, digest, count) VALUES (1, ?, ?)", (digest, total))
+    return added, updated, removed
+
+
+# ---------------------------------------------------------------------------
+# Reading it, for the pages
+# ---------------------------------------------------------------------------
+
+def search(conn, q, status, sort, limit, offset):
+    """(pins, total) matching a search of CIDs and names and a replication
+    filter (a key of PIN_FILTERS, or ''), in a PIN_SORTS order."""
+    where, args = [], []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(" (cid LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')")
+        args = [pattern, pattern]
+    if status:
+        where.append(PIN_FILTERS[status])
+    clause = " WHERE" + " AND".join(where) if where else ""
+    total = conn.execute("SELECT COUNT(*) FROM pins" + clause, args).fetchone()[0] if where else stats(conn)["count"]
+    rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + clause
+                        + " ORDER BY " + PIN_SORTS[sort] + " LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
+    return [dict(row) for row in rows], total
+
+
+def cluster_summary(conn):
+    """The cluster's peers and its pins in error or under-replicated, as the
+    last sync found them; None when the catalogue is a node's alone."""
+    peers = [dict(row) for row in conn.execute(
+        "SELECT peer_id AS id, peername AS name, version, error FROM cluster_peers ORDER BY peername, peer_id")]
+    if not peers and conn.execute("SELECT 1 FROM pin_replication LIMIT 1").fetchone() is None:
+        return None
+    return {
+        "peers": peers,
+        "pins_in_error": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE in_error > 0").fetchone()[0],
+        "under_replicated": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE pinned < wanted").fetchone()[0],
+    }
+
+
+def add_replication(conn, pins):
+    """Each pin's peers by status, the peers it should have, and the peers' error sentences."""
+    by_cid = {pin["cid"]: pin for pin in pins}
+    for pin in pins:
+        pin.update(peers={}, replication_wanted=None, peer_errors=[])
+    marks = ",".join("?" * len(by_cid))
+    if not marks:
+        return
+    for row in conn.execute("SELECT cid, status, peername, error FROM pin_peers WHERE cid IN (%s)"
+                            " ORDER BY cid, peername" % marks, list(by_cid)):
+        pin = by_cid[row["cid"]]
+        group = PEER_STATUS_GROUPS.get(row["status"], "other")
+        pin["peers"][group] = pin["peers"].get(group, 0) + 1
+        if row["error"]:
+            pin["peer_errors"].append({"peer": row["peername"], "status": row["status"], "error": row["error"]})
+    for row in conn.execute("SELECT cid, wanted FROM pin_replication WHERE cid IN (%s)" % marks, list(by_cid)):
+        by_cid[row["cid"]]["replication_wanted"] = row["wanted"]

@@ -1,0 +1,292 @@
+"""The command line: ``main`` parses, then runs the command's function from
+one table. Each command function takes (args, settings, conn) and returns
+the exit code: 0 done (or started), 1 failed or cancelled, 2 bad input,
+3 refused while another task runs (or in the wrong state), 4 no such task.
+"""
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import sys
+import time
+
+from console import bundle, node
+from console.cli.parser import build_parser
+from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
+from console.errors import HTTPError, NotRetryable, TaskConflict, TaskStateError
+from console.framing import IPFSError
+from console.messages import NO_CLUSTER, translate
+from console.pin_input import pin_name, start_pin_add, start_pin_remove
+from console.rpc import ClusterClient
+from console.settings import DEFAULTS, Settings, read_secret_file, split_api_credentials
+from console.store import FINAL_STATUSES, connect, get_task, init_db, list_tasks, task_as_json
+from console.web.server import serve
+
+TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
+
+
+def main(argv=None):
+    """Run ``ipfsmaster.py`` with ``argv``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        return bundle.main(args.output)
+    settings = settings_from(args)
+    os.umask(0o077)  # the database, its journal, logs and spool: owner only
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "serve":
+        serve(settings)
+        return 0
+    init_db(settings.db)
+    conn = connect(settings.db)
+    try:
+        return COMMANDS[args.command](args, settings, conn)
+    finally:
+        conn.close()
+
+
+def settings_from(args):
+    """The settings: defaults, the environment, then the flags given."""
+    flags = {name: getattr(args, name, None) for name in DEFAULTS}
+    if args.command == "cleanup":
+        flags["retention_days"] = args.days
+    if getattr(args, "password_file", None):
+        flags["password"] = read_secret_file(args.password_file, "password")
+    if getattr(args, "ipfs_auth_file", None):
+        flags["ipfs_auth"] = read_secret_file(args.ipfs_auth_file, "IPFS API credentials")
+    if getattr(args, "cluster_auth_file", None):
+        flags["cluster_auth"] = read_secret_file(args.cluster_auth_file, "IPFS Cluster API credentials")
+    settings = Settings.from_environment(**flags)
+    settings.ipfs_api, credentials = split_api_credentials(settings.ipfs_api)
+    settings.ipfs_auth = settings.ipfs_auth or credentials
+    if settings.cluster_api:
+        settings.cluster_api, credentials = split_api_credentials(settings.cluster_api)
+        settings.cluster_auth = settings.cluster_auth or credentials
+    return settings
+
+
+# ---------------------------------------------------------------------------
+# Commands that start a task
+# ---------------------------------------------------------------------------
+
+def sync(args, settings, conn):
+    return run_task_command(args, settings, conn, lambda: (
+        start_task(settings, conn, "pin_sync", settings.sync_params()), {}))
+
+
+def recover(args, settings, conn):
+    if not settings.cluster_api:
+        print(NO_CLUSTER, file=sys.stderr)
+        return 2
+    return run_task_command(args, settings, conn, lambda: (
+        start_task(settings, conn, "pin_recover", settings.sync_params()), {}))
+
+
+def gc(args, settings, conn):
+    return run_task_command(args, settings, conn, lambda: (
+        start_task(settings, conn, "repo_gc", {"ipfs_api": settings.ipfs_api}), {}))
+
+
+def pin(args, settings, conn):
+    """pin add CID... | -f FILE, and pin rm CID..."""
+    if args.pin_command == "rm":
+        return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids))
+
+    if bool(args.cids) == bool(args.file):
+        print("Give CIDs or -f FILE (one of the two).", file=sys.stderr)
+        return 2
+
+    def fill(writer):
+        writer.name = pin_name(args.name)
+        if args.file:
+            with contextlib.ExitStack() as stack:
+                source = sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))
+                for block in iter(lambda: source.read(65536), b""):
+                    writer.feed(block)
+        for cid in args.cids:
+            writer.add_line(cid)
+        return {"timeout_s": args.timeout, "replication_min": args.replication_min,
+                "replication_max": args.replication_max}
+
+    try:
+        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill))
+    except OSError as exc:
+        print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
+        return 2
+
+
+def run_task_command(args, settings, conn, start):
+    """Start a task with ``start()`` -> (id, details), then print it or
+    wait for it."""
+    try:
+        task_id, details = start()
+    except TaskConflict as conflict:
+        template, values = conflict.message()
+        print(translate(template, "en", **values), file=sys.stderr)
+        return 3
+    except HTTPError as error:
+        print(translate(error.template, "en", **error.values), file=sys.stderr)
+        return 2
+    if details.get("invalid"):
+        print("%d lines are not CIDs (lines %s)." % (details["invalid"], ", ".join(map(str, details["invalid_lines"]))),
+              file=sys.stderr)
+    if not args.wait:
+        print(json.dumps(dict(details, taskId=task_id)) if args.json else task_id)
+        return 0
+    if not args.json:
+        print(task_id)
+    task = wait_for_task(settings, conn, task_id)
+    if args.json:
+        print(json.dumps(task, ensure_ascii=False, indent=2))
+    if task["status"] != "completed":
+        print("Task %d %s: %s" % (task_id, task["status"], task["error_message"] or ""), file=sys.stderr)
+        return 1
+    if not args.json:
+        print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
+    return 0
+
+
+def wait_for_task(settings, conn, task_id, out=sys.stderr):
+    """Draw a progress bar until the task ends; returns its final row."""
+    while True:
+        mark_stale_tasks(conn, settings)
+        task = task_as_json(get_task(conn, task_id))
+        width = 30
+        filled = width * task["percentage"] // 100
+        out.write("\r[%s%s] %3d%%  %d / %d  %-12s" % ("#" * filled, "." * (width - filled), task["percentage"],
+                                                      task["progress"], task["total"], task["status"]))
+        out.flush()
+        if task["status"] in FINAL_STATUSES:
+            out.write("\n")
+            return task
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------
+# The node and the cluster
+# ---------------------------------------------------------------------------
+
+def show_node(args, settings, conn):
+    """The node's overview; exit code 1 if it cannot be reached."""
+    try:
+        overview = node.node_overview(settings)
+    except IPFSError as exc:
+        print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(overview, ensure_ascii=False, indent=2))
+    else:
+        for key, value in overview.items():
+            print("%-14s %s" % (key, "" if value is None else value))
+    return 0
+
+
+def show_peers(args, settings, conn):
+    """The cluster's peers, as it lists them now; exit code 1 if it cannot be reached."""
+    if not settings.cluster_api:
+        print(NO_CLUSTER, file=sys.stderr)
+        return 2
+    client = ClusterClient(settings.cluster_api, settings.cluster_auth)
+    try:
+        peers = list(client.stream("peers", method="GET"))
+    except IPFSError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps({"peers": peers}, ensure_ascii=False, indent=2))
+        return 0
+    print("%-20s  %-52s  %-10s  %s" % ("NAME", "ID", "VERSION", "ERROR"))
+    for peer in peers:
+        ipfs = peer.get("ipfs") or {}
+        print("%-20s  %-52s  %-10s  %s" % (peer.get("peername"), peer.get("id"), (peer.get("version") or "")[:10],
+                                           peer.get("error") or ipfs.get("error") or ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------
+
+def list_task_rows(args, settings, conn):
+    mark_stale_tasks(conn, settings)
+    rows, total = list_tasks(conn, args.status, args.task_type, max(1, args.limit), 0)
+    tasks = [task_as_json(row) for row in rows]
+    if args.json:
+        print(json.dumps({"tasks": tasks, "total": total}, ensure_ascii=False, indent=2))
+    elif not tasks:
+        print("No tasks%s." % (" match" if args.status or args.task_type else " yet"))
+    else:
+        print(TASK_LINE % ("ID", "TYPE", "STATUS", "DONE", "CREATED (UTC)", "MESSAGE"))
+        for task in tasks:
+            print(TASK_LINE % (task["id"], task["task_type"], task["status"], "%d%%" % task["percentage"],
+                               task["created_at"], task["error_message"] or task["current_item"] or ""))
+    return 0
+
+
+def one_task(command):
+    """A command on the task ``args.id``: 4 if there is none, 3 if its state forbids it."""
+    @functools.wraps(command)
+    def run(args, settings, conn):
+        mark_stale_tasks(conn, settings)
+        if get_task(conn, args.id) is None:
+            print("There is no task %d." % args.id, file=sys.stderr)
+            return 4
+        try:
+            return command(args, settings, conn)
+        except NotRetryable:
+            print("Task %d cannot be retried: its input is gone." % args.id, file=sys.stderr)
+        except TaskStateError as exc:
+            print("Task %d is %s; that is not possible now." % (args.id, exc.status), file=sys.stderr)
+        except TaskConflict as conflict:
+            template, values = conflict.message()
+            print(translate(template, "en", **values), file=sys.stderr)
+        return 3
+    return run
+
+
+@one_task
+def show(args, settings, conn):
+    task = task_as_json(get_task(conn, args.id))
+    if args.json:
+        print(json.dumps(task, ensure_ascii=False, indent=2))
+    else:
+        for key, value in task.items():
+            print("%-20s %s" % (key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value))
+    return 0
+
+
+@one_task
+def cancel(args, settings, conn):
+    print(cancel_task(settings, conn, args.id))
+    return 0
+
+
+@one_task
+def retry(args, settings, conn):
+    print(retry_task(settings, conn, args.id, ipfs_api=args.ipfs_api and settings.ipfs_api))
+    return 0
+
+
+def cleanup(args, settings, conn):
+    removed = cleanup_tasks(conn, settings, settings.retention_days)
+    print("Removed %d finished tasks older than %d days." % (len(removed), settings.retention_days))
+    return 0
+
+
+def reap(args, settings, conn):
+    changed = mark_stale_tasks(conn, settings)
+    print("Marked %d stale tasks failed." % len(changed))
+    return 0
+
+
+# Every command but serve and bundle, by its name on the command line.
+COMMANDS = {
+    "sync": sync, "recover": recover, "gc": gc, "pin": pin, "node": show_node, "peers": show_peers,
+    "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
+}

@@ -1,0 +1,75 @@
+"""Every sentence the console says to a person, and its Simplified Chinese.
+
+The key is the English template; ``{name}`` fields are filled in after
+translation. Imports nothing of the project.
+"""
+
+NO_CLUSTER = "No IPFS Cluster is set (--cluster-api or IPFSMASTER_CLUSTER_API)."
+
+MESSAGES_ZH = {
+    "Not found.": "未找到。",
+    "This address does not accept {method}. Use {allowed}.": "此地址不接受 {method} 请求，请使用 {allowed}。",
+    "The task id is missing.": "缺少任务编号。",
+    "The task id must be a positive whole number.": "任务编号必须是正整数。",
+    "There is no task {id}.": "不存在编号为 {id} 的任务。",
+    "A {what} is already running (task {id}).": "已有一个{what}任务正在进行（任务 {id}）。",
+    "A {what} cannot start while a {other} runs (task {id}); try again when it has ended.":
+        "{other}任务正在进行（任务 {id}），{what}无法开始；请在它结束后重试。",
+    "Send the CIDs as JSON (a list named cids), as text/plain with one CID a line, or as a multipart/form-data"
+    " field named file.": "请以 JSON（名为 cids 的列表）、每行一个 CID 的 text/plain，或 multipart/form-data 的 file 字段发送 CID。",
+    "The request body is not valid JSON.": "请求体不是有效的 JSON。",
+    "Send the CIDs to unpin as JSON, in a list named cids.": "请以 JSON 格式在名为 cids 的列表中发送要取消固定的 CID。",
+    "cids must be a list of CIDs, each as text.": "cids 必须是 CID 列表，每项为文本。",
+    "name must be text of at most 255 characters.": "name 必须是不超过 255 个字符的文本。",
+    "Too many CIDs at once: at most {limit}.": "一次提交的 CID 过多：最多 {limit} 个。",
+    "The list holds no CID.": "列表中没有 CID。",
+    "No line holds a valid CID: {invalid} lines are not CIDs (the first is line {line}).":
+        "没有任何一行包含有效的 CID：{invalid} 行不是 CID（第一处在第 {line} 行）。",
+    "The IPFS node cannot be reached: {reason}": "无法连接 IPFS 节点：{reason}",
+    "Task {id} has already finished ({status}).": "任务 {id} 已经结束（{status}）。",
+    "Only failed or cancelled tasks can be retried; task {id} is {status}.":
+        "只有失败或已取消的任务可以重试；任务 {id} 当前为 {status}。",
+    "{name} must be a whole number from {low} to {high}.": "{name} 必须是 {low} 到 {high} 之间的整数。",
+    "Unknown status {value!r}.": "未知的状态 {value!r}。",
+    "Unknown task type {value!r}.": "未知的任务类型 {value!r}。",
+    "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
+    "The request body is too large.": "请求体过大。",
+    "Cross-site requests are not allowed.": "不允许跨站请求。",
+    "This console answers only at its own address, such as http://127.0.0.1, not at {host}.":
+        "此控制台只在它自己的地址（例如 http://127.0.0.1）上应答，不在 {host} 上应答。",
+    "The Content-Length header is not a valid size.": "Content-Length 请求头不是有效的大小。",
+    "The request line is too long.": "请求行过长。",
+    "The request headers are too large.": "请求头过大。",
+    "The request is malformed.": "请求格式错误。",
+    "Log in first: this console needs a password.": "请先登录：此控制台需要密码。",
+    "Wrong password.": "密码错误。",
+    "Too many failed logins. Try again in {seconds} seconds.": "登录失败次数过多，请在 {seconds} 秒后重试。",
+    "The upload is malformed or was cut short.": "上传内容格式错误或不完整。",
+    "Send the file as multipart/form-data in a field named file.": "请以 multipart/form-data 格式在 file 字段中发送文件。",
+    "Say how large the upload is (Content-Length).": "请提供上传大小（Content-Length）。",
+    "The file is larger than the limit of {limit} bytes.": "文件超过了 {limit} 字节的上限。",
+    "The field {name} is too long.": "字段 {name} 过长。",
+    "A folder upload holds at most {limit} files.": "一次文件夹上传最多包含 {limit} 个文件。",
+    "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
+        "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
+    "The worker could not be started.": "无法启动后台进程。",
+    "A replication factor needs an IPFS Cluster (--cluster-api).": "副本数需要 IPFS Cluster（--cluster-api）。",
+    "{name} must be -1 (every peer) or a whole number from 1 to 1000.":
+        "{name} 必须是 -1（所有节点）或 1 到 1000 之间的整数。",
+    "replication_min cannot be more than replication_max.": "replication_min 不能大于 replication_max。",
+    NO_CLUSTER: "未设置 IPFS Cluster（--cluster-api 或 IPFSMASTER_CLUSTER_API）。",
+    "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
+    "The database is busy with a long write (such as a sync saving the catalogue). Try again in a moment.":
+        "数据库正忙于一次较长的写入（例如同步正在保存目录），请稍后重试。",
+}
+
+LANGUAGES = ("en", "zh")
+
+
+def translate(template, lang, **values):
+    """The sentence in ``lang``; a value may itself be {"en": ..., "zh": ...}."""
+    if lang == "zh":
+        template = MESSAGES_ZH.get(template, template)
+    values = {name: value.get(lang, value["en"]) if isinstance(value, dict) else value
+              for name, value in values.items()}
+    return template.format(**values)

@@ -1,0 +1,86 @@
+"""The file_upload task: stream a spooled upload (a file, or a folder's
+files) to the node's ``add``, then record its pin."""
+
+import os
+from urllib.parse import quote
+
+from console import catalogue
+from console.framing import IPFSError
+from console.store import connect
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def run(ctx):
+    """Stream a spooled upload to the node's add, then record its pin.
+
+    progress/total count bytes sent to the node. The spool file is removed
+    however the task ends.
+    """
+    path = ctx.files.spool(ctx.task_id)
+    name = str(ctx.params.get("file_name") or "upload")
+    pin = bool(ctx.params.get("pin", True))
+    ctx.result = {"name": name, "pinned": False}
+    try:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise IPFSError("the uploaded file is gone (%s)" % os.path.basename(path))
+        ctx.set_total(size)
+        ctx.current_item = name
+        # One file, or several (a folder) added as one directory.
+        files = ctx.params.get("files") or [[name, size]]
+        wrap = "files" in ctx.params
+        ctx.log("Uploading %s (%d bytes%s) to IPFS..." % (name, size, ", %d files" % len(files) if wrap else ""))
+        boundary = "ipfsmaster-" + os.urandom(12).hex()
+        heads = [('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
+                  'Content-Type: application/octet-stream\r\n\r\n'
+                  % (boundary, quote(str(file_path), safe=" ._-()[]/" if wrap else " ._-()[]"))).encode("utf-8")
+                 for file_path, _ in files]
+        tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
+        if sum(int(length) for _, length in files) != size:
+            raise IPFSError("the uploaded files do not add up to their size")
+
+        def body():
+            with open(path, "rb") as f:
+                for number, ((_, length), head) in enumerate(zip(files, heads)):
+                    yield (b"\r\n" if number else b"") + head
+                    left = int(length)
+                    while left > 0:
+                        chunk = f.read(min(UPLOAD_CHUNK, left))
+                        if not chunk:
+                            raise IPFSError("the uploaded file is shorter than it was")
+                        left -= len(chunk)
+                        yield chunk
+                        ctx.advance(len(chunk))  # resumed once the chunk is sent
+            yield tail
+
+        length = sum(len(head) for head in heads) + 2 * (len(files) - 1) + size + len(tail)
+        options = [("progress", "true"), ("pin", "true" if pin else "false")]
+        if wrap:
+            options.append(("wrap-with-directory", "true"))
+        client = ctx.client()
+        added = None
+        with ctx.interruptible(client):
+            for obj in client.upload("add", options, body(), length, "multipart/form-data; boundary=" + boundary):
+                ctx.check()
+                if isinstance(obj, dict) and obj.get("Hash"):
+                    added = obj
+        ctx.check()
+        if added is None:
+            raise IPFSError("IPFS add finished without giving the file's CID")
+        cid, dag_size = added["Hash"], int(added.get("Size") or 0)
+        ctx.progress = size
+        ctx.result.update({"cid": cid, "size": size, "dag_size": dag_size, "pinned": pin})
+        if wrap:
+            ctx.result["files"] = len(files)
+        if pin:
+            conn = connect(ctx.db_path)
+            try:
+                catalogue.store_pin(conn, cid, name, dag_size)
+            finally:
+                conn.close()
+        ctx.log("Upload completed: %s" % cid)
+        return ctx.result
+    finally:
+        ctx.files.discard_spool(ctx.task_id)

@@ -1,0 +1,96 @@
+"""The pin_add task: pin each CID of a spooled list, through the node (with
+progress and a time-out) or through IPFS Cluster (followed until its peers
+have it), and put each in the catalogue with its size as soon as it is pinned.
+"""
+
+import os
+import time
+from urllib.parse import quote
+
+from console import catalogue
+from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
+from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
+from console.framing import IPFSError
+from console.runner import TaskStopped
+from console.tasks.common import follow_cluster_pin, plain_error, run_pin_task
+from console.tasks.sizes import pin_size
+
+
+def run(ctx):
+    """Pin each CID of the task's list; see run_pin_task for the bookkeeping."""
+    params = ctx.params
+    path = ctx.files.pin_list(params.get("pin_list", ""))
+    timeout_s = int(params.get("timeout_s") or DEFAULT_PIN_TIMEOUT_S)
+    ctx.result = {"invalid": int(params.get("invalid", 0)), "invalid_lines": params.get("invalid_lines", [])}
+    if not os.path.exists(path):
+        raise IPFSError("the list of CIDs to pin is gone (%s)" % os.path.basename(path))
+    client = ctx.client(timeout=timeout_s + 30.0)
+    if ctx.cluster_api:
+        pin, verb = cluster_pinner(ctx, client, timeout_s), "Pinning through the cluster"
+    else:
+        pin, verb = node_pinner(ctx, client, timeout_s), "Pinning"
+    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb)
+
+
+def node_pinner(ctx, client, timeout_s):
+    """Pin on the node: pin/add with progress, which a cancel interrupts."""
+    def pin(conn, cid, name):
+        args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
+        if name:
+            args.append(("name", name))
+        ctx.result["current"] = {"cid": cid, "blocks": 0}
+        client.stopped = False
+        try:
+            with ctx.interruptible(client):
+                for obj in client.stream("pin/add", args):
+                    if isinstance(obj, dict) and "Progress" in obj:
+                        ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
+        except IPFSError as exc:
+            if ctx.stopping:
+                raise TaskStopped(ctx.stop_reason)
+            if exc.transient:
+                raise
+            if "deadline exceeded" in str(exc):
+                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
+            return plain_error(exc)
+        size = pin_size(client, cid)
+        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))
+        return None
+
+    return pin
+
+
+def cluster_pinner(ctx, client, timeout_s):
+    """Pin through IPFS Cluster: the cluster places each pin (with the
+    task's replication factors, if given), and the task follows it until
+    every peer it is allocated to has pinned it, one fails it, or the
+    timeout runs out. ``client`` is the local Kubo, for the pin's size."""
+    cluster = ctx.cluster_client()
+    factors = [(option.replace("_", "-"), ctx.params[option])
+               for option in ("replication_min", "replication_max") if ctx.params.get(option) is not None]
+
+    def pin(conn, cid, name):
+        ctx.result["current"] = {"cid": cid, "pinned": 0, "wanted": None}
+        deadline = time.monotonic() + timeout_s
+        try:
+            with ctx.interruptible(cluster):
+                cluster.call("pins/" + quote(cid, safe=""), factors + ([("name", name)] if name else []),
+                             method="POST")
+                info, (wanted, pinned, in_error) = follow_cluster_pin(ctx, cluster, cid, None, deadline)
+        except IPFSError as exc:
+            if ctx.stopping:
+                raise TaskStopped(ctx.stop_reason)
+            if exc.transient:
+                raise
+            return plain_error(exc)
+        size = pin_size(client, cid)    # the local Kubo may not be one of the peers that have it
+        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))
+        catalogue.record_cluster_status(conn, info)
+        if in_error:
+            return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])
+                             for row in cluster_pin_rows(info)[1] if row[3] in CLUSTER_ERROR_STATUSES)
+        if pinned < wanted:
+            return "timed out after %d s: pinned on %d of %d peers" % (timeout_s, pinned, wanted)
+        return None
+
+    return pin

@@ -1,0 +1,27 @@
+"""The pin_remove task: unpin each CID given, on the node or, through IPFS
+Cluster, on every peer; the catalogue loses each as it goes."""
+
+from console import catalogue
+from console.framing import IPFSError
+from console.tasks.common import plain_error, run_pin_task
+
+
+def run(ctx):
+    """Unpin each CID of the task's parameters."""
+    cids = [str(cid) for cid in ctx.params.get("cids", [])]
+    client = ctx.pins_client()
+
+    def unpin(conn, cid, name):
+        try:
+            client.unpin(cid)
+        except IPFSError as exc:
+            if exc.transient:
+                raise
+            return plain_error(exc)
+        catalogue.remove_pin(conn, cid)
+        return None
+
+    ctx.result = {"invalid": int(ctx.params.get("invalid", 0)),
+                  "invalid_lines": ctx.params.get("invalid_lines", [])}
+    with ctx.interruptible(client):
+        return run_pin_task(ctx, lambda start: ((cid, "") for cid in cids[start:]), len(cids), unpin, "Unpinning")

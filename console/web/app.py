@@ -1,0 +1,136 @@
+"""The WSGI application: the route table, and the one place where a request
+is checked (its Host, its origin, who sends it) and where every error
+becomes its JSON answer (bottle's ``HTTPError``, Radicale's ``app``).
+"""
+
+import logging
+import sqlite3
+import traceback
+from urllib.parse import quote
+
+from console.control import CancelEnforcer
+from console.errors import HTTPError
+from console.store import ConnectionPool, database_busy
+from console.web.auth import Authenticator, check_host, check_same_origin
+from console.web.files import handle_upload
+from console.web.http import STATUS_LINES, Redirect, Request, error_response, redirect
+from console.web.pages import (handle_index, handle_info, handle_login, handle_login_page, handle_logout,
+                               handle_pins_page, handle_static, handle_tasks_page)
+from console.web.pins import (handle_node, handle_node_gc, handle_pin_recover, handle_pin_sync, handle_pins_add,
+                              handle_pins_api, handle_pins_remove)
+from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
+                               handle_tasks_api)
+
+log = logging.getLogger("ipfsmaster")
+
+ROUTES = [
+    ("GET", "/", handle_index),
+    ("GET", "/pins", handle_pins_page),
+    ("POST", "/pins/sync", handle_pin_sync),
+    ("POST", "/pins/recover", handle_pin_recover),
+    ("GET", "/pins/task-status", handle_task_status),
+    ("GET", "/api/pins", handle_pins_api),
+    ("GET", "/api/info", handle_info),
+    ("GET", "/tasks", handle_tasks_page),
+    ("GET", "/api/tasks", handle_tasks_api),
+    ("POST", "/tasks/cancel", handle_task_cancel),
+    ("POST", "/tasks/retry", handle_task_retry),
+    ("GET", "/tasks/log", handle_task_log),
+    ("POST", "/files/upload", handle_upload),
+    ("POST", "/pins/add", handle_pins_add),
+    ("POST", "/pins/remove", handle_pins_remove),
+    ("POST", "/node/gc", handle_node_gc),
+    ("GET", "/api/node", handle_node),
+    ("GET", "/login", handle_login_page),
+    ("POST", "/login", handle_login),
+    ("POST", "/logout", handle_logout),
+]
+# Reachable without logging in.
+PUBLIC_PATHS = ("/login",)
+# Pages: without a login they lead to the login form, not a JSON 401.
+PAGE_PATHS = ("/", "/pins", "/tasks")
+PREFIX_ROUTES = [
+    ("GET", "/static/", handle_static),
+]
+
+
+def route(method, path):
+    """The handler for a request, or an HTTPError (404, or 405 with Allow)."""
+    allowed = [m for m, p, _ in ROUTES if p == path]
+    allowed += [m for m, prefix, _ in PREFIX_ROUTES if path.startswith(prefix)]
+    if not allowed:
+        raise HTTPError(404, "Not found.")
+    if method == "HEAD" and "GET" in allowed:
+        method = "GET"
+    for m, p, handler in ROUTES:
+        if m == method and p == path:
+            return handler
+    for m, prefix, handler in PREFIX_ROUTES:
+        if m == method and path.startswith(prefix):
+            return handler
+    allow = ", ".join(sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set())))
+    raise HTTPError(405, "This address does not accept {method}. Use {allowed}.",
+                    headers=[("Allow", allow)], method=method[:20], allowed=allow)
+
+
+# ---------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------
+
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+                                " connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
+                                " frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+class App:
+    """The WSGI application: routes a request, checks who sends it, turns
+    errors into JSON."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.auth = Authenticator(settings.password)
+        self.pool = ConnectionPool(settings.db)
+        self.cancels = CancelEnforcer(settings)
+
+    def __call__(self, environ, start_response):
+        req = Request(environ, self.settings, self.auth, self.pool, self.cancels)
+        try:
+            if not self.auth.enabled:
+                check_host(environ, self.settings)
+            handler = route(req.method, req.path)
+            if req.method == "POST":
+                check_same_origin(environ)
+            if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
+                    or self.auth.allows(environ, req.client)):
+                if req.path in PAGE_PATHS:
+                    raise Redirect("/login?next=" + quote(req.path, safe="/"))
+                raise HTTPError(401, "Log in first: this console needs a password.",
+                                headers=[("WWW-Authenticate", 'Bearer realm="IPFSMaster"')])
+            try:
+                response = handler(req)
+            except sqlite3.OperationalError as exc:
+                if not database_busy(exc):
+                    raise
+                raise HTTPError(503, "The database is busy with a long write (such as a sync saving the catalogue)."
+                                     " Try again in a moment.", headers=[("Retry-After", "2")])
+        except Redirect as exc:
+            response = redirect(exc.location)
+        except HTTPError as error:
+            response = error_response(error, req.lang)
+        except Exception:
+            log.error("unexpected error for %s %s\n%s", req.method, req.path, traceback.format_exc())
+            response = error_response(HTTPError(500, "Something went wrong on the server; the details are in its log."),
+                                      req.lang)
+        finally:
+            req.close()
+        body = response.body if isinstance(response.body, bytes) else b"".join(response.body)
+        if req.method == "HEAD":
+            body = b""
+        headers = response.headers + SECURITY_HEADERS + [("Content-Length", str(len(body)))]
+        start_response(STATUS_LINES.get(response.status, "%d Status" % response.status), headers)
+        return [body]
