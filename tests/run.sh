@@ -1,6 +1,10 @@
 #!/bin/sh
 # Install everything the tests need, then run all of them.
-#   - pytest and selenium (tests/requirements.txt)
+#   - pytest and selenium (tests/requirements.txt), in a virtual environment
+#     made once per Python version under $IPFSMASTER_TEST_CACHE (default
+#     ~/.cache/ipfsmaster-tests/venv-VERSION) and made again when
+#     tests/requirements.txt changes: nothing is installed into python3 itself
+#     (which a distribution's python3 refuses anyway, PEP 668)
 #   - the IPFS test node: Kubo v0.43.1, built once with Go (tests/get_kubo.sh),
 #     or $IPFS_BIN
 #   - IPFS Cluster v1.0.8, built once with Go (tests/get_cluster.sh), or
@@ -13,15 +17,44 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
-        || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+# Installs the distribution's packages named (root or sudo).
+apt_install() {
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+        || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+    apt_install chromium chromium-driver fonts-wqy-zenhei
 fi
 
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+# The test packages, in a virtual environment of python3's kept in the cache.
+# It is kept while it still runs and was made from this tests/requirements.txt
+# (its SHA-256 is written into it last, once everything is installed).
+CACHE="${IPFSMASTER_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipfsmaster-tests}"
+VENV="$CACHE/venv-$(python3 -c 'import platform; print(platform.python_version())')"
+REQUIREMENTS_SHA256=$(python3 -c 'import hashlib, sys
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' tests/requirements.txt)
+if [ "$(cat "$VENV/requirements.sha256" 2>/dev/null)" = "$REQUIREMENTS_SHA256" ] \
+        && "$VENV/bin/python" -c '' 2>/dev/null; then
+    echo "Test packages: reusing the virtual environment $VENV"
+else
+    echo "Test packages: making the virtual environment $VENV"
+    rm -rf "$VENV"
+    mkdir -p "$CACHE"
+    if ! python3 -m venv "$VENV"; then
+        # Debian and Ubuntu ship ensurepip, which venv needs, apart: python3-venv.
+        if python3 -c 'import ensurepip' 2>/dev/null; then exit 1; fi
+        rm -rf "$VENV"
+        apt_install python3-venv
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+    echo "$REQUIREMENTS_SHA256" > "$VENV/requirements.sha256"
+fi
+PYTHON="$VENV/bin/python"
 
 IPFS_BIN=$(sh tests/get_kubo.sh)
 export IPFS_BIN
@@ -39,4 +72,5 @@ sh tests/other_pythons.sh "$@"
 # Cluster peers, for one, always look for a NAT gateway on the network).
 ISOLATE="unshare --net"
 [ "$(id -u)" -eq 0 ] || ISOLATE="unshare --net --map-root-user"
-exec $ISOLATE sh -c 'python3 tests/loopback_up.py && exec python3 -m pytest tests "$@"' sh "$@"
+exec $ISOLATE sh -c 'python=$1; shift
+"$python" tests/loopback_up.py && exec "$python" -m pytest tests "$@"' sh "$PYTHON" "$@"
