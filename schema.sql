@@ -61,8 +61,9 @@ CREATE TABLE IF NOT EXISTS pins (
     name TEXT NOT NULL DEFAULT '',              -- the pin's name, '' when it has none
     size INTEGER,                               -- cumulative size in bytes; NULL while unknown
     first_seen_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when a sync or upload first recorded it
-    -- when a sync or upload last wrote this row; with milliseconds, so a sync
-    -- can tell rows written after its listing began
+    -- when a sync, a pin task or an upload last wrote this row (or its
+    -- cluster status); with milliseconds, so a sync can tell rows written
+    -- after its listing began, and leave them alone
     synced_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
@@ -115,6 +116,14 @@ END;
 CREATE TRIGGER IF NOT EXISTS pins_listing_change AFTER UPDATE OF cid, type, name ON pins BEGIN
     DELETE FROM last_listing;
 END;
+
+-- Pins removed from the node by the console, kept until the next sync has
+-- applied a listing that began after the removal: a listing that began
+-- before it may still hold the pin, and must not put it back.
+CREATE TABLE IF NOT EXISTS pin_removals (
+    cid TEXT PRIMARY KEY,                       -- the pin that was removed
+    removed_at TEXT NOT NULL                    -- when, with milliseconds (as pins.synced_at)
+) WITHOUT ROWID;
 
 -- IPFS Cluster: each peer's status of each pin, as the last sync through the
 -- cluster found it (empty when the console works with a node alone).

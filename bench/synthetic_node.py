@@ -7,7 +7,7 @@ It answers the subset of the Kubo RPC API that IPFSMaster's worker uses, with
 generated data, fast enough that timing a sync against it measures IPFSMaster
 rather than the node:
 
-- ``pin/ls?type=recursive&stream=true``: N recursive pins, one JSON object a
+- ``pin/ls?type=recursive&stream=true``: N recursive pins (and no direct pins), one JSON object a
   line, one HTTP chunk per line (as Kubo, whose go-ipfs-cmds flushes after
   every object), ``X-Chunked-Output: 1`` and ``Trailer: X-Stream-Error``.
   The CIDs are CIDv0-like (``Qm`` + 44 base58 characters), derived from the
@@ -249,11 +249,12 @@ class NodeProtocol(asyncio.Protocol):
     # -- commands ------------------------------------------------------------
 
     def pin_ls(self, args):
-        if args.get("type", "all") != "recursive" or args.get("stream") != "true":
-            # Only the call the worker makes is generated; say so plainly.
-            self.reply(error_answer("the synthetic node lists only type=recursive&stream=true", 400))
+        if args.get("type", "all") not in ("recursive", "direct") or args.get("stream") != "true":
+            # Only the calls the worker makes are generated; say so plainly.
+            self.reply(error_answer("the synthetic node lists only type=recursive|direct&stream=true", 400))
             return
-        self.streaming = asyncio.ensure_future(self.send_listing(self.node.listing))
+        pins = self.node.listing if args["type"] == "recursive" else []    # it has no direct pins
+        self.streaming = asyncio.ensure_future(self.send_listing(pins))
 
     async def send_listing(self, pieces):
         first = pieces[0] if pieces else b""

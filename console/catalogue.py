@@ -6,6 +6,13 @@ them through it too.
 Writers: a pin sync applies a whole listing (``apply_listing``); pin tasks
 and uploads change one pin at a time as the node does (``store_pin``,
 ``remove_pin``, ``record_cluster_status``); size look-ups fill in sizes.
+
+One rule keeps them from undoing each other: every change to a pin marks
+its row (``pins.synced_at``, to the millisecond), and a removal leaves a
+mark of its own (``pin_removals``); a listing, which may have begun before
+such a change, applies only to rows that no change touched after it began,
+and never puts back a pin removed after it began. What a task did while a
+sync listed is what the node has now; the listing is older news.
 """
 
 from console.framing import IPFSError
@@ -43,6 +50,7 @@ def store_pin(conn, cid, name, size, rename=False):
     """Insert or refresh a recursive pin; ``rename``: its name becomes
     ``name`` even if the pin was known under another."""
     with transaction(conn):
+        conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
         conn.execute(
             "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
             " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
@@ -53,6 +61,7 @@ def store_pin(conn, cid, name, size, rename=False):
 def remove_pin(conn, cid):
     """The node (or the cluster) no longer pins ``cid``."""
     with transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at) VALUES (?, " + NOW_PRECISE + ")", (cid,))
         conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
@@ -77,9 +86,12 @@ def cluster_pin_rows(obj):
 
 
 def record_cluster_status(conn, obj):
-    """One pin's status across the cluster (a GlobalPinInfo)."""
+    """One pin's status across the cluster (a GlobalPinInfo), for a pin the
+    catalogue has (the next sync brings in one it does not have yet)."""
     _, statuses, counts = cluster_pin_rows(obj)
     with transaction(conn):
+        if not conn.execute("UPDATE pins SET synced_at = " + NOW_PRECISE + " WHERE cid = ?", (counts[0],)).rowcount:
+            return
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (counts[0],))
         conn.executemany("INSERT INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
                          " VALUES (?, ?, ?, ?, ?, ?)", statuses)
@@ -106,7 +118,8 @@ def save_sizes_by_cid(conn, sizes):
     """(size, cid) of pins whose size is still unknown, in CID order."""
     if sizes:
         with transaction(conn):
-            conn.executemany("UPDATE pins SET size = ? WHERE cid = ? AND size IS NULL", sorted(sizes, key=lambda item: item[1]))
+            conn.executemany("UPDATE pins SET size = ? WHERE cid = ? AND size IS NULL",
+                             sorted(sizes, key=lambda item: item[1]))
 
 
 # ---------------------------------------------------------------------------
@@ -147,8 +160,9 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
     One pass over the listing, through the catalogue's index, counts what is
     new, what changed and what is still there; each change then runs only if
     there is something to change, so a re-sync where nothing changed writes
-    nothing. Pins written since the listing began (an upload) are never
-    removed: the listing may predate them. Kubo's listing never repeats a
+    nothing. The listing began at ``listing_started``: rows written since
+    (a pin task, an upload) are left as they are, with their cluster status,
+    and pins removed since are not put back. Kubo's listing never repeats a
     CID, which the "still there" count relies on. ``sized``: the listing
     carries sizes found on the way.
     """
@@ -157,7 +171,13 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
     else:
         found, kept, changed, removable = compare(conn, listing_started)
     added = updated = removed = 0
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched_pins (cid TEXT PRIMARY KEY) WITHOUT ROWID")
     with transaction(conn):
+        # The pins a task changed since the listing began, before this changes any.
+        conn.execute("DELETE FROM touched_pins")
+        conn.execute("INSERT INTO touched_pins SELECT cid FROM pins WHERE synced_at >= ?", (listing_started,))
+        touched = conn.execute("SELECT EXISTS (SELECT 1 FROM touched_pins) OR EXISTS (SELECT 1 FROM pin_removals"
+                               " WHERE removed_at >= ?)", (listing_started,)).fetchone()[0]
         if kept < removable or (sized and found):
             conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
         if kept < removable:
@@ -168,30 +188,38 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
                 "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
                 " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
                 " synced_at = " + NOW_PRECISE +
-                " WHERE cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))").rowcount
+                " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))",
+                (listing_started,)).rowcount
         if sized and found:
             # Catalogued pins whose size was found on the way.
             conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
                          " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size IS NOT NULL)")
         if found < total:
             # In CID order, every index grows at its end instead of at random places.
-            added = conn.execute("INSERT OR IGNORE INTO pins (cid, type, name, size)"
-                                 " SELECT cid, type, COALESCE(name, ''), size FROM listed ORDER BY cid").rowcount
-        # Each peer's status of each pin: the cluster's, or none for a node alone.
-        conn.execute("DELETE FROM pin_peers")
-        conn.execute("DELETE FROM pin_replication")
+            added = conn.execute(
+                "INSERT OR IGNORE INTO pins (cid, type, name, size)"
+                " SELECT cid, type, COALESCE(name, ''), size FROM listed"
+                " WHERE cid NOT IN (SELECT cid FROM pin_removals WHERE removed_at >= ?) ORDER BY cid",
+                (listing_started,)).rowcount
+        # Each peer's status of each pin: the cluster's, or none for a node
+        # alone; a status a task recorded since the listing began stays.
+        conn.execute("DELETE FROM pin_peers WHERE cid NOT IN (SELECT cid FROM touched_pins)")
+        conn.execute("DELETE FROM pin_replication WHERE cid NOT IN (SELECT cid FROM touched_pins)")
         if not cluster:
             conn.execute("DELETE FROM cluster_peers")
         else:
+            listed = " WHERE cid IN (SELECT cid FROM pins) AND cid NOT IN (SELECT cid FROM touched_pins) ORDER BY cid"
             conn.execute("INSERT OR REPLACE INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
-                         " SELECT * FROM listed_peers ORDER BY cid")
+                         " SELECT * FROM listed_peers" + listed)
             conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error)"
-                         " SELECT * FROM listed_replication ORDER BY cid")
-        # Remembered only if the catalogue is now exactly the listing
-        # (not so while an upload's pin is newer than the listing).
+                         " SELECT * FROM listed_replication" + listed)
+        # A removal's mark is needed only by a listing older than it.
+        conn.execute("DELETE FROM pin_removals WHERE removed_at < ?", (listing_started,))
+        # Remembered only if the catalogue is now exactly the listing: not
+        # so when a task changed it while the listing was read.
         conn.execute("DELETE FROM last_listing")
-        if stats(conn)["count"] == total:
+        if not touched and stats(conn)["count"] == total:
             conn.execute("INSERT INTO last_listing (id, digest, count) VALUES (1, ?, ?)", (digest, total))
     return added, updated, removed
 
@@ -226,8 +254,10 @@ def cluster_summary(conn):
         return None
     return {
         "peers": peers,
-        "pins_in_error": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE in_error > 0").fetchone()[0],
-        "under_replicated": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE pinned < wanted").fetchone()[0],
+        "pins_in_error": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE in_error > 0"
+                                      " AND cid IN (SELECT cid FROM pins)").fetchone()[0],
+        "under_replicated": conn.execute("SELECT COUNT(*) FROM pin_replication WHERE pinned < wanted"
+                                         " AND cid IN (SELECT cid FROM pins)").fetchone()[0],
     }
 
 

@@ -111,7 +111,8 @@ class PinListWriter:
     lines, as ``CID<TAB>NAME``, to a file: a list of a million lines never
     sits in memory, and an overlong line is skipped as it streams by.
 
-    ``name`` is given to every CID whose line has none.
+    ``name`` is the list's default: the task gives it to each CID whose line
+    has no name and that has none on the node either (see pin_add).
     """
 
     def __init__(self, path, name=""):
@@ -150,7 +151,7 @@ class PinListWriter:
             self._count_invalid(numbered=True)
         elif parsed:
             self.valid += 1
-            self.out.write("%s\t%s\n" % (parsed[0], parsed[1] or self.name))
+            self.out.write("%s\t%s\n" % parsed)
 
     def _count_invalid(self, numbered=False):
         if not numbered:

@@ -11,8 +11,8 @@ import threading
 import time
 
 from console import processes, registry
-from console.errors import NotRetryable, TaskStateError
-from console.store import connect, create_task, finish_task, get_task, request_cancel, transaction
+from console.errors import AlreadyRetried, NotRetryable, TaskStateError
+from console.store import connect, create_task, finish_task, get_task, request_cancel, task_as_json, transaction
 
 log = logging.getLogger("ipfsmaster")
 
@@ -153,23 +153,34 @@ def start_task(settings, conn, task_type, params=None, retry_of=None, prepare=No
     return task_id
 
 
-def retry_task(settings, conn, task_id, ipfs_api=None):
-    """Start a new task like a failed or cancelled one, linked to it; returns the new id.
+def retry_task(settings, conn, task_id, ipfs_api=None, here=False):
+    """Start a new task like a failed or cancelled one (or, for a completed
+    one whose items partly failed, for those items), linked to it; returns
+    the new id.
 
-    ``ipfs_api``, if given, replaces the node's address the old task used.
+    ``here``: against the console's current node and cluster (a retry from
+    the pages), rather than the ones the old task used; ``ipfs_api``, if
+    given, replaces just the node's address (the command line's --ipfs-api).
 
-    KeyError if there is no such task, TaskStateError if it is not failed or
-    cancelled, NotRetryable for types whose input is gone, TaskConflict.
+    KeyError if there is no such task, TaskStateError if it is not failed,
+    cancelled or partial, NotRetryable for types whose input is gone,
+    AlreadyRetried, TaskConflict.
     """
     row = get_task(conn, task_id)
     if row is None:
         raise KeyError(task_id)
-    if row["status"] not in ("failed", "cancelled"):
+    task = task_as_json(row)
+    if task["status"] not in ("failed", "cancelled") and not task["partial"]:
         raise TaskStateError(row["status"])
     task_type = registry.TASK_TYPES.get(row["task_type"])
     if task_type is None or not task_type.retryable:
         raise NotRetryable(row["task_type"])
+    if task["retried_by"] is not None:
+        raise AlreadyRetried(task_id, task["retried_by"])
     params = json.loads(row["params"] or "{}")
+    if here:
+        params.pop("cluster_api", None)
+        params.update(settings.sync_params())
     if ipfs_api:
         params["ipfs_api"] = ipfs_api
     return start_task(settings, conn, row["task_type"], params, retry_of=task_id)

@@ -45,5 +45,14 @@ class TaskStateError(Exception):
         self.status = status
 
 
+class AlreadyRetried(Exception):
+    """A task is retried at most once; ``retry_id`` is the retry that exists."""
+
+    def __init__(self, task_id, retry_id):
+        super().__init__(task_id, retry_id)
+        self.task_id = task_id
+        self.retry_id = retry_id
+
+
 class NotRetryable(Exception):
     """The task's type cannot be run again (its input is gone)."""

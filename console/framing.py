@@ -13,11 +13,13 @@ from urllib.parse import quote_plus
 
 
 class IPFSError(Exception):
-    """A call to the node failed; ``transient`` if trying again may help."""
+    """A call to the node failed; ``transient`` if trying again may help;
+    ``status``: the HTTP status of the node's error answer, if it gave one."""
 
-    def __init__(self, message, transient=False):
+    def __init__(self, message, transient=False, status=None):
         super().__init__(message)
         self.transient = transient
+        self.status = status
 
 
 class StreamError(IPFSError):

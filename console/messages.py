@@ -27,8 +27,9 @@ MESSAGES_ZH = {
         "没有任何一行包含有效的 CID：{invalid} 行不是 CID（第一处在第 {line} 行）。",
     "The IPFS node cannot be reached: {reason}": "无法连接 IPFS 节点：{reason}",
     "Task {id} has already finished ({status}).": "任务 {id} 已经结束（{status}）。",
-    "Only failed or cancelled tasks can be retried; task {id} is {status}.":
-        "只有失败或已取消的任务可以重试；任务 {id} 当前为 {status}。",
+    "Only failed or cancelled tasks, or tasks with failed items, can be retried; task {id} is {status}.":
+        "只有失败或已取消的任务，或有失败项目的任务，可以重试；任务 {id} 当前为 {status}。",
+    "Task {id} has already been retried: task {retry}.": "任务 {id} 已经重试过：任务 {retry}。",
     "{name} must be a whole number from {low} to {high}.": "{name} 必须是 {low} 到 {high} 之间的整数。",
     "Unknown status {value!r}.": "未知的状态 {value!r}。",
     "Unknown task type {value!r}.": "未知的任务类型 {value!r}。",

@@ -86,6 +86,8 @@ def start_pin_add(settings, conn, fill):
         if not summary["valid"]:
             raise no_valid_cid(summary)
         params = dict(summary, pin_list=token, timeout_s=timeout_s, **settings.sync_params(), **factors)
+        if writer.name:
+            params["default_name"] = writer.name
         return start_task(settings, conn, "pin_add", params), summary
     except BaseException:
         writer.out.close()

@@ -16,8 +16,10 @@ from console.framing import (MAX_LINE, AnswerReader, AnswerShapes, Buffered, IPF
                              _query, _quoted, chunked_body, json_batches)
 
 MAX_ANSWER = 1 << 24   # the largest answer ``call`` reads (its answers are small JSON values)
-# Kubo's pin listing: recursive pins, streamed, with their names.
+# Kubo's pin listing: recursive pins, streamed, with their names; then the
+# direct pins the same way (type=all would walk every pinned DAG).
 LIST_ARGS = [("type", "recursive"), ("stream", "true"), ("names", "true")]
+DIRECT_LIST_ARGS = [("type", "direct"), ("stream", "true"), ("names", "true")]
 
 
 def describe_os_error(exc):
@@ -162,7 +164,7 @@ class IPFSClient:
                              % (self.SERVICE, self.api_url, command, status, self.KIND))
         transient = status in (502, 503, 504) or (status >= 500 and not message)
         return IPFSError("IPFS %s failed: %s" % (command, message or text.strip()[:200] or "HTTP %d" % status),
-                         transient=transient)
+                         transient=transient, status=status)
 
     def _retrying(self, attempt):
         """Run ``attempt()`` up to ``self.attempts`` times on transient errors."""
@@ -314,11 +316,22 @@ class IPFSClient:
     LISTING = "pin/ls"
 
     def pin_listing(self):
-        """The listing of every pin, as bytes in pieces (see ``stream_bytes``)."""
-        return self.stream_bytes("pin/ls", LIST_ARGS)
+        """The listing of every recursive and direct pin, as bytes in pieces (see ``stream_bytes``)."""
+        for args in (LIST_ARGS, DIRECT_LIST_ARGS):
+            yield from self.stream_bytes("pin/ls", args)
+            yield b"\n"
 
     def unpin(self, cid):
-        self.call("pin/rm", [("arg", cid)])
+        """Unpin ``cid``: True if this did it, False if it was not pinned (an
+        answer lost on the way and the request sent again, or someone else
+        unpinned it first: either way it is not pinned now, as asked)."""
+        try:
+            self.call("pin/rm", [("arg", cid)])
+        except IPFSError as exc:
+            if "not pinned" in str(exc) and not exc.transient:
+                return False
+            raise
+        return True
 
     def _read_body(self, command, resp):
         """A streamed answer's body, piece by piece."""
@@ -348,4 +361,11 @@ class ClusterClient(IPFSClient):
         return self.stream_bytes("pins", method="GET")
 
     def unpin(self, cid):
-        self.call("pins/" + quote(cid, safe=""), method="DELETE")
+        """As IPFSClient.unpin, through the cluster: a pin it does not know answers 404."""
+        try:
+            self.call("pins/" + quote(cid, safe=""), method="DELETE")
+        except IPFSError as exc:
+            if exc.status == 404 or "not found" in str(exc).lower() or "not pinned" in str(exc):
+                return False
+            raise
+        return True

@@ -21,6 +21,8 @@ import sys
 import threading
 import traceback
 
+from console.errors import TaskConflict
+from console.messages import translate
 from console.rpc import ClusterClient, IPFSClient, IPFSError
 from console.settings import DEFAULTS, TaskFiles
 from console.store import claim_task, connect, database_busy, finish_task, get_task, record_progress, stop_signals
@@ -161,11 +163,8 @@ class TaskContext:
         heartbeat file and the status read (WAL: no lock needed) go on.
         """
         self.beat()
-        try:
-            record_progress(conn, self.task_id, self.progress, self.total, self.current_item, self.result)
-        except sqlite3.OperationalError as exc:
-            if not database_busy(exc):
-                raise
+        # The stop signals first: a read needs no lock (WAL), so a cancel is
+        # heard at once even while the progress below waits for the lock.
         row = stop_signals(conn, self.task_id)
         if row is None or row["status"] != "running":
             self.request_stop("lost")
@@ -173,6 +172,11 @@ class TaskContext:
             self.request_stop("signal")
         elif row["cancel_requested_at"]:
             self.request_stop("cancel")
+        try:
+            record_progress(conn, self.task_id, self.progress, self.total, self.current_item, self.result)
+        except sqlite3.OperationalError as exc:
+            if not database_busy(exc):
+                raise
 
     def run_reporter(self, done):
         """Report every ``interval`` until ``done``. If this thread fails, the
@@ -206,7 +210,14 @@ def run_task(task_id, db_path, load, api_url=None, auth=None, interval=0.5):
     gives the function that runs a type (KeyError for an unknown type)."""
     conn = connect(db_path)
     try:
-        task = claim_task(conn, task_id, os.getpid())
+        try:
+            task = claim_task(conn, task_id, os.getpid())
+        except TaskConflict as conflict:
+            template, values = conflict.message()
+            refusal = translate(template, "en", **values)
+            finish_task(conn, task_id, "failed", "pending", refusal)
+            print("[Task %d] Not started: %s" % (task_id, refusal), flush=True)
+            return 1
         if task is None:
             row = get_task(conn, task_id)
             print("[Task %d] Not started: %s" % (task_id, "no such task" if row is None
@@ -259,5 +270,5 @@ def execute(conn, ctx, load):
         return 1
     if status == "completed":
         return 0
-    ctx.log("%s: %s" % ("Cancelled" if status == "cancelled" else "Failed", error))
+    ctx.log(error if status == "cancelled" else "Failed: %s" % error)
     return 1

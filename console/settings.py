@@ -151,8 +151,13 @@ class TaskFiles:
         return self._path("task-%d.alive" % int(task_id))
 
     def undone(self, task_id):
-        """The items a pin task failed or could not reach, for its retry."""
+        """The items a pin task failed, as they fail, for its retry."""
         return self._path("task-%d.undone" % int(task_id))
+
+    def inherited(self, task_id):
+        """The items a retry took over from the task it retries, written in
+        full before it begins (see tasks.common.PinItems)."""
+        return self._path("task-%d.inherited" % int(task_id))
 
     def pin_list(self, token):
         """Where a pin_add task's list waits (shared by the task and its retries)."""
@@ -166,7 +171,8 @@ class TaskFiles:
 
     def of_task(self, task_id):
         """Every file a task may have left behind."""
-        return [self.log(task_id), self.spool(task_id), self.heartbeat(task_id), self.undone(task_id)]
+        return [self.log(task_id), self.spool(task_id), self.heartbeat(task_id), self.undone(task_id),
+                self.inherited(task_id)]
 
     def discard_spool(self, task_id):
         with contextlib.suppress(FileNotFoundError):

@@ -15,10 +15,10 @@ import threading
 import time
 
 from console import registry
-from console.errors import TaskConflict
+from console.errors import AlreadyRetried, TaskConflict
 from console.shipped import read_shipped_file
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30000
 # A request waits this long at most for the write lock, then answers 503:
 # the lock may be a sync's catalogue update, which can take minutes.
@@ -107,6 +107,7 @@ UPGRADES = {
     1: lambda conn: None,
     2: lambda conn: add_columns(conn, "background_tasks", [
         ("exclusive_group", "TEXT"), ("started_at_precise", "TEXT"), ("completed_at_precise", "TEXT")]),
+    3: lambda conn: None,     # pin_removals, created by schema.sql
 }
 
 
@@ -174,10 +175,20 @@ def task_as_json(row):
         task[key] = value if isinstance(value, dict) or value is None else {"value": value}
     task["params"] = task["params"] or {}
     task["single_flight"] = bool(task["single_flight"])
+    task["partial"] = is_partial(task["status"], task["result"])
     task_type = registry.TASK_TYPES.get(task["task_type"])
-    task["retryable"] = task["status"] in ("failed", "cancelled") and bool(task_type and task_type.retryable)
+    task["retryable"] = (task["status"] in ("failed", "cancelled") or task["partial"]) and bool(
+        task_type and task_type.retryable) and not task.get("retried_by")
     task["duration_s"] = task_duration(row)
     return task
+
+
+def is_partial(status, result):
+    """Whether a task completed with some of its items failed (``result`` parsed)."""
+    if status != "completed" or not isinstance(result, dict):
+        return False
+    failed = result.get("failed")
+    return isinstance(failed, int) and not isinstance(failed, bool) and failed > 0
 
 
 def task_duration(row):
@@ -201,8 +212,13 @@ def utc_seconds(text):
     return calendar.timegm(time.strptime(text[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + text[19:23])
 
 
+# Every column of a task, and the id of the task that retries it (if any).
+TASK_COLUMNS = ("*, (SELECT MAX(r.id) FROM background_tasks r WHERE r.retry_of = background_tasks.id)"
+                " AS retried_by")
+
+
 def get_task(conn, task_id):
-    return conn.execute("SELECT * FROM background_tasks WHERE id = ?", (task_id,)).fetchone()
+    return conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks WHERE id = ?", (task_id,)).fetchone()
 
 
 def find_active_task(conn, task_type, group=None):
@@ -220,13 +236,19 @@ def create_task(conn, task_type, params=None, retry_of=None):
 
     Single flight and exclusive groups are the partial unique indexes
     idx_tasks_one_active and idx_tasks_one_active_in_group: the database,
-    not a check-then-insert, decides who wins a race.
+    not a check-then-insert, decides who wins a race. A task is retried at
+    most once: AlreadyRetried names the retry that exists (checked inside
+    the write transaction, which no other writer can interleave).
     """
     kind = registry.TASK_TYPES[task_type]
     single_flight = 1 if kind.single_flight else 0
     for _ in range(3):
         try:
             with transaction(conn):
+                if retry_of is not None:
+                    existing = latest_retry(conn, retry_of)
+                    if existing is not None:
+                        raise AlreadyRetried(retry_of, existing)
                 cur = conn.execute(
                     "INSERT INTO background_tasks (task_type, status, params, retry_of, single_flight,"
                     " exclusive_group) VALUES (?, 'pending', ?, ?, ?, ?)",
@@ -251,8 +273,8 @@ def list_tasks(conn, status=None, task_type=None, limit=50, offset=0):
         args.append(task_type)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total = conn.execute("SELECT COUNT(*) FROM background_tasks" + clause, args).fetchone()[0]
-    rows = conn.execute("SELECT * FROM background_tasks" + clause + " ORDER BY id DESC LIMIT ? OFFSET ?",
-                        args + [limit, offset]).fetchall()
+    rows = conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks" + clause
+                        + " ORDER BY id DESC LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
     return rows, total
 
 
@@ -275,15 +297,27 @@ def finish_task(conn, task_id, status, from_status, error_message=None, result=N
 
 
 def claim_task(conn, task_id, pid):
-    """pending -> running, if nobody else did it first; returns the row or None."""
-    with transaction(conn):
-        cur = conn.execute(
-            "UPDATE background_tasks SET status = 'running', pid = ?, started_at = datetime('now'),"
-            " started_at_precise = " + NOW_PRECISE + ","
-            " heartbeat_at = datetime('now') WHERE id = ? AND status = 'pending'", (pid, task_id))
-        if cur.rowcount != 1:
-            return None
-        return get_task(conn, task_id)
+    """pending -> running, if nobody else did it first; returns the row or None.
+
+    A task inserted by hand (the seed's SQL) gets its type's exclusive group
+    here; TaskConflict if a task of that group is active.
+    """
+    row = get_task(conn, task_id)
+    kind = registry.TASK_TYPES.get(row["task_type"]) if row is not None else None
+    group = kind.group if kind is not None else None
+    try:
+        with transaction(conn):
+            cur = conn.execute(
+                "UPDATE background_tasks SET status = 'running', pid = ?, started_at = datetime('now'),"
+                " started_at_precise = " + NOW_PRECISE + ", exclusive_group = COALESCE(exclusive_group, ?),"
+                " heartbeat_at = datetime('now') WHERE id = ? AND status = 'pending'", (pid, group, task_id))
+            if cur.rowcount != 1:
+                return None
+            return get_task(conn, task_id)
+    except sqlite3.IntegrityError:
+        active = conn.execute("SELECT id, task_type FROM background_tasks WHERE status IN ('pending', 'running')"
+                              " AND exclusive_group = ? AND id <> ? ORDER BY id LIMIT 1", (group, task_id)).fetchone()
+        raise TaskConflict(row["task_type"], active and active["id"], active and active["task_type"])
 
 
 def request_cancel(conn, task_id):

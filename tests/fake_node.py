@@ -74,8 +74,15 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         command = parts.path[len("/api/v0/"):]
         args = {key: values[0] for key, values in parse_qs(parts.query).items()}
         node = self.server
-        if command == "pin/ls":
-            self.listing(node)
+        if command == "pin/ls" and "arg" in args:
+            entry = node.pins.get(args["arg"])
+            if entry is None or entry.get("Type", "recursive") != args.get("type", "recursive"):
+                self.answer({"Message": "path '%s' is not pinned" % args["arg"], "Code": 0, "Type": "error"}, 500)
+            else:
+                self.answer({"Keys": {args["arg"]: {"Type": entry.get("Type", "recursive"),
+                                                    "Name": entry.get("Name", "")}}})
+        elif command == "pin/ls":
+            self.listing(node, args.get("type", "all"))
         elif command == "files/stat":
             cid = args.get("arg", "")[len("/ipfs/"):]
             with node.lock:
@@ -167,13 +174,17 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         except OSError:      # the client went away (a cancelled task)
             self.close_connection = True
 
-    def listing(self, node):
+    def listing(self, node, kind):
+        """The pins of type ``kind`` (an entry without a Type is recursive); the
+        counts, cuts, pauses and raw extra lines are the recursive listing's."""
+        recursive = kind == "recursive"
         with node.lock:
-            node.listings += 1
-            cut = node.cut_listings > 0
+            node.listings += recursive
+            cut = recursive and node.cut_listings > 0
             node.cut_listings -= cut
-        lines = [json.dumps(dict(entry, Cid=cid)).encode() + b"\n" for cid, entry in node.pins.items()]
-        lines += node.extra_lines
+        lines = [json.dumps(dict(entry, Cid=cid)).encode() + b"\n" for cid, entry in node.pins.items()
+                 if kind == "all" or entry.get("Type", "recursive") == kind]
+        lines += node.extra_lines if recursive else []
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Chunked-Output", "1")
@@ -188,6 +199,6 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 if cut:
                     self.close_connection = True
                     return
-                time.sleep(node.listing_pause)
+                time.sleep(node.listing_pause if recursive else 0)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
         self.wfile.write(b"0\r\n\r\n")

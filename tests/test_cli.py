@@ -152,8 +152,8 @@ def test_retry_and_its_exit_codes(settings, db, capsys, monkeypatch):
     assert console.store.get_task(db, new_id)["retry_of"] == 1
     assert ipfsmaster.main(["retry", "2", "--db", settings.db]) == 3
     assert ipfsmaster.main(["retry", "3", "--db", settings.db]) == 3
-    assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 3  # a sync is already active
-    assert "already running (task %d)" % new_id in capsys.readouterr().err
+    assert ipfsmaster.main(["retry", "1", "--db", settings.db]) == 3  # once only
+    assert "Task 1 has already been retried: task %d." % new_id in capsys.readouterr().err
 
 
 def test_reap_marks_stale_tasks(settings, db, capsys):

@@ -5,6 +5,9 @@ against a programmable node (fake_node)."""
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +20,7 @@ import console.node
 import console.pin_input
 import console.registry
 import console.rpc
+import console.shipped
 import console.store
 import console.web.app
 import console.web.files
@@ -90,13 +94,15 @@ def test_it_spools_the_valid_lines_and_counts_the_others_with_their_numbers(clie
 def test_it_takes_json_and_a_multipart_file(client, settings, db, spawned):
     r = json_post(client, "/pins/add", {"cids": [V0, "nope", V1 + " named"], "name": "all", "timeout_s": 5})
     assert r.status == 202 and r.json["invalid_lines"] == [2]
-    assert spooled(settings, db, spawned[0])[1] == [V0 + "\tall", V1 + "\tnamed"]
+    params, spooled_lines = spooled(settings, db, spawned[0])
+    assert spooled_lines == [V0 + "\t", V1 + "\tnamed"] and params["default_name"] == "all"
 
     from test_upload import multipart
     body, headers = multipart([("name", None, b"from a file"), ("file", "list.txt", (V1 + "\n").encode())])
     r = client.post("/pins/add", body=body, headers=headers)
     assert r.status == 202, r.json
-    assert spooled(settings, db, spawned[1])[1] == [V1 + "\tfrom a file"]
+    params, spooled_lines = spooled(settings, db, spawned[1])
+    assert spooled_lines == [V1 + "\t"] and params["default_name"] == "from a file"
 
 
 def test_it_streams_a_line_of_ten_megabytes_without_keeping_it(client, settings, db, spawned):
@@ -243,24 +249,58 @@ def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(set
     assert (retried["result"]["done"], retried["result"]["failed"]) == (3, 1)
     assert fake_node.pin_calls == {cid(1): 1, cid(2): 1, cid(3): 2, cid(4): 1, cid(5): 1, cid(9): 1}
 
-    # A retry of a run whose only failure is cid(9) does that one alone.
-    conn = console.store.connect(settings.db)
-    with console.store.transaction(conn):
-        conn.execute("UPDATE background_tasks SET status = 'failed' WHERE id = ?", (retry_id,))
-    conn.close()
+    # It completed with cid(9) failed: a partial task, whose retry does that one alone.
+    assert retried["partial"] is True and retried["retryable"] is True
     fake_node.have.add(cid(9))
     third = run_here(settings, console.control.retry_task(settings, db, retry_id))
     assert third["total"] == 1 and third["result"]["done"] == 1 and fake_node.pin_calls[cid(9)] == 2
+    assert not third["partial"] and not third["retryable"]
 
 
-def test_pin_remove_unpins_and_counts_what_was_not_pinned_as_failed(settings, db, fake_node, spawned):
+def test_a_retry_whose_worker_is_killed_forgets_nothing_it_inherited(settings, db, fake_node, spawned):
+    """A fails 1-4 and is cancelled on 5; B, its retry, is killed on its second CID; C, B's retry, does the rest."""
+    items = [cid(n) for n in range(1, 9)]
+    fake_node.have.update(items[4:])
+    fake_node.pin_delay[cid(5)] = 30.0
+    first = start(settings, db, "pin_add", fake_node, lines(*items))
+    runner = threading.Thread(target=run_here, args=(settings, first))
+    runner.start()
+    wait_for(lambda: fake_node.pin_calls[cid(5)], timeout=10)
+    console.control.cancel_task(settings, db, first)
+    runner.join(10)
+    assert console.store.task_as_json(console.store.get_task(db, first))["result"]["failed"] == 4
+
+    fake_node.have.update(items[:4])
+    fake_node.pin_delay[cid(2)] = 60.0
+    second = console.control.retry_task(settings, db, first)
+    worker = subprocess.Popen([sys.executable, os.path.join(console.shipped.HERE, "worker.py"), str(second),
+                               "--db", settings.db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: console.store.get_task(db, second)["current_item"] == cid(2), timeout=20,
+                 message="the retry on its second CID, as its worker reports it")
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait()
+    console.control.mark_stale_tasks(db, settings)
+    assert console.store.get_task(db, second)["status"] == "failed"
+
+    fake_node.pin_delay.clear()
+    third = run_here(settings, console.control.retry_task(settings, db, second))
+    assert third["status"] == "completed" and third["result"]["failed"] == 0
+    assert sorted(fake_node.pins) == sorted(items)
+    assert all(fake_node.pin_calls[item] >= 1 for item in items) and fake_node.pin_calls[cid(1)] >= 2
+
+
+def test_pin_remove_counts_a_cid_that_is_not_pinned_as_done_and_forgets_it(settings, db, fake_node, spawned):
+    """"Not pinned" after an unpin means done: unpinned outside the console, or an answer lost on the way."""
+    for number in (1, 2, 3):
+        db.execute("INSERT INTO pins (cid, type, size) VALUES (?, 'recursive', 10)", (cid(number),))
     for number in (1, 2):
         fake_node.add(cid(number), 10)
-        db.execute("INSERT INTO pins (cid, type, size) VALUES (?, 'recursive', 10)", (cid(number),))
     task = run_here(settings, start(settings, db, "pin_remove", fake_node, cids=[cid(1), cid(3), cid(1)]))
-    assert task["status"] == "completed"
-    assert (task["result"]["done"], task["result"]["failed"], task["result"]["duplicates"]) == (1, 1, 1)
-    assert task["result"]["error_details"] == [{"cid": cid(3), "error": "not pinned or pinned indirectly"}]
+    assert task["status"] == "completed" and not task["partial"]
+    result = task["result"]
+    assert (result["done"], result["failed"], result["duplicates"], result["not_pinned"]) == (2, 0, 1, 1)
     assert [row[0] for row in db.execute("SELECT cid FROM pins")] == [cid(2)]
     assert cid(1) not in fake_node.pins
 

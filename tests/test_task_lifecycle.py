@@ -1,5 +1,6 @@
 """Liveness, cancel, retry and cleanup, in-process on a temporary database."""
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import console.shipped
 import console.store
 import console.tasks
 import ipfsmaster
-from support import register_task_type, wait_for
+from support import Client, register_task_type, wait_for
 
 
 def insert(db, status="running", task_type="pin_sync", pid=None, age=0, heartbeat_age=None, **extra):
@@ -95,7 +96,7 @@ def test_reading_tasks_marks_stale_ones(client, db):
     other = insert(db, pid=dead_pid(), heartbeat_age=1)
     listed = client.get("/api/tasks").json["tasks"][0]
     single = client.get("/pins/task-status?id=%d" % other).json
-    assert listed == {key: value for key, value in single.items() if key != "retried_by"}
+    assert listed == single
     assert status_of(db, other)[0] == "failed"
 
 
@@ -356,14 +357,36 @@ def test_on_windows_workers_are_started_detached_without_a_redundant_flag(window
 # Retry ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])
-def test_retry_starts_a_linked_task_with_the_same_parameters(client, db, spawned, status):
-    old = insert(db, status=status, params='{"ipfs_api": "http://127.0.0.1:5999"}')
+def test_retry_starts_a_linked_task_against_the_consoles_node(client, settings, db, spawned, status):
+    old = insert(db, status=status, params='{"ipfs_api": "http://127.0.0.1:5999", "cluster_api": "http://old:9094"}')
     r = client.post("/tasks/retry?id=%d" % old)
     assert r.status == 202 and r.json["success"] is True
     new = console.store.get_task(db, r.json["taskId"])
     assert spawned == [new["id"]]
     assert new["retry_of"] == old and new["task_type"] == "pin_sync" and new["status"] == "pending"
-    assert new["params"] == '{"ipfs_api": "http://127.0.0.1:5999"}'
+    assert json.loads(new["params"]) == {"ipfs_api": settings.ipfs_api}
+
+
+def test_a_retry_from_the_console_goes_through_the_cluster_set_since(settings, db, spawned):
+    """A sync failed before a cluster was set; the operator sets one and presses Retry."""
+    old = insert(db, status="failed", params=json.dumps({"ipfs_api": "http://127.0.0.1:5999"}))
+    settings.cluster_api = "http://127.0.0.1:9094"
+    client = Client(console.web.app.App(settings))
+    new = console.store.get_task(db, client.post("/tasks/retry?id=%d" % old).json["taskId"])
+    assert json.loads(new["params"]) == {"ipfs_api": settings.ipfs_api, "cluster_api": "http://127.0.0.1:9094"}
+
+
+def test_a_task_is_retried_once(client, db, spawned):
+    old = insert(db, status="failed")
+    first = client.post("/tasks/retry?id=%d" % old).json["taskId"]
+    console.store.finish_task(db, first, "failed", "pending", "it failed too")
+    r = client.post("/tasks/retry?id=%d" % old)
+    assert r.status == 409 and r.json["taskId"] == first and "already been retried" in r.json["error"]
+    task = client.get("/pins/task-status?id=%d" % old).json
+    assert task["retried_by"] == first and task["retryable"] is False
+    listed = {item["id"]: item for item in client.get("/api/tasks").json["tasks"]}
+    assert listed[old]["retried_by"] == first and listed[old]["retryable"] is False
+    assert client.post("/tasks/retry?id=%d" % first).status == 202     # the retry itself can be retried
 
 
 @pytest.mark.parametrize("status", ["pending", "running", "completed"])

@@ -15,7 +15,7 @@ import time
 from console import bundle, node
 from console.cli.parser import build_parser
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
-from console.errors import HTTPError, NotRetryable, TaskConflict, TaskStateError
+from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
 from console.messages import NO_CLUSTER, translate
 from console.pin_input import pin_name, start_pin_add, start_pin_remove
@@ -241,6 +241,8 @@ def one_task(command):
             return command(args, settings, conn)
         except NotRetryable:
             print("Task %d cannot be retried: its input is gone." % args.id, file=sys.stderr)
+        except AlreadyRetried as exc:
+            print("Task %d has already been retried: task %d." % (args.id, exc.retry_id), file=sys.stderr)
         except TaskStateError as exc:
             print("Task %d is %s; that is not possible now." % (args.id, exc.status), file=sys.stderr)
         except TaskConflict as conflict:

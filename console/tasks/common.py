@@ -3,7 +3,9 @@ items (each once, in order, with what a retry takes up), and following a
 pin that IPFS Cluster is placing.
 """
 
+import itertools
 import json
+import os
 import re
 import time
 from urllib.parse import quote
@@ -22,44 +24,87 @@ def note_error(result, detail):
         details.append(detail)
 
 
+def count_of(number, noun):
+    """'1 CID', '2 CIDs'."""
+    return "%d %s%s" % (number, noun, "" if number == 1 else "s")
+
+
+def read_items(path):
+    """(cid, name) of each line of an item file (CID<TAB>NAME); nothing if there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                cid, _, name = line.rstrip("\n").partition("\t")
+                yield cid, name
+    except FileNotFoundError:
+        return
+
+
 class PinItems:
     """The (cid, name) items of a pin task, each CID once, and the record of
-    what is left for a retry.
+    what it still owes, kept on disk so that a retry finds it however the
+    task ended, a SIGKILL included.
 
-    Items are numbered in input order; ``next_index`` (kept in the result)
-    is the first one not yet finished. Items that failed go to the task's
-    ``undone`` file as they fail. A retry takes, in order, the items its
-    predecessor left in its ``undone`` file and then those from its
-    ``next_index`` on: what was done is not done again.
+    A task owes: the items it failed (its ``undone`` file, appended as each
+    fails), the items it took over from the task it retries and has not
+    finished (its ``inherited`` file, from ``inherited_next`` on), and its
+    list's items from ``next_index`` on (both kept in the result). A retry
+    writes all but the last into its own ``inherited`` file before it
+    begins, then goes on with the list where its predecessor stood. What
+    was done is not done again; what was in hand when a worker died is.
     """
 
     def __init__(self, ctx, conn, source):
         self.ctx, self.conn, self.source = ctx, conn, source
         self.result = ctx.result
-        ctx.files.make_folder()
-        self.undone = open(ctx.files.undone(ctx.task_id), "w", encoding="utf-8")
+        files = ctx.files
+        files.make_folder()
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (cid TEXT PRIMARY KEY) WITHOUT ROWID")
         conn.execute("DELETE FROM seen")
-        self.previous, self.start, self.old = ctx.retry_of, 0, None
-        self.current_old, self.recorded = None, True
-        if self.previous is not None:
-            row = get_task(conn, self.previous)
-            try:
-                old = json.loads(row["result"] or "{}") if row is not None else {}
-            except ValueError:
-                old = {}
-            self.start = int(old.get("next_index") or 0) if isinstance(old, dict) else 0
-            self.old = self._undone_of(self.previous)
+        self.start, self.inherited = 0, 0
+        if ctx.retry_of is not None:
+            owed, self.start = self.owed_by(ctx.retry_of)
+            partial = files.inherited(ctx.task_id) + ".partial"
+            with open(partial, "w", encoding="utf-8") as out:
+                for item in owed:
+                    out.write("%s\t%s\n" % item)
+                    self.inherited += 1
+            os.replace(partial, files.inherited(ctx.task_id))
+        self.result.update(next_index=self.start, inherited_next=0)
+        self.undone = open(files.undone(ctx.task_id), "w", encoding="utf-8")
+
+    def owed_by(self, task_id):
+        """(the items ``task_id`` owes before the rest of its list, where it
+        stood in its list). A task that died before it took over what its
+        own predecessor owed, or before it said where it stood, owes what
+        that predecessor owed."""
+        row = get_task(self.conn, task_id)
+        if row is None:
+            return iter(()), 0
+        try:
+            old = json.loads(row["result"] or "{}")
+        except ValueError:
+            old = {}
+        old = old if isinstance(old, dict) else {}
+        earlier, start = iter(()), 0
+        if row["retry_of"] is not None and not ("next_index" in old and os.path.exists(
+                self.ctx.files.inherited(task_id))):
+            earlier, start = self.owed_by(row["retry_of"])
+        if os.path.exists(self.ctx.files.inherited(task_id)):
+            done = int(old.get("inherited_next") or 0)
+            earlier = (item for index, item in enumerate(read_items(self.ctx.files.inherited(task_id)))
+                       if index >= done)
+        if "next_index" in old:
+            start = int(old["next_index"] or 0)
+        return itertools.chain(read_items(self.ctx.files.undone(task_id)), earlier), start
 
     def __iter__(self):
         """(cid, name) of each item to do; counts and skips duplicates."""
         result = self.result
-        result["next_index"] = self.start
-        if self.old is not None:
-            for item in self.old:
-                self.current_old, self.recorded = item, False
-                yield from self._fresh(item)
-            self.old = self.current_old = None
+        for index, item in enumerate(read_items(self.ctx.files.inherited(self.ctx.task_id))):
+            result["inherited_next"] = index
+            yield from self._fresh(item)
+            result["inherited_next"] = index + 1
         for index, item in enumerate(self.source(self.start), self.start):
             result["next_index"] = index
             yield from self._fresh(item)
@@ -67,18 +112,7 @@ class PinItems:
 
     def remaining(self, total):
         """How many items this run has: all of them, or what a predecessor left."""
-        if self.previous is None:
-            return total
-        return sum(1 for _ in self._undone_of(self.previous)) + max(0, total - self.start)
-
-    def _undone_of(self, task_id):
-        try:
-            with open(self.ctx.files.undone(task_id), encoding="utf-8") as f:
-                for line in f:
-                    cid, _, name = line.rstrip("\n").partition("\t")
-                    yield cid, name
-        except FileNotFoundError:
-            return
+        return self.inherited + max(0, total - self.start)
 
     def _fresh(self, item):
         if self.conn.execute("INSERT OR IGNORE INTO seen (cid) VALUES (?)", (item[0],)).rowcount:
@@ -88,12 +122,10 @@ class PinItems:
             self.ctx.advance(1)
 
     def done(self, cid):
-        self.recorded = True
         self.result["done"] += 1
         self.ctx.advance(1, cid)
 
     def failed(self, cid, name, error):
-        self.recorded = True
         self.result["failed"] += 1
         note_error(self.result, {"cid": cid, "error": error})
         self.undone.write("%s\t%s\n" % (cid, name))
@@ -102,25 +134,19 @@ class PinItems:
         self.ctx.advance(1, cid)
 
     def close(self):
-        """Keep for a retry what a stop left of the predecessor's undone items."""
-        if self.old is not None:
-            if self.current_old is not None and not self.recorded:
-                self.undone.write("%s\t%s\n" % self.current_old)
-            for item in self.old:
-                self.undone.write("%s\t%s\n" % item)
         self.undone.close()
 
 
 def run_pin_task(ctx, source, total, act, verb):
-    """The loop pin_add and pin_remove share: each item through ``act``."""
+    """The loop pin_add and pin_remove share: each item through ``act``,
+    which returns None when it is done, else the sentence that says why not."""
     conn = connect(ctx.db_path)
-    ctx.result = dict({"done": 0, "failed": 0, "duplicates": 0, "error_details": [], "next_index": 0},
-                      **ctx.result)
+    ctx.result = dict({"done": 0, "failed": 0, "duplicates": 0, "error_details": []}, **ctx.result)
     items = PinItems(ctx, conn, source)
     ctx.set_total(items.remaining(total))
     started = time.monotonic()
     try:
-        ctx.log("%s %d CIDs..." % (verb, total))
+        ctx.log("%s %s..." % (verb, count_of(ctx.total, "CID")))
         for cid, name in items:
             ctx.check()
             ctx.current_item = cid

@@ -28,14 +28,17 @@ def run(ctx):
             raise IPFSError("the uploaded file is gone (%s)" % os.path.basename(path))
         ctx.set_total(size)
         ctx.current_item = name
-        # One file, or several (a folder) added as one directory.
+        # One file; a folder's files, added as that folder; or several
+        # files, added as one directory that wraps them.
         files = ctx.params.get("files") or [[name, size]]
-        wrap = "files" in ctx.params
-        ctx.log("Uploading %s (%d bytes%s) to IPFS..." % (name, size, ", %d files" % len(files) if wrap else ""))
+        several = "files" in ctx.params
+        tops = {str(file_path).split("/")[0] for file_path, _ in files}
+        wrap = several and not (len(tops) == 1 and all("/" in str(file_path) for file_path, _ in files))
+        ctx.log("Uploading %s (%d bytes%s) to IPFS..." % (name, size, ", %d files" % len(files) if several else ""))
         boundary = "ipfsmaster-" + os.urandom(12).hex()
         heads = [('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
                   'Content-Type: application/octet-stream\r\n\r\n'
-                  % (boundary, quote(str(file_path), safe=" ._-()[]/" if wrap else " ._-()[]"))).encode("utf-8")
+                  % (boundary, quote(str(file_path), safe=" ._-()[]/" if several else " ._-()[]"))).encode("utf-8")
                  for file_path, _ in files]
         tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
         if sum(int(length) for _, length in files) != size:
@@ -57,22 +60,25 @@ def run(ctx):
 
         length = sum(len(head) for head in heads) + 2 * (len(files) - 1) + size + len(tail)
         options = [("progress", "true"), ("pin", "true" if pin else "false")]
+        if pin:
+            options.append(("pin-name", name))     # the pin's name on the node, not just here
         if wrap:
             options.append(("wrap-with-directory", "true"))
         client = ctx.client()
         added = None
+        # A cancel shuts the connection (interruptible), which ends the loop
+        # with an error. Once the node's answer has ended, the file is added
+        # and pinned: it goes in the catalogue even if a cancel came then.
         with ctx.interruptible(client):
             for obj in client.upload("add", options, body(), length, "multipart/form-data; boundary=" + boundary):
-                ctx.check()
                 if isinstance(obj, dict) and obj.get("Hash"):
-                    added = obj
-        ctx.check()
+                    added = obj     # the last is the root: the file, the folder or the wrapping directory
         if added is None:
             raise IPFSError("IPFS add finished without giving the file's CID")
         cid, dag_size = added["Hash"], int(added.get("Size") or 0)
         ctx.progress = size
         ctx.result.update({"cid": cid, "size": size, "dag_size": dag_size, "pinned": pin})
-        if wrap:
+        if several:
             ctx.result["files"] = len(files)
         if pin:
             conn = connect(ctx.db_path)

@@ -1,6 +1,10 @@
 """The pin_add task: pin each CID of a spooled list, through the node (with
 progress and a time-out) or through IPFS Cluster (followed until its peers
 have it), and put each in the catalogue with its size as soon as it is pinned.
+
+Names: a CID's own name (on its line) is given to its pin. A CID without one
+keeps the name its pin already has on the node (Kubo's pin/add without a
+name would clear it), else gets the list's default name, if any.
 """
 
 import os
@@ -32,16 +36,43 @@ def run(ctx):
     return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb)
 
 
+def name_on_node(client, cid):
+    """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
+    try:
+        keys = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")]).get("Keys")
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        return None         # "not pinned"
+    for entry in (keys or {}).values():
+        return str(entry.get("Name") or "") if isinstance(entry, dict) else ""
+    return None
+
+
+def name_in_cluster(cluster, cid):
+    """The name of ``cid``'s pin in the cluster ('' for none), or None if the cluster does not pin it."""
+    try:
+        info = cluster.call("pins/" + quote(cid, safe=""), method="GET")
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        return None
+    return str(info.get("name") or "") if isinstance(info, dict) else None
+
+
 def node_pinner(ctx, client, timeout_s):
     """Pin on the node: pin/add with progress, which a cancel interrupts."""
+    default = ctx.params.get("default_name") or ""
+
     def pin(conn, cid, name):
-        args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
-        if name:
-            args.append(("name", name))
         ctx.result["current"] = {"cid": cid, "blocks": 0}
         client.stopped = False
         try:
             with ctx.interruptible(client):
+                name = name or name_on_node(client, cid) or default
+                args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
+                if name:
+                    args.append(("name", name))
                 for obj in client.stream("pin/add", args):
                     if isinstance(obj, dict) and "Progress" in obj:
                         ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
@@ -54,7 +85,7 @@ def node_pinner(ctx, client, timeout_s):
                 return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
             return plain_error(exc)
         size = pin_size(client, cid)
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))
+        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True)
         return None
 
     return pin
@@ -68,12 +99,14 @@ def cluster_pinner(ctx, client, timeout_s):
     cluster = ctx.cluster_client()
     factors = [(option.replace("_", "-"), ctx.params[option])
                for option in ("replication_min", "replication_max") if ctx.params.get(option) is not None]
+    default = ctx.params.get("default_name") or ""
 
     def pin(conn, cid, name):
         ctx.result["current"] = {"cid": cid, "pinned": 0, "wanted": None}
         deadline = time.monotonic() + timeout_s
         try:
             with ctx.interruptible(cluster):
+                name = name or name_in_cluster(cluster, cid) or default
                 cluster.call("pins/" + quote(cid, safe=""), factors + ([("name", name)] if name else []),
                              method="POST")
                 info, (wanted, pinned, in_error) = follow_cluster_pin(ctx, cluster, cid, None, deadline)
@@ -84,7 +117,7 @@ def cluster_pinner(ctx, client, timeout_s):
                 raise
             return plain_error(exc)
         size = pin_size(client, cid)    # the local Kubo may not be one of the peers that have it
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=bool(name))
+        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True)
         catalogue.record_cluster_status(conn, info)
         if in_error:
             return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])

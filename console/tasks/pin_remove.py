@@ -1,5 +1,7 @@
 """The pin_remove task: unpin each CID given, on the node or, through IPFS
-Cluster, on every peer; the catalogue loses each as it goes."""
+Cluster, on every peer; the catalogue loses each as it goes. A CID that
+turns out not to be pinned (unpinned outside the console, or an answer lost
+and the request sent again) is done too: it is not pinned, as asked."""
 
 from console import catalogue
 from console.framing import IPFSError
@@ -13,7 +15,8 @@ def run(ctx):
 
     def unpin(conn, cid, name):
         try:
-            client.unpin(cid)
+            if not client.unpin(cid):
+                ctx.result["not_pinned"] = ctx.result.get("not_pinned", 0) + 1
         except IPFSError as exc:
             if exc.transient:
                 raise

@@ -130,6 +130,7 @@ class PinSync:
         for attempt in range(1, client.attempts + 1):
             conn.execute("DELETE FROM listed")
             conn.execute("DELETE FROM listed_peers")
+            conn.execute("DELETE FROM listed_replication")
             self.restart_lookups()
             self.digest = hashlib.sha256()
             try:

@@ -11,7 +11,7 @@ import os
 import re
 from urllib.parse import parse_qs
 
-from console.errors import HTTPError, NotRetryable, TaskConflict
+from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict
 from console.messages import LANGUAGES, translate
 from console.shipped import read_shipped_file
 
@@ -282,6 +282,9 @@ def task_errors(task_id=None):
     except TaskConflict as conflict:
         template, values = conflict.message()
         raise HTTPError(409, template, extra={"taskId": conflict.active_id}, **values)
+    except AlreadyRetried as exc:
+        raise HTTPError(409, "Task {id} has already been retried: task {retry}.", extra={"taskId": exc.retry_id},
+                        id=exc.task_id, retry=exc.retry_id)
     except NotRetryable:
         raise HTTPError(409, "An upload cannot be retried: its file is removed when the task ends."
                              " Upload it again.")

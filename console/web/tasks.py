@@ -53,14 +53,16 @@ def handle_task_cancel(req):
 
 
 def handle_task_retry(req):
-    """Start a new task like a failed or cancelled one."""
+    """Start a new task like a failed or cancelled one (or for the failed
+    items of a partial one), against the console's current node and cluster."""
     task_id = req.task_id()
     req.discard_body()
     try:
         with task_errors(task_id):
-            new_id = retry_task(req.settings, req.db, task_id)
+            new_id = retry_task(req.settings, req.db, task_id, here=True)
     except TaskStateError as exc:
-        raise HTTPError(409, "Only failed or cancelled tasks can be retried; task {id} is {status}.",
+        raise HTTPError(409, "Only failed or cancelled tasks, or tasks with failed items, can be retried;"
+                             " task {id} is {status}.",
                         id=task_id, status=exc.status)
     return json_response({"success": True, "taskId": new_id, "retryOf": task_id}, 202)
 

@@ -1,0 +1,127 @@
+"""The catalogue's one rule: a listing applies only to rows that no change
+touched after it began, and never puts back a pin removed after it began;
+what a pin task does while a sync lists is what the node has now."""
+
+import json
+
+import pytest
+
+import console.catalogue
+import console.store
+import console.tasks.pin_sync
+from fake_node import FakeNode
+from test_pin_sync import catalogue, cid, fill, sync
+
+
+@pytest.fixture
+def node():
+    node = FakeNode()
+    yield node
+    node.close()
+
+
+def during_the_listing(monkeypatch, change):
+    """Run ``change(conn)`` once, after the next sync's listing is read and before it is applied."""
+    real_apply = console.tasks.pin_sync.PinSync.apply_listing
+    done = []
+
+    def apply_listing(self, listing_started):
+        if not done:
+            done.append(True)
+            change(self.conn)
+        return real_apply(self, listing_started)
+    monkeypatch.setattr(console.tasks.pin_sync.PinSync, "apply_listing", apply_listing)
+
+
+def test_a_sync_does_not_put_back_what_a_pin_task_changed_during_its_listing(settings, db, node, monkeypatch):
+    fill(node, 20)
+    node.pins[cid(2)]["Name"] = "old name"
+    assert sync(settings, db, node)["status"] == "completed"
+    node.add(cid(100), 5000)           # a new pin appears on the node
+
+    def pin_tasks(conn):
+        # pin_remove of cid(1), and of the new cid(100); pin_add of cid(2) --name "new name"
+        for gone in (cid(1), cid(100)):
+            del node.pins[gone]
+            console.catalogue.remove_pin(conn, gone)
+        node.pins[cid(2)]["Name"] = "new name"
+        console.catalogue.store_pin(conn, cid(2), "new name", 1002, rename=True)
+    during_the_listing(monkeypatch, pin_tasks)
+
+    task = sync(settings, db, node)
+
+    assert task["status"] == "completed"
+    pins = catalogue(db)
+    assert cid(1) not in pins and cid(100) not in pins
+    assert pins[cid(2)][1] == "new name"
+    assert db.execute("SELECT COUNT(*) FROM last_listing").fetchone()[0] == 0
+    # The next sync finds nothing to change, and the catalogue is the node.
+    again = sync(settings, db, node)
+    assert (again["result"]["added"], again["result"]["removed"], again["result"]["updated"]) == (0, 0, 0)
+    assert {key: value[1] for key, value in catalogue(db).items()} == {
+        key: entry.get("Name", "") for key, entry in node.pins.items()}
+    assert db.execute("SELECT COUNT(*) FROM pin_removals").fetchone()[0] == 0
+
+
+def listing(conn, pins, peers=(), replication=()):
+    """The temporary tables a sync fills before it applies its listing."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (cid NOT NULL, type NOT NULL, name, size)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_peers"
+                 " (cid NOT NULL, peer_id NOT NULL, peername, status, error, updated_at)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_replication (cid NOT NULL, wanted, pinned, in_error)")
+    for table in ("listed", "listed_peers", "listed_replication"):
+        conn.execute("DELETE FROM " + table)
+    conn.executemany("INSERT INTO listed (cid, type) VALUES (?, 'recursive')", [(pin,) for pin in pins])
+    conn.executemany("INSERT INTO listed_peers VALUES (?, ?, ?, ?, NULL, NULL)", peers)
+    conn.executemany("INSERT INTO listed_replication VALUES (?, ?, ?, ?)", replication)
+
+
+def global_pin_info(pin, **statuses):
+    return {"cid": pin, "allocations": list(statuses), "peer_map": {
+        peer: {"peername": peer, "status": status} for peer, status in statuses.items()}}
+
+
+def now(conn):
+    return conn.execute("SELECT " + console.store.NOW_PRECISE).fetchone()[0]
+
+
+def test_a_cluster_status_a_task_recorded_during_the_listing_is_kept(db):
+    listing(db, ["a", "b"], peers=[("a", "p1", "p1", "pinned"), ("b", "p1", "p1", "pin_error")],
+            replication=[("a", 1, 1, 0), ("b", 1, 0, 1)])
+    console.catalogue.apply_listing(db, now(db), 2, "first", True, False)
+    started = now(db)
+    # The listing of the next sync says b is in error; pin_recover fixed it meanwhile.
+    listing(db, ["a", "b"], peers=[("a", "p1", "p1", "pinned"), ("b", "p1", "p1", "pin_error")],
+            replication=[("a", 1, 1, 0), ("b", 1, 0, 1)])
+    console.catalogue.record_cluster_status(db, global_pin_info("b", p1="pinned"))
+    console.catalogue.apply_listing(db, started, 2, "second", True, False)
+    assert db.execute("SELECT status FROM pin_peers WHERE cid = 'b'").fetchone()[0] == "pinned"
+    assert console.catalogue.cluster_summary(db)["pins_in_error"] == 0
+
+
+def test_a_status_for_a_pin_the_catalogue_lacks_leaves_no_stray_row(db):
+    console.catalogue.record_cluster_status(db, global_pin_info("unknown", p1="pin_error"))
+    assert db.execute("SELECT COUNT(*) FROM pin_replication").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM pin_peers").fetchone()[0] == 0
+
+
+def test_replication_rows_of_pins_the_listing_no_longer_has_go(db):
+    listing(db, ["a", "b"], peers=[("b", "p1", "p1", "pin_error")], replication=[("a", 1, 1, 0), ("b", 2, 0, 1)])
+    console.catalogue.apply_listing(db, now(db), 2, "first", True, False)
+    assert console.catalogue.cluster_summary(db)["pins_in_error"] == 1
+    listing(db, ["a"], replication=[("a", 1, 1, 0)])
+    console.catalogue.apply_listing(db, now(db), 1, "second", True, False)
+    summary = console.catalogue.cluster_summary(db)
+    assert (summary["pins_in_error"], summary["under_replicated"]) == (0, 0)
+    assert [row[0] for row in db.execute("SELECT cid FROM pin_replication")] == ["a"]
+
+
+def test_direct_pins_are_in_the_catalogue_and_unpinned_like_the_others(settings, db, node):
+    fill(node, 3)
+    node.add("bafydirect", 77, name="direct-one", kind="direct")
+    sync(settings, db, node)
+    assert catalogue(db)["bafydirect"] == ("direct", "direct-one", 77)
+    task_id = db.execute("INSERT INTO background_tasks (task_type, status, params) VALUES ('pin_remove',"
+                         " 'pending', ?)", (json.dumps({"ipfs_api": node.url, "cids": ["bafydirect"]}),)).lastrowid
+    console.tasks.run_task(task_id, settings.db)
+    assert "bafydirect" not in catalogue(db) and "bafydirect" not in node.pins
