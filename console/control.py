@@ -75,9 +75,12 @@ def mark_stale_tasks(conn, settings):
             if row["silent"] and finish_task(conn, row["id"], "failed", "pending", WORKER_NEVER_STARTED):
                 changed.append(row["id"])
         elif row["overdue"]:
+            # Cancelled only once its worker is gone: until then it still
+            # holds its place (its exclusive group), and a look after the
+            # kill finds it gone.
             if processes.is_task_worker(row["pid"], row["id"], row["created_at"], row["started_at"]):
                 processes.terminate_process(row["pid"], row["id"])
-            if finish_task(conn, row["id"], "cancelled", "running", CANCEL_FORCED):
+            elif finish_task(conn, row["id"], "cancelled", "running", CANCEL_FORCED):
                 changed.append(row["id"])
         elif (row["silent"] and not heartbeat_fresh(settings, row["id"])) or not processes.process_alive(row["pid"]):
             if finish_task(conn, row["id"], "failed", "running", WORKER_DIED):
@@ -216,6 +219,10 @@ class CancelEnforcer:
                 conn = connect(self.settings.db)
                 try:
                     mark_stale_tasks(conn, self.settings)
+                    # A worker being ended: look again once it is gone.
+                    if conn.execute("SELECT 1 FROM background_tasks WHERE status = 'running'"
+                                    " AND cancel_requested_at IS NOT NULL LIMIT 1").fetchone():
+                        self.check_in(1)
                 finally:
                     conn.close()
             except Exception:

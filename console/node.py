@@ -60,29 +60,63 @@ def gateway_for(settings, client=None):
     return url
 
 
-def node_overview(settings):
-    """What the pins page shows about the node; IPFSError if it cannot be reached."""
+# Open pages ask for the overview every few seconds each; the node is asked
+# at most once per OVERVIEW_SECONDS whatever their number, and the object
+# count (Kubo walks its whole blockstore for it) at most once per
+# OBJECTS_SECONDS: between two counts, the repository's size is asked alone.
+OVERVIEW_SECONDS = 4
+OBJECTS_SECONDS = 300
+_overviews = {}        # API URL -> (overview, when)
+_object_counts = {}    # API URL -> (count or None, when)
+_overview_lock = threading.Lock()
+
+
+def forget_overviews():
+    """Ask every node afresh next time (a node replaced at the same address)."""
+    with _overview_lock:
+        _overviews.clear()
+        _object_counts.clear()
+
+
+def node_overview(settings, fresh=False):
+    """What the pins page shows about the node; IPFSError if it cannot be reached.
+
+    ``fresh``: ask the node now rather than take the overview of the last few seconds.
+    """
+    now = time.monotonic()
+    with _overview_lock:
+        known = _overviews.get(settings.ipfs_api)
+    if known and not fresh and now - known[1] < OVERVIEW_SECONDS:
+        return dict(known[0], gateway=gateway_for(settings))
     client = IPFSClient(settings.ipfs_api, settings.ipfs_auth, timeout=10.0, attempts=1)
     try:
         ident = client.call("id")
-        try:
-            stat = client.call("repo/stat", [("timeout", "5s")])
-        except IPFSError as exc:
-            if exc.transient:
-                raise
-            stat = client.call("repo/stat", [("size-only", "true")])
-            stat["NumObjects"] = None
+        stat = client.call("repo/stat", [("size-only", "true")])
+        with _overview_lock:
+            counted = _object_counts.get(settings.ipfs_api)
+        if counted is None or now - counted[1] >= OBJECTS_SECONDS:
+            try:
+                counted = (client.call("repo/stat", [("timeout", "5s")]).get("NumObjects"), now)
+            except IPFSError as exc:
+                if exc.transient:
+                    raise
+                counted = (None, now)
+            with _overview_lock:
+                _object_counts[settings.ipfs_api] = counted
         try:
             peers = len(client.call("swarm/peers").get("Peers") or [])
         except IPFSError as exc:
             if exc.transient:
                 raise
             peers = 0       # an offline node has no swarm
-        return {
+        overview = {
             "id": ident.get("ID"), "agent_version": ident.get("AgentVersion"),
             "repo_size": stat.get("RepoSize"), "storage_max": stat.get("StorageMax"),
-            "num_objects": stat.get("NumObjects"), "peers": peers,
-            "gateway": gateway_for(settings, client),
+            "num_objects": counted[0], "peers": peers,
         }
+        gateway = gateway_for(settings, client)
     finally:
         client.close()
+    with _overview_lock:
+        _overviews[settings.ipfs_api] = (overview, time.monotonic())
+    return dict(overview, gateway=gateway)

@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 import traceback
 
 from console.errors import TaskConflict
@@ -44,8 +45,12 @@ class TaskContext:
     memory and ``result`` as it goes; a reporter thread writes them to the
     database at most every ``interval`` seconds, together with the heartbeat,
     renews the heartbeat file, and reads back whether the task must stop.
-    ``check()`` raises TaskStopped once it must.
+    ``check()`` raises TaskStopped once it must; between two reports it
+    looks itself, at most every POLL_SECONDS, so that a task working
+    through many quick items stops within a few of them.
     """
+
+    POLL_SECONDS = 0.1
 
     def __init__(self, task, db_path, api_url, auth=None, interval=0.5, out=None):
         self.task_id = task["id"]
@@ -67,6 +72,8 @@ class TaskContext:
         self._interruptible = set()
         self._lock = threading.Lock()
         self._logged_at = 0
+        self._poll_conn = None
+        self._next_poll = 0.0
         self.files = TaskFiles(db_path)
         self.heartbeat_file = self.files.heartbeat(self.task_id)
 
@@ -128,8 +135,34 @@ class TaskContext:
     def check(self):
         if self.signalled and not self._stop.is_set():
             self.request_stop("signal")
+        if not self._stop.is_set() and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self.POLL_SECONDS
+            self.poll()
         if self._stop.is_set():
             raise TaskStopped(self.stop_reason)
+
+    def poll(self):
+        """Learn whether the task must stop (a read: WAL needs no lock for it)."""
+        if self._poll_conn is None:
+            self._poll_conn = connect(self.db_path, REPORT_BUSY_TIMEOUT_MS)
+        try:
+            self.obey(stop_signals(self._poll_conn, self.task_id))
+        except sqlite3.OperationalError:
+            pass      # the reporter's next round will tell
+
+    def obey(self, row):
+        """Stop if the task's row says so (``row``: its status and cancel request, or None)."""
+        if row is None or row["status"] != "running":
+            self.request_stop("lost")
+        elif self.signalled:
+            self.request_stop("signal")
+        elif row["cancel_requested_at"]:
+            self.request_stop("cancel")
+
+    def close(self):
+        if self._poll_conn is not None:
+            self._poll_conn.close()
+            self._poll_conn = None
 
     @contextlib.contextmanager
     def interruptible(self, client):
@@ -165,13 +198,7 @@ class TaskContext:
         self.beat()
         # The stop signals first: a read needs no lock (WAL), so a cancel is
         # heard at once even while the progress below waits for the lock.
-        row = stop_signals(conn, self.task_id)
-        if row is None or row["status"] != "running":
-            self.request_stop("lost")
-        elif self.signalled:
-            self.request_stop("signal")
-        elif row["cancel_requested_at"]:
-            self.request_stop("cancel")
+        self.obey(stop_signals(conn, self.task_id))
         try:
             record_progress(conn, self.task_id, self.progress, self.total, self.current_item, self.result)
         except sqlite3.OperationalError as exc:
@@ -259,6 +286,7 @@ def execute(conn, ctx, load):
     finally:
         done.set()
         reporter.join()
+        ctx.close()
     if status != "completed" and ctx.stop_reason in STOP_MESSAGES:
         status, error = STOP_MESSAGES[ctx.stop_reason]
     finished = ctx.stop_reason != "lost" and finish_task(

@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import console.node  # noqa: E402
 import console.processes  # noqa: E402
 import console.settings  # noqa: E402
 import console.store  # noqa: E402
@@ -40,6 +41,12 @@ def pytest_collection_modifyitems(items):
         uses_fixture = bool(NODE_FIXTURES & set(getattr(item, "fixturenames", ())))
         if uses_fixture or hasattr(getattr(item, "module", None), "IPFSNode"):
             item.add_marker(pytest.mark.node)
+
+
+@pytest.fixture(autouse=True)
+def no_overview_from_another_test():
+    """The node overview is kept a few seconds per address: a test's node may reuse a port."""
+    console.node.forget_overviews()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ class FakeNode(ThreadingHTTPServer):
         self.lookup_status = None      # an HTTP status that answers every files/stat (503: try again)
         self.listing_pause = 0.0       # seconds the listing stops half-way
         self.lookups = collections.Counter()   # (command, cid) -> calls
+        self.calls = collections.Counter()     # command (repo/stat: with its size-only flag) -> calls
         self.listings = 0
         self.have = set()              # blocks pin/add finds; any other CID is "not found locally"
         self.pin_delay = {}            # cid -> seconds pin/add takes, sending progress meanwhile
@@ -74,6 +75,8 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         command = parts.path[len("/api/v0/"):]
         args = {key: values[0] for key, values in parse_qs(parts.query).items()}
         node = self.server
+        with node.lock:
+            node.calls[command + ("?size-only" if args.get("size-only") == "true" else "")] += 1
         if command == "pin/ls" and "arg" in args:
             entry = node.pins.get(args["arg"])
             if entry is None or entry.get("Type", "recursive") != args.get("type", "recursive"):

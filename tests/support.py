@@ -218,6 +218,65 @@ class SilentNode:
         self.sock.close()
 
 
+class StallingProxy:
+    """A TCP proxy in front of the real node that forwards what the worker
+    sends until ``limit`` bytes have gone through, then holds the rest
+    until ``release()``: an upload is then surely mid-stream when a test
+    acts on it, however fast the machine. Answers flow freely."""
+
+    def __init__(self, target_url, limit):
+        parts = target_url.split("//", 1)[1].split(":")
+        self.target = (parts[0], int(parts[1]))
+        self.limit = limit
+        self.forwarded = 0
+        self.released = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.connections = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.connections += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source, sink, held):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if held and self.forwarded + len(data) > self.limit:
+                    self.released.wait()
+                self.forwarded += len(data) if held else 0
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def release(self):
+        self.released.set()
+
+    def close(self):
+        self.release()
+        self.sock.close()
+        for sock in self.connections:
+            sock.close()
+
+
 # ---------------------------------------------------------------------------
 # The console in one file (ipfsmaster.pyz)
 # ---------------------------------------------------------------------------

@@ -133,12 +133,16 @@ def test_a_worker_that_ignores_cancel_is_terminated_after_the_grace_period(make_
     os.kill(pid, signal.SIGSTOP)  # frozen: it cannot see the cancel
     try:
         assert server.request("POST", "/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
-        # Nobody polls: the server enforces the grace period on its own.
-        time.sleep(3)
-        conn = console.store.connect(server.db_path)
-        row = console.store.get_task(conn, task_id)
-        conn.close()
-        assert row["status"] == "cancelled" and row["error_message"] == console.control.CANCEL_FORCED
+        # Nobody polls: the server enforces the grace period on its own, and
+        # says cancelled once the frozen worker is gone (SIGKILL ends it even frozen).
+        def row():
+            conn = console.store.connect(server.db_path)
+            try:
+                return console.store.get_task(conn, task_id)
+            finally:
+                conn.close()
+        wait_for(lambda: row()["status"] == "cancelled", timeout=20, message="the forced cancel")
+        assert row()["error_message"] == console.control.CANCEL_FORCED and process_gone(pid)
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: process_gone(pid), timeout=5, message="the terminated worker to exit")

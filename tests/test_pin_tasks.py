@@ -363,6 +363,19 @@ def test_the_node_overview_and_its_gateway(settings, fake_node):
     assert client.get("/api/info").json["gateway"] == "https://gw.example/"
 
 
+def test_open_pages_cost_the_node_one_overview_every_few_seconds(settings, fake_node):
+    """Kubo walks its whole blockstore to count objects: that is asked once in minutes, whatever the pages."""
+    from support import Client
+    settings.ipfs_api = fake_node.url
+    clients = [Client(console.web.app.App(settings)) for _ in range(5)]
+    for _ in range(4):
+        assert all(client.get("/api/node").json["repo_size"] == 100000 for client in clients)
+    assert fake_node.calls["id"] == 1 and fake_node.calls["repo/stat"] == 1
+    fresh = console.node.node_overview(settings, fresh=True)
+    assert fresh["num_objects"] == 0 and fake_node.calls["id"] == 2
+    assert (fake_node.calls["repo/stat"], fake_node.calls["repo/stat?size-only"]) == (1, 2)
+
+
 def test_an_unreachable_node_is_a_502_with_a_sentence(client):
     for lang in ("en", "zh"):
         r = client.get("/api/node", headers={"Accept-Language": lang})

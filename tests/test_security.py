@@ -322,3 +322,20 @@ def test_the_readmes_nginx_example_passes_host_with_its_port():
     assert host in ([["proxy_set_header", "Host", "$http_host;"]],
                     [["proxy_set_header", "Host", "$host:$server_port;"]])
     assert ["proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for;"] in lines
+
+
+@pytest.mark.parametrize("trust_proxy,secure", [(True, True), (False, False)])
+def test_the_session_cookie_is_secure_behind_a_tls_proxy_that_is_trusted(settings, trust_proxy, secure):
+    settings.password, settings.trust_proxy = PASSWORD, trust_proxy
+    client = Client(console.web.app.App(settings))
+    r = login(client, X_Forwarded_Proto="https", X_Forwarded_For="203.0.113.7")
+    assert r.status == 303 and ("; Secure" in r.header("Set-Cookie")) is secure
+
+
+def test_a_login_whose_next_is_not_latin_1_goes_there_percent_encoded(locked):
+    from urllib.parse import quote
+    r = login(locked, next_path=quote("/任务?q=名字"))
+    assert r.status == 303 and r.header("Set-Cookie")
+    assert r.header("Location") == "/%E4%BB%BB%E5%8A%A1?q=%E5%90%8D%E5%AD%97"
+    r = login(locked, password="wrong", next_path=quote("/任务"))
+    assert r.status == 303 and r.header("Location") == "/login?error=1&next=/%25E4%25BB%25BB%25E5%258A%25A1"

@@ -12,6 +12,7 @@ import pytest
 
 import console.cli.commands
 import console.control
+import console.errors
 import console.messages
 import console.processes
 import console.registry
@@ -231,14 +232,20 @@ def fake_worker(tmp_path, task_id, ignore_sigterm=False):
     return proc
 
 
-def test_a_worker_that_ignores_sigterm_is_killed(db, settings, tmp_path, monkeypatch):
+def test_a_worker_that_ignores_sigterm_is_killed_and_only_then_its_task_cancelled(db, settings, tmp_path,
+                                                                                  monkeypatch):
+    """Until its worker is gone a task keeps its place: a sync or a gc must not start beside a dying worker."""
     monkeypatch.setattr(console.processes, "KILL_AFTER_SECONDS", 0.3)
     proc = fake_worker(tmp_path, 43, ignore_sigterm=True)
     try:
-        insert(db, id=43, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
+        insert(db, id=43, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11), exclusive_group="repository")
+        assert console.control.mark_stale_tasks(db, settings) == []
+        assert status_of(db, 43)[0] == "running"
+        with pytest.raises(console.errors.TaskConflict):
+            console.store.create_task(db, "repo_gc")
+        assert proc.wait(timeout=10) == -signal.SIGKILL
         assert console.control.mark_stale_tasks(db, settings) == [43]
         assert status_of(db, 43) == ("cancelled", console.control.CANCEL_FORCED)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
         proc.kill()
         proc.wait()
@@ -270,8 +277,9 @@ def test_without_proc_an_ignored_cancel_still_ends_the_worker(db, settings, tmp_
     proc = fake_worker(tmp_path, 46)
     try:
         insert(db, id=46, pid=proc.pid, heartbeat_age=0, cancel_requested_at=utc(11))
-        assert console.control.mark_stale_tasks(db, settings) == [46]
+        assert console.control.mark_stale_tasks(db, settings) == []
         assert proc.wait(timeout=10) == -signal.SIGTERM
+        assert console.control.mark_stale_tasks(db, settings) == [46]
     finally:
         proc.kill()
         proc.wait()
@@ -344,8 +352,10 @@ def test_on_windows_a_forced_cancel_terminates_only_the_tasks_own_worker(db, set
     windows.processes[501] = time.time() - 10
     worker = insert(db, pid=500, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
     reused = insert(db, pid=501, age=100, heartbeat_age=0, started_at=utc(99), cancel_requested_at=utc(11))
-    assert sorted(console.control.mark_stale_tasks(db, settings)) == [worker, reused]
-    assert windows.terminated == [500]
+    assert console.control.mark_stale_tasks(db, settings) == [reused]
+    assert windows.terminated == [500] and status_of(db, worker)[0] == "running"
+    del windows.processes[500]      # TerminateProcess has done its work
+    assert console.control.mark_stale_tasks(db, settings) == [worker]
     assert status_of(db, worker) == status_of(db, reused) == ("cancelled", console.control.CANCEL_FORCED)
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from support import wait_for
+from support import StallingProxy, wait_for
 from test_upload import multipart
 
 
@@ -38,10 +38,29 @@ def test_an_upload_reaches_the_node_with_the_right_cid(live_server, ipfs_node, s
     assert task["result"]["size"] == size and task["result"]["pinned"] is True
     assert task["progress"] == task["total"] == size and task["current_item"] == "data-%d.bin" % size
     assert ipfs_node.pin_ls().get(cid) == "recursive"
+    assert pin_name_on_node(ipfs_node, cid) == "data-%d.bin" % size
     pins = live_server.request("GET", "/api/pins?q=" + cid).json["pins"]
     stat = ipfs_node.rpc("files/stat", arg="/ipfs/" + cid)
     assert [(p["cid"], p["name"], p["size"]) for p in pins] == [(cid, "data-%d.bin" % size, stat["CumulativeSize"])]
     assert not os.path.exists(live_server.settings.files.spool(task["id"]))
+
+
+def pin_name_on_node(ipfs_node, cid):
+    return ipfs_node.rpc("pin/ls", arg=cid, type="recursive", names="true")["Keys"][cid].get("Name", "")
+
+
+def test_a_folder_is_pinned_as_itself_under_its_name(live_server, ipfs_node):
+    folder = "my folder 我的文件夹"
+    files = {"a.txt": b"first file", "b.txt": b"second file"}
+    body, headers = multipart([("file", "%s/%s" % (folder, name), data) for name, data in files.items()])
+    r = live_server.request("POST", "/files/upload", body=body, headers=headers)
+    task = live_server.wait_for_task(r.json["taskId"])
+    assert task["status"] == "completed", task
+    cid = task["result"]["cid"]
+    assert cid == ipfs_node.add_folder(folder, files, only_hash="true", pin="false")
+    assert pin_name_on_node(ipfs_node, cid) == folder
+    listed = ipfs_node.rpc("ls", arg=cid)["Objects"][0]["Links"]
+    assert sorted(link["Name"] for link in listed) == ["a.txt", "b.txt"]
 
 
 def test_a_large_upload_reports_progress_in_bytes(live_server, ipfs_node):
@@ -64,16 +83,21 @@ def test_several_uploads_run_at_once(live_server, ipfs_node):
     assert [t["result"]["cid"] for t in tasks] == [ipfs_node.only_hash(b) for b in blobs]
 
 
-def test_cancel_stops_an_upload_mid_stream(live_server, ipfs_node):
-    data = deterministic_bytes(400 * MiB, "cancelled")
-    task_id = upload(live_server, data, name="cancel-me.bin")
-    wait_for(lambda: live_server.task(task_id)["progress"] > 0, timeout=60, interval=0.01,
-             message="the upload to start")
-    assert live_server.request("POST", "/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
-    task = live_server.wait_for_task(task_id, timeout=10)
+def test_cancel_stops_an_upload_mid_stream(make_live_server, ipfs_node):
+    proxy = StallingProxy(ipfs_node.api_url, limit=8 * MiB)     # the rest waits until the cancel is seen
+    try:
+        server = make_live_server(proxy.url)
+        data = deterministic_bytes(40 * MiB, "cancelled")
+        task_id = upload(server, data, name="cancel-me.bin")
+        wait_for(lambda: proxy.forwarded >= 4 * MiB, timeout=60, message="the upload to be under way")
+        assert server.request("POST", "/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
+        task = server.wait_for_task(task_id, timeout=10)
+    finally:
+        proxy.close()
     assert task["status"] == "cancelled" and task["progress"] < len(data)
     assert "cid" not in task["result"]
-    assert not os.path.exists(live_server.settings.files.spool(task_id))
+    assert ipfs_node.only_hash(data) not in ipfs_node.pin_ls()
+    assert not os.path.exists(server.settings.files.spool(task_id))
 
 
 def test_an_oversized_upload_gets_413_before_the_body_is_sent(make_live_server, ipfs_node):

@@ -173,7 +173,7 @@ def wait_for_task(settings, conn, task_id, out=sys.stderr):
 def show_node(args, settings, conn):
     """The node's overview; exit code 1 if it cannot be reached."""
     try:
-        overview = node.node_overview(settings)
+        overview = node.node_overview(settings, fresh=True)
     except IPFSError as exc:
         print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
         return 1

@@ -151,7 +151,8 @@ def run_pin_task(ctx, source, total, act, verb):
             ctx.check()
             ctx.current_item = cid
             error = act(conn, cid, name)
-            ctx.check()
+            # Counted before anything else: what the node did is recorded
+            # even when a cancel came meanwhile (the next check stops).
             if error is None:
                 items.done(cid)
             else:

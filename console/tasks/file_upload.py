@@ -65,14 +65,16 @@ def run(ctx):
         if wrap:
             options.append(("wrap-with-directory", "true"))
         client = ctx.client()
+        # The root, the last entry Kubo answers: the file, the folder, or the wrapping directory ("").
+        root = "" if wrap else next(iter(tops)) if several else None
         added = None
         # A cancel shuts the connection (interruptible), which ends the loop
         # with an error. Once the node's answer has ended, the file is added
         # and pinned: it goes in the catalogue even if a cancel came then.
         with ctx.interruptible(client):
             for obj in client.upload("add", options, body(), length, "multipart/form-data; boundary=" + boundary):
-                if isinstance(obj, dict) and obj.get("Hash"):
-                    added = obj     # the last is the root: the file, the folder or the wrapping directory
+                if isinstance(obj, dict) and obj.get("Hash") and (root is None or obj.get("Name") == root):
+                    added = obj
         if added is None:
             raise IPFSError("IPFS add finished without giving the file's CID")
         cid, dag_size = added["Hash"], int(added.get("Size") or 0)

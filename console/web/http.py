@@ -120,6 +120,15 @@ class Request:
         return {name: values[-1] for name, values in fields.items()}
 
     @property
+    def https(self):
+        """Whether the browser reached us over HTTPS: directly, or (with
+        --trust-proxy) through a reverse proxy that says so in X-Forwarded-Proto."""
+        if self.environ.get("wsgi.url_scheme") == "https":
+            return True
+        forwarded = self.environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+        return self.settings.trust_proxy and forwarded == "https"
+
+    @property
     def db(self):
         """This request's database connection, taken from the pool on first use."""
         if self._db is None:

@@ -33,10 +33,11 @@ def handle_login_page(req):
 
 
 def safe_next(target):
-    """A local path to return to after login; never another site."""
+    """A local path to return to after login, never another site; percent-encoded
+    where it is not ASCII (a Location header carries Latin-1 only)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target or any(c < " " for c in target):
         return "/pins"
-    return target
+    return quote(target, safe="/?&=%#:@!$'()*+,;-._~")
 
 
 def handle_login(req):
@@ -49,7 +50,7 @@ def handle_login(req):
             raise HTTPError(401, "Wrong password.")
         return redirect("/login?error=1&next=" + quote(target, safe="/"))
     token = req.auth.start_session()
-    secure = "; Secure" if req.environ.get("wsgi.url_scheme") == "https" else ""
+    secure = "; Secure" if req.https else ""
     cookie = "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s" % (
         SESSION_COOKIE, token, Authenticator.SESSION_SECONDS, secure)
     if wants_json:
