@@ -144,7 +144,7 @@ def compare(conn, listing_started):
     written before the listing began."""
     found, kept, changed = conn.execute(
         "SELECT COUNT(p.id), COALESCE(SUM(p.synced_at < ?), 0),"
-        " COALESCE(SUM(p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name)), 0)"
+        " COALESCE(SUM(p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, '')), 0)"
         # In CID order the look-ups walk the catalogue's index instead of jumping around it.
         " FROM (SELECT * FROM listed ORDER BY cid) l LEFT JOIN pins p ON p.cid = l.cid",
         (listing_started,)).fetchone()
@@ -163,8 +163,9 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
     nothing. The listing began at ``listing_started``: rows written since
     (a pin task, an upload) are left as they are, with their cluster status,
     and pins removed since are not put back. Kubo's listing never repeats a
-    CID, which the "still there" count relies on. ``sized``: the listing
-    carries sizes found on the way.
+    CID, which the "still there" count relies on; a pin listed without a
+    name has none (Kubo and IPFS Cluster leave an empty name out).
+    ``sized``: the listing carries sizes found on the way.
     """
     if not stats(conn)["count"]:
         found = kept = changed = removable = 0   # an empty catalogue: all is new
@@ -186,10 +187,10 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
         if changed:
             updated = conn.execute(
                 "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
-                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), name),"
+                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), ''),"
                 " synced_at = " + NOW_PRECISE +
                 " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-                " WHERE p.type IS NOT l.type OR (l.name IS NOT NULL AND p.name IS NOT l.name))",
+                " WHERE p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, ''))",
                 (listing_started,)).rowcount
         if sized and found:
             # Catalogued pins whose size was found on the way.
