@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 
+import pytest
 
+import console.cli.commands
 import console.processes
 import console.registry
 import console.settings
@@ -211,3 +213,62 @@ def test_serve_prints_its_url_and_keeps_files_private(tmp_path):
     finally:
         kill_pid(proc.pid)
         proc.wait()
+
+
+# The common flags, before or after the command ------------------------------------
+
+def test_common_flags_may_come_before_the_command(settings, db):
+    insert(db, "failed")
+    listed = run("--db", settings.db, "tasks", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["total"] == 1
+    assert json.loads(run("--db", settings.db, "--json", "tasks").stdout)["total"] == 1
+    assert json.loads(run("--json", "show", "1", "--db", settings.db).stdout)["status"] == "failed"
+    # Given on both sides, the one after the command counts.
+    assert json.loads(run("--db", "/nonexistent/no.db", "tasks", "--db", settings.db, "--json").stdout)["total"] == 1
+
+
+def test_the_node_given_before_the_command_is_the_one_used(tmp_path):
+    db = str(tmp_path / "cli.db")
+    out = run("--ipfs-api", "http://127.0.0.1:9", "--db", db, "sync", "--wait")
+    assert out.returncode == 1
+    assert b"cannot reach the IPFS API at http://127.0.0.1:9: connection refused" in out.stderr
+
+
+def test_a_common_flag_the_command_does_not_take_is_a_usage_error(settings):
+    out = run("--json", "cancel", "1", "--db", settings.db)
+    assert out.returncode == 2 and b"--json does not apply to cancel" in out.stderr
+    out = run("--cluster-api", "http://127.0.0.1:9094", "--db", settings.db, "tasks")
+    assert out.returncode == 2 and b"--cluster-api does not apply to tasks" in out.stderr
+
+
+def test_flags_without_a_command_still_serve(settings, monkeypatch):
+    served = []
+    monkeypatch.setattr(console.cli.commands, "serve", served.append)
+    assert console.cli.commands.main(["--db", settings.db, "--port", "7790"]) == 0
+    assert console.cli.commands.main(["--port", "7791", "--ipfs-api", "http://127.0.0.1:5999"]) == 0
+    assert [(s.db, s.port) for s in served] == [(settings.db, 7790), (console.settings.DEFAULTS["db"], 7791)]
+    assert served[1].ipfs_api == "http://127.0.0.1:5999"
+    assert run("--version").stdout.startswith(b"IPFSMaster ")
+    assert b"Without a command, runs serve" in run("--help").stdout
+
+
+# Numbers are checked as they are read ----------------------------------------------
+
+def test_a_number_out_of_range_is_a_usage_error_naming_the_flag(settings):
+    for args, sentence in ((["cleanup", "--days", "0"], "--days must be at least 1, not 0"),
+                           (["cleanup", "--days=-3"], "--days must be at least 1, not -3"),
+                           (["cleanup", "--days", "x"], "--days must be a whole number, not 'x'"),
+                           (["reap", "--stale-seconds", "0"], "--stale-seconds must be at least 1, not 0"),
+                           (["tasks", "--limit", "0"], "--limit must be at least 1, not 0"),
+                           (["pin", "add", "--timeout", "0", "bafkqaaa"], "--timeout must be from 1 to 604800, not 0")):
+        out = run(*args, "--db", settings.db)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.decode().splitlines()[-1].endswith("error: " + sentence), out.stderr
+        assert b"IPFSMASTER_" not in out.stderr
+
+
+def test_a_usage_error_in_process_is_system_exit_2_with_its_sentence(settings):
+    with pytest.raises(SystemExit) as stopped:
+        console.cli.commands.main(["cleanup", "--days", "0", "--db", settings.db])
+    assert stopped.value.code == 2 and "--days must be at least 1, not 0" in str(stopped.value)

@@ -13,7 +13,7 @@ import sys
 import time
 
 from console import bundle, node
-from console.cli.parser import build_parser
+from console.cli.parser import parse
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
@@ -29,10 +29,7 @@ TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
 
 def main(argv=None):
     """Run ``ipfsmaster.py`` with ``argv``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    args = parse(list(sys.argv[1:] if argv is None else argv))
     if args.command == "bundle":
         return bundle.main(args.output)
     settings = settings_from(args)
@@ -215,7 +212,7 @@ def show_peers(args, settings, conn):
 
 def list_task_rows(args, settings, conn):
     mark_stale_tasks(conn, settings)
-    rows, total = list_tasks(conn, args.status, args.task_type, max(1, args.limit), 0)
+    rows, total = list_tasks(conn, args.status, args.task_type, args.limit, 0)
     tasks = [task_as_json(row) for row in rows]
     if args.json:
         print(json.dumps({"tasks": tasks, "total": total}, ensure_ascii=False, indent=2))
