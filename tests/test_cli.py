@@ -272,3 +272,43 @@ def test_a_usage_error_in_process_is_system_exit_2_with_its_sentence(settings):
     with pytest.raises(SystemExit) as stopped:
         console.cli.commands.main(["cleanup", "--days", "0", "--db", settings.db])
     assert stopped.value.code == 2 and "--days must be at least 1, not 0" in str(stopped.value)
+
+
+# A closed pipe ---------------------------------------------------------------
+
+def many_tasks(db, number):
+    db.executemany("INSERT INTO background_tasks (task_type, status, single_flight) VALUES ('pin_sync', 'completed', 0)",
+                   [()] * number)
+    db.commit()
+
+
+def listing(db_path, *args):
+    """``ipfsmaster.py tasks`` writing into a real pipe that this test reads."""
+    return subprocess.Popen([sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py"), "tasks",
+                             "--db", db_path] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(settings, db):
+    many_tasks(db, 3000)
+    proc = listing(settings.db, "--limit", "3000")   # far more than a pipe holds: it must wait for the reader
+    try:
+        first = [proc.stdout.readline() for _ in range(5)]
+        proc.stdout.close()                          # as `| head -5` does once it has its lines
+        errors = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        kill_pid(proc.pid)
+    assert first[0].split()[0] == b"ID" and first[1].split()[0] == b"3000"
+    assert errors == b"" and proc.returncode == 141
+
+
+def test_a_reader_gone_before_the_first_line_ends_it_quietly(settings, db):
+    many_tasks(db, 20)
+    proc = listing(settings.db)
+    try:
+        proc.stdout.close()        # the output fits the pipe: it fails only when flushed at the end
+        errors = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        kill_pid(proc.pid)
+    assert errors == b"" and proc.returncode == 141

@@ -26,10 +26,35 @@ from console.web.server import serve
 
 TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
 
+OUTPUT_CLOSED = 141     # whoever read the output stopped (`| head`): 128 + SIGPIPE, as other tools end then
+
 
 def main(argv=None):
     """Run ``ipfsmaster.py`` with ``argv``; returns the exit code."""
-    args = parse(list(sys.argv[1:] if argv is None else argv))
+    try:
+        code = run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()      # here, so that a closed pipe is noticed here, not at exit
+    except BrokenPipeError:     # the only pipes a command writes to are its output and error
+        silence_output()
+        return OUTPUT_CLOSED
+    return code
+
+
+def silence_output():
+    """Point standard output and error at the null device: what is still
+    buffered for a reader that has gone must not fail again at exit."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):   # not real files (a test's captured output)
+        pass
+
+
+def run(argv):
+    """Parse ``argv`` and run its command; returns the exit code."""
+    args = parse(argv)
     if args.command == "bundle":
         return bundle.main(args.output)
     settings = settings_from(args)
