@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,13 +10,14 @@ import time
 import pytest
 
 import console.cli.commands
+import console.cli.output
 import console.processes
 import console.registry
 import console.settings
 import console.shipped
 import console.store
 import ipfsmaster
-from support import kill_pid, wait_for
+from support import kill_pid, kill_workers, wait_for
 
 
 def run(*args, env=None):
@@ -75,7 +77,8 @@ def test_it_rejects_bad_filters_and_ages_with_exit_2(settings):
                  ["pin", "add", "not-a-cid"], ["pin", "rm", "nope"], ["pin", "frob"]):
         out = run(*args, "--db", settings.db)
         assert out.returncode == 2, (args, out.stderr)
-    assert b"No line holds a valid CID" in run("pin", "add", "not-a-cid", "--db", settings.db).stderr
+    assert run("pin", "add", "not-a-cid", "--db", settings.db).stderr == (
+        b"No argument holds a valid CID: 1 argument is not a CID (argument 1).\n")
 
 
 def test_the_type_filter_names_the_registry(settings):
@@ -130,7 +133,7 @@ def test_show_prints_a_task(settings, db, capsys):
     task = json.loads(capsys.readouterr().out)
     assert task["id"] == 1 and task["result"] == {"added": 5} and task["percentage"] == 100
     assert ipfsmaster.main(["show", "1", "--db", settings.db]) == 0
-    assert "status               completed" in capsys.readouterr().out
+    assert re.search(r"^status +completed$", capsys.readouterr().out, re.M)
     assert ipfsmaster.main(["show", "9", "--db", settings.db]) == 4
     assert "There is no task 9." in capsys.readouterr().err
 
@@ -164,7 +167,7 @@ def test_reap_marks_stale_tasks(settings, db, capsys):
     now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     insert(db, "running", pid=proc.pid, started_at=now, heartbeat_at=now)
     assert ipfsmaster.main(["reap", "--db", settings.db]) == 0
-    assert capsys.readouterr().out.strip() == "Marked 1 stale tasks failed."
+    assert capsys.readouterr().out.strip() == "Marked 1 stale task failed."
     assert console.store.get_task(db, 1)["status"] == "failed"
 
 
@@ -312,3 +315,91 @@ def test_a_reader_gone_before_the_first_line_ends_it_quietly(settings, db):
     finally:
         kill_pid(proc.pid)
     assert errors == b"" and proc.returncode == 141
+
+
+# Progress, sizes and sentences, for a person -------------------------------------------
+
+def test_gc_wait_counts_blocks_without_a_total(fake_node, tmp_path):
+    fake_node.garbage = ["bafkreigarbage%d" % number for number in range(3)]
+    db = str(tmp_path / "cli.db")
+    try:
+        out = run("gc", "--wait", "--db", db, "--ipfs-api", fake_node.url)
+    finally:
+        kill_workers(db)
+    assert out.returncode == 0, out.stderr
+    progress = out.stderr.decode().split("\n")[0].split("\r")[-1]
+    assert progress.split() == ["3", "blocks", "completed"]
+    assert "/ 0" not in out.stderr.decode()
+    assert re.search(r"^bytes_freed +2\.9 KiB$", out.stderr.decode(), re.M)
+
+
+@pytest.mark.parametrize("task, line", [
+    ({"task_type": "repo_gc", "status": "running", "progress": 1, "total": 0, "percentage": 0},
+     "1 block  running"),
+    ({"task_type": "pin_add", "status": "running", "progress": 1, "total": 4, "percentage": 25},
+     "[#######.......................]  25%  1 / 4 items  running"),
+    ({"task_type": "pin_add", "status": "completed", "progress": 1, "total": 1, "percentage": 100},
+     "[##############################] 100%  1 / 1 item  completed"),
+    ({"task_type": "file_upload", "status": "running", "progress": 3 << 20, "total": 12 << 20, "percentage": 25},
+     "[#######.......................]  25%  3.0 MiB / 12.0 MiB  running"),
+    ({"task_type": "file_upload", "status": "pending", "progress": 0, "total": None, "percentage": 0},
+     "0 B  pending"),
+])
+def test_the_progress_line_speaks_in_the_types_unit(task, line):
+    assert console.cli.output.progress_line(task) == line
+
+
+@pytest.mark.parametrize("number, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+                                          (100000, "97.7 KiB"), (1048575, "1.0 MiB"), (10 ** 10, "9.3 GiB")])
+def test_sizes_are_in_binary_units_with_one_decimal(number, text):
+    assert console.cli.output.size(number) == text
+
+
+def test_counts_agree_with_their_nouns(settings, db, tmp_path):
+    cid = "QmX8EpP5gNQCvP6rNvvaYP3tep6B1JMSuriTSMXUQ76FsZ"
+    pins = tmp_path / "pins.txt"
+    pins.write_text("junk\n%s\nmore junk\nand more\n" % cid)
+    try:
+        one = run("pin", "add", cid, "junk", "--db", settings.db, "--ipfs-api", "http://127.0.0.1:9")
+        many = run("pin", "add", "-f", str(pins), "--db", settings.db, "--ipfs-api", "http://127.0.0.1:9")
+    finally:
+        kill_workers(settings.db)
+    assert one.returncode == 0 and one.stderr == b"1 argument is not a CID (argument 2).\n"
+    assert many.returncode == 0 and many.stderr == b"3 lines are not CIDs (lines 1, 3, 4).\n"
+    pins.write_text("junk\n")
+    assert run("pin", "add", "-f", str(pins), "--db", settings.db).stderr == (
+        b"No line holds a valid CID: 1 line is not a CID (line 1).\n")
+    db.execute("DELETE FROM background_tasks")
+    insert(db, "completed", age_days=3)
+    insert(db, "completed", age_days=3)
+    assert run("cleanup", "--days", "1", "--db", settings.db).stdout == b"Removed 1 finished task older than 1 day.\n"
+    insert(db, "failed", age_days=40)
+    insert(db, "failed", age_days=40)
+    assert run("cleanup", "--db", settings.db).stdout == b"Removed 2 finished tasks older than 30 days.\n"
+    assert run("reap", "--db", settings.db).stdout == b"Marked 0 stale tasks failed.\n"
+
+
+def test_show_prints_fields_a_person_reads(settings, db):
+    result = {"blocks_removed": 3, "bytes_freed": 3000, "size_before": 5 << 30, "errors": 1,
+              "error_details": [{"error": "could not remove a block"}], "duration_s": 0.25}
+    insert(db, "completed", task_type="repo_gc", result=json.dumps(result), progress=3, total=0)
+    out = run("show", "1", "--db", settings.db)
+    text = out.stdout.decode()
+    assert out.returncode == 0 and "None" not in text and "{" not in text
+    for line in (r"current_item +\u2014", r"result", r"  bytes_freed +2\.9 KiB", r"  size_before +5\.0 GiB",
+                 r"  error_details", r"    - error: could not remove a block", r"  duration_s +0\.25 s",
+                 r"created_at +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"retryable +no"):
+        assert re.search("^%s$" % line, text, re.M), (line, text)
+    assert json.loads(run("show", "1", "--db", settings.db, "--json").stdout)["result"] == result
+
+
+def test_node_prints_sizes_and_json_keeps_bytes(fake_node, settings):
+    out = run("node", "--db", settings.db, "--ipfs-api", fake_node.url)
+    text = out.stdout.decode()
+    assert out.returncode == 0, out.stderr
+    for line in (r"id +12D3KooWFake", r"agent_version +kubo/0\.43\.1", r"repo_size +97\.7 KiB",
+                 r"storage_max +9\.3 GiB", r"peers +0", r"gateway +http://127\.0\.0\.1:8080"):
+        assert re.search("^%s$" % line, text, re.M), (line, text)
+    overview = json.loads(run("node", "--json", "--db", settings.db, "--ipfs-api", fake_node.url).stdout)
+    assert overview["repo_size"] == 100000 and overview["storage_max"] == 10 ** 10
+
