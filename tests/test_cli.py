@@ -5,7 +5,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +19,7 @@ import console.settings
 import console.shipped
 import console.store
 import ipfsmaster
+from fake_node import FakeNodeHandler
 from support import kill_pid, kill_workers, wait_for
 
 
@@ -403,3 +406,100 @@ def test_node_prints_sizes_and_json_keeps_bytes(fake_node, settings):
     overview = json.loads(run("node", "--json", "--db", settings.db, "--ipfs-api", fake_node.url).stdout)
     assert overview["repo_size"] == 100000 and overview["storage_max"] == 10 ** 10
 
+
+# Partial failures: exit code 5 ---------------------------------------------------------
+
+PINNED = "QmX8EpP5gNQCvP6rNvvaYP3tep6B1JMSuriTSMXUQ76FsZ"
+MISSING = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def test_pin_add_wait_exits_5_when_some_cids_failed(fake_node, tmp_path):
+    fake_node.have = {PINNED}
+    db = str(tmp_path / "cli.db")
+    try:
+        partial = run("pin", "add", PINNED, MISSING, "--wait", "--db", db, "--ipfs-api", fake_node.url)
+        whole = run("pin", "add", PINNED, "--wait", "--db", db, "--ipfs-api", fake_node.url)
+        as_json = run("pin", "add", MISSING, "--wait", "--json", "--db", db, "--ipfs-api", fake_node.url)
+    finally:
+        kill_workers(db)
+    assert partial.returncode == 5, partial.stderr
+    task_id = int(partial.stdout)
+    assert ("Task %d completed, 1 of 2 CIDs failed: %s: pin: block was not found locally (offline)" % (task_id, MISSING)
+            in partial.stderr.decode())
+    assert whole.returncode == 0, whole.stderr
+    assert "failed:" not in whole.stderr.decode()
+    assert as_json.returncode == 5
+    assert json.loads(as_json.stdout)["result"]["failed"] == 1
+
+
+class RefusingUnpin(FakeNodeHandler):
+    """The fake node, refusing to unpin MISSING for a reason other than its not being pinned."""
+
+    def do_POST(self):
+        if self.path.startswith("/api/v0/pin/rm?") and MISSING in self.path:
+            self.answer({"Message": "pin/rm: cannot write the pinset: no space left on device", "Code": 0,
+                         "Type": "error"}, 500)
+        else:
+            super().do_POST()
+
+
+def test_pin_rm_wait_exits_5_when_the_node_refused_a_cid(fake_node, tmp_path):
+    fake_node.RequestHandlerClass = RefusingUnpin
+    fake_node.add(PINNED, 10)
+    fake_node.add(MISSING, 10)
+    db = str(tmp_path / "cli.db")
+    try:
+        out = run("pin", "rm", PINNED, MISSING, "--wait", "--db", db, "--ipfs-api", fake_node.url)
+    finally:
+        kill_workers(db)
+    assert out.returncode == 5, out.stderr
+    assert ("completed, 1 of 2 CIDs failed: %s: pin/rm: cannot write the pinset: no space left on device" % MISSING
+            in out.stderr.decode())
+    assert PINNED not in fake_node.pins and MISSING in fake_node.pins
+
+
+class ClusterRefusingOneRecovery(BaseHTTPRequestHandler):
+    """An IPFS Cluster REST API with two pins in error: it recovers PINNED and refuses MISSING."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.answer(200, b"".join(json.dumps({"cid": cid}).encode() + b"\n" for cid in (PINNED, MISSING)))
+
+    def do_POST(self):
+        if MISSING in self.path:
+            self.answer(500, json.dumps({"code": 500, "message": "no peer can pin it now"}).encode())
+        else:
+            info = {"cid": PINNED, "allocations": ["peer-a"], "peer_map": {"peer-a": {"peername": "a", "status": "pinned"}}}
+            self.answer(200, json.dumps(info).encode())
+
+
+@pytest.fixture
+def refusing_cluster():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ClusterRefusingOneRecovery)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_recover_wait_exits_5_when_a_pin_could_not_be_recovered(refusing_cluster, tmp_path):
+    db = str(tmp_path / "cli.db")
+    try:
+        out = run("--cluster-api", refusing_cluster, "recover", "--wait", "--db", db, "--ipfs-api", "http://127.0.0.1:9")
+    finally:
+        kill_workers(db)
+    assert out.returncode == 5, out.stderr
+    assert "completed, 1 of 2 CIDs failed: %s: " % MISSING in out.stderr.decode()
+    assert "no peer can pin it now" in out.stderr.decode()

@@ -12,7 +12,7 @@ import sys
 import time
 
 from console import bundle, node
-from console.cli.output import count, field_lines, not_cids, progress_line, shown, task_lines
+from console.cli.output import count, field_lines, not_cids, partial_failure, progress_line, shown, task_lines
 from console.cli.parser import parse
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import HTTPError, NotRetryable, TaskConflict, TaskStateError
@@ -31,6 +31,7 @@ FAILED = 1          # the task failed or was cancelled; the node or cluster cann
 USAGE = 2           # a mistake in the command line or its input (argparse's own code)
 REFUSED = 3         # another task keeps it from starting, or the task's state forbids it
 NO_SUCH_TASK = 4
+PARTIAL = 5         # the task completed, but some of its items failed
 OUTPUT_CLOSED = 141     # whoever read the output stopped (`| head`): 128 + SIGPIPE, as other tools end then
 
 
@@ -110,7 +111,7 @@ def recover(args, settings, conn):
         print(NO_CLUSTER, file=sys.stderr)
         return USAGE
     return run_task_command(args, settings, conn, lambda: (
-        start_task(settings, conn, "pin_recover", settings.sync_params()), {}))
+        start_task(settings, conn, "pin_recover", settings.sync_params()), {}), partial=True)
 
 
 def gc(args, settings, conn):
@@ -122,7 +123,7 @@ def pin(args, settings, conn):
     """pin add CID... | -f FILE, and pin rm CID..."""
     if args.pin_command == "rm":
         return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids),
-                                where="argument")
+                                where="argument", partial=True)
 
     if bool(args.cids) == bool(args.file):
         print("Give CIDs or -f FILE (one of the two).", file=sys.stderr)
@@ -143,16 +144,17 @@ def pin(args, settings, conn):
     where = "line" if args.file else "argument"
     try:
         return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill),
-                                where=where)
+                                where=where, partial=True)
     except OSError as exc:
         print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
         return USAGE
 
 
-def run_task_command(args, settings, conn, start, where="line"):
+def run_task_command(args, settings, conn, start, where="line", partial=False):
     """Start a task with ``start()`` -> (id, details), then print it or
     wait for it. ``where``: what a pin task's CIDs were given on (lines of
-    a file, or arguments)."""
+    a file, or arguments); ``partial``: whether a task that completed with
+    failed items exits with PARTIAL."""
     try:
         task_id, details = start()
     except TaskConflict as conflict:
@@ -181,6 +183,10 @@ def run_task_command(args, settings, conn, start, where="line"):
         return FAILED
     if not args.json:
         print("\n".join(field_lines(task["result"] or {})), file=sys.stderr)
+    failure = partial and partial_failure(task)
+    if failure:
+        print(failure, file=sys.stderr)
+        return PARTIAL
     return DONE
 
 

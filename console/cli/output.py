@@ -109,3 +109,17 @@ def not_cids(summary, where):
         return "1 %s is not a CID (%s %s)." % (where, where, said)
     return "%d %ss are not CIDs (%ss %s)." % (invalid, where, where, said)
 
+
+def partial_failure(task):
+    """'Task 7 completed, 2 of 5 CIDs failed: CID: the first error' for a
+    task that completed with failed items; None for any other."""
+    result = task.get("result") or {}
+    failed = result.get("failed") or 0
+    if task["status"] != "completed" or not (task.get("partial") or failed > 0):
+        return None
+    tried = result.get("total") or (result.get("done") or 0) + failed
+    sentence = "Task %d completed, %d of %s failed" % (task["id"], failed, count(tried, "CID"))
+    first = (result.get("error_details") or [{}])[0]
+    if first.get("error"):
+        sentence += ": " + ("%s: %s" % (first["cid"], first["error"]) if first.get("cid") else first["error"])
+    return sentence
