@@ -241,11 +241,19 @@ def test_the_node_given_before_the_command_is_the_one_used(tmp_path):
     assert b"cannot reach the IPFS API at http://127.0.0.1:9: connection refused" in out.stderr
 
 
-def test_a_common_flag_the_command_does_not_take_is_a_usage_error(settings):
+def test_json_before_a_command_without_json_is_a_usage_error(settings):
     out = run("--json", "cancel", "1", "--db", settings.db)
     assert out.returncode == 2 and b"--json does not apply to cancel" in out.stderr
-    out = run("--cluster-api", "http://127.0.0.1:9094", "--db", settings.db, "tasks")
-    assert out.returncode == 2 and b"--cluster-api does not apply to tasks" in out.stderr
+
+
+def test_where_things_are_before_a_command_that_needs_none_is_ignored(settings, tmp_path):
+    # As their environment variables are: an alias can give them to every command.
+    out = run("--cluster-api", "http://127.0.0.1:9094", "--ipfs-api", "http://127.0.0.1:9", "--db", settings.db, "tasks")
+    assert out.returncode == 0 and out.stdout == b"No tasks yet.\n"
+    elsewhere = tmp_path / "elsewhere.db"
+    out = run("--db", str(elsewhere), "peers")
+    assert out.returncode == 2 and b"No IPFS Cluster is set" in out.stderr
+    assert elsewhere.exists()
 
 
 def test_flags_without_a_command_still_serve(settings, monkeypatch):

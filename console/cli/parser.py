@@ -260,8 +260,10 @@ def parse(argv):
         delattr(args, BEFORE + name)
         if given in (None, False):
             continue
-        if not hasattr(args, name):
-            parser.error("%s does not apply to %s" % (flag, command))
-        if getattr(args, name) in (None, False):    # given after the command too: that one counts
+        # The others say where things are, as their environment variables do
+        # (an alias may give them): a command that needs none ignores them.
+        if name == "json" and not hasattr(args, name):
+            parser.error("--json does not apply to %s" % command)
+        if getattr(args, name, None) in (None, False):    # given after the command too: that one counts
             setattr(args, name, given)
     return args
