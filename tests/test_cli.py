@@ -511,3 +511,12 @@ def test_recover_wait_exits_5_when_a_pin_could_not_be_recovered(refusing_cluster
     assert out.returncode == 5, out.stderr
     assert "completed, 1 of 2 CIDs failed: %s: " % MISSING in out.stderr.decode()
     assert "no peer can pin it now" in out.stderr.decode()
+
+
+def test_the_readme_lists_every_exit_code_and_no_other():
+    readme = open(os.path.join(console.shipped.HERE, "README.md"), encoding="utf-8").read()
+    table = readme.split("\nExit codes, the same for every command:\n", 1)[1].split("\n\n", 1)[0]
+    listed = {int(line.split("|")[1]) for line in table.splitlines()[3:]}
+    commands = console.cli.commands
+    assert listed == {commands.DONE, commands.FAILED, commands.USAGE, commands.REFUSED, commands.NO_SUCH_TASK,
+                      commands.PARTIAL, commands.OUTPUT_CLOSED}
