@@ -443,7 +443,7 @@ def test_cleanup_command(settings, db, capsys):
     insert(db, status="completed", age=8 * 86400)
     insert(db, status="completed", age=6 * 86400)
     assert ipfsmaster.main(["cleanup", "--db", settings.db, "--days", "7"]) == 0
-    assert "Removed 1 finished tasks older than 7 days." in capsys.readouterr().out
+    assert "Removed 1 finished task older than 7 days." in capsys.readouterr().out
     assert db.execute("SELECT COUNT(*) FROM background_tasks").fetchone()[0] == 1
 
 

@@ -1,7 +1,6 @@
 """The command line: ``main`` parses, then runs the command's function from
 one table. Each command function takes (args, settings, conn) and returns
-the exit code: 0 done (or started), 1 failed or cancelled, 2 bad input,
-3 refused while another task runs (or in the wrong state), 4 no such task.
+one of the exit codes below (the README's table says the same).
 """
 
 import contextlib
@@ -13,7 +12,8 @@ import sys
 import time
 
 from console import bundle, node
-from console.cli.parser import build_parser
+from console.cli.output import count, field_lines, not_cids, partial_failure, progress_line, shown, task_lines
+from console.cli.parser import parse
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
@@ -26,13 +26,41 @@ from console.web.server import serve
 
 TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
 
+DONE = 0            # done, or started (without --wait)
+FAILED = 1          # the task failed or was cancelled; the node or cluster cannot be reached; a bad setting
+USAGE = 2           # a mistake in the command line or its input (argparse's own code)
+REFUSED = 3         # another task keeps it from starting, or the task's state forbids it
+NO_SUCH_TASK = 4
+PARTIAL = 5         # the task completed, but some of its items failed
+OUTPUT_CLOSED = 141     # whoever read the output stopped (`| head`): 128 + SIGPIPE, as other tools end then
+
 
 def main(argv=None):
     """Run ``ipfsmaster.py`` with ``argv``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    try:
+        code = run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()      # here, so that a closed pipe is noticed here, not at exit
+    except BrokenPipeError:     # the only pipes a command writes to are its output and error
+        silence_output()
+        return OUTPUT_CLOSED
+    return code
+
+
+def silence_output():
+    """Point standard output and error at the null device: what is still
+    buffered for a reader that has gone must not fail again at exit."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):   # not real files (a test's captured output)
+        pass
+
+
+def run(argv):
+    """Parse ``argv`` and run its command; returns the exit code."""
+    args = parse(argv)
     if args.command == "bundle":
         return bundle.main(args.output)
     settings = settings_from(args)
@@ -40,7 +68,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "serve":
         serve(settings)
-        return 0
+        return DONE
     init_db(settings.db)
     conn = connect(settings.db)
     try:
@@ -81,9 +109,9 @@ def sync(args, settings, conn):
 def recover(args, settings, conn):
     if not settings.cluster_api:
         print(NO_CLUSTER, file=sys.stderr)
-        return 2
+        return USAGE
     return run_task_command(args, settings, conn, lambda: (
-        start_task(settings, conn, "pin_recover", settings.sync_params()), {}))
+        start_task(settings, conn, "pin_recover", settings.sync_params()), {}), partial=True)
 
 
 def gc(args, settings, conn):
@@ -94,11 +122,12 @@ def gc(args, settings, conn):
 def pin(args, settings, conn):
     """pin add CID... | -f FILE, and pin rm CID..."""
     if args.pin_command == "rm":
-        return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids))
+        return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids),
+                                where="argument", partial=True)
 
     if bool(args.cids) == bool(args.file):
         print("Give CIDs or -f FILE (one of the two).", file=sys.stderr)
-        return 2
+        return USAGE
 
     def fill(writer):
         writer.name = pin_name(args.name)
@@ -112,54 +141,68 @@ def pin(args, settings, conn):
         return {"timeout_s": args.timeout, "replication_min": args.replication_min,
                 "replication_max": args.replication_max}
 
+    where = "line" if args.file else "argument"
     try:
-        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill))
+        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill),
+                                where=where, partial=True)
     except OSError as exc:
         print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
-        return 2
+        return USAGE
 
 
-def run_task_command(args, settings, conn, start):
+def run_task_command(args, settings, conn, start, where="line", partial=False):
     """Start a task with ``start()`` -> (id, details), then print it or
-    wait for it."""
+    wait for it. ``where``: what a pin task's CIDs were given on (lines of
+    a file, or arguments); ``partial``: whether a task that completed with
+    failed items exits with PARTIAL."""
     try:
         task_id, details = start()
     except TaskConflict as conflict:
         template, values = conflict.message()
         print(translate(template, "en", **values), file=sys.stderr)
-        return 3
+        return REFUSED
     except HTTPError as error:
-        print(translate(error.template, "en", **error.values), file=sys.stderr)
-        return 2
+        if error.extra.get("invalid"):      # not one CID among the input
+            print("No %s holds a valid CID: %s" % (where, not_cids(error.extra, where)), file=sys.stderr)
+        else:
+            print(translate(error.template, "en", **error.values), file=sys.stderr)
+        return USAGE
     if details.get("invalid"):
-        print("%d lines are not CIDs (lines %s)." % (details["invalid"], ", ".join(map(str, details["invalid_lines"]))),
-              file=sys.stderr)
+        print(not_cids(details, where), file=sys.stderr)
     if not args.wait:
         print(json.dumps(dict(details, taskId=task_id)) if args.json else task_id)
-        return 0
+        return DONE
     if not args.json:
         print(task_id)
+        sys.stdout.flush()      # the id is worth having while the task runs
     task = wait_for_task(settings, conn, task_id)
     if args.json:
         print(json.dumps(task, ensure_ascii=False, indent=2))
     if task["status"] != "completed":
         print("Task %d %s: %s" % (task_id, task["status"], task["error_message"] or ""), file=sys.stderr)
-        return 1
+        return FAILED
     if not args.json:
-        print(json.dumps(task["result"], ensure_ascii=False), file=sys.stderr)
-    return 0
+        print("\n".join(field_lines(task["result"] or {})), file=sys.stderr)
+    failure = partial and partial_failure(task)
+    if failure:
+        print(failure, file=sys.stderr)
+        return PARTIAL
+    return DONE
 
 
-def wait_for_task(settings, conn, task_id, out=sys.stderr):
-    """Draw a progress bar until the task ends; returns its final row."""
+def wait_for_task(settings, conn, task_id, out=None):
+    """Draw the task's progress (on standard error) until it ends; returns
+    it as JSON. The line is redrawn only when it changes."""
+    out = out or sys.stderr
+    drawn = ""
     while True:
         mark_stale_tasks(conn, settings)
         task = task_as_json(get_task(conn, task_id))
-        width = 30
-        filled = width * task["percentage"] // 100
-        out.write("\r[%s%s] %3d%%  %d / %d  %-12s" % ("#" * filled, "." * (width - filled), task["percentage"],
-                                                      task["progress"], task["total"], task["status"]))
-        out.flush()
+        line = progress_line(task)
+        if line != drawn:
+            out.write("\r" + line.ljust(len(drawn)))
+            out.flush()
+            drawn = line
         if task["status"] in FINAL_STATUSES:
             out.write("\n")
             return task
@@ -176,37 +219,34 @@ def show_node(args, settings, conn):
         overview = node.node_overview(settings, fresh=True)
     except IPFSError as exc:
         print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(overview, ensure_ascii=False, indent=2))
-    else:
-        for key, value in overview.items():
-            print("%-14s %s" % (key, "" if value is None else value))
-    return 0
+        return FAILED
+    print(json.dumps(overview, ensure_ascii=False, indent=2) if args.json else "\n".join(field_lines(overview)))
+    return DONE
 
 
 def show_peers(args, settings, conn):
     """The cluster's peers, as it lists them now; exit code 1 if it cannot be reached."""
     if not settings.cluster_api:
         print(NO_CLUSTER, file=sys.stderr)
-        return 2
+        return USAGE
     client = ClusterClient(settings.cluster_api, settings.cluster_auth)
     try:
         peers = list(client.stream("peers", method="GET"))
     except IPFSError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
+        return FAILED
     finally:
         client.close()
     if args.json:
         print(json.dumps({"peers": peers}, ensure_ascii=False, indent=2))
-        return 0
+        return DONE
     print("%-20s  %-52s  %-10s  %s" % ("NAME", "ID", "VERSION", "ERROR"))
     for peer in peers:
         ipfs = peer.get("ipfs") or {}
-        print("%-20s  %-52s  %-10s  %s" % (peer.get("peername"), peer.get("id"), (peer.get("version") or "")[:10],
+        print("%-20s  %-52s  %-10s  %s" % (shown(peer.get("peername")), shown(peer.get("id")),
+                                           shown((peer.get("version") or "")[:10]),
                                            peer.get("error") or ipfs.get("error") or ""))
-    return 0
+    return DONE
 
 
 # ---------------------------------------------------------------------------
@@ -215,7 +255,7 @@ def show_peers(args, settings, conn):
 
 def list_task_rows(args, settings, conn):
     mark_stale_tasks(conn, settings)
-    rows, total = list_tasks(conn, args.status, args.task_type, max(1, args.limit), 0)
+    rows, total = list_tasks(conn, args.status, args.task_type, args.limit, 0)
     tasks = [task_as_json(row) for row in rows]
     if args.json:
         print(json.dumps({"tasks": tasks, "total": total}, ensure_ascii=False, indent=2))
@@ -226,7 +266,7 @@ def list_task_rows(args, settings, conn):
         for task in tasks:
             print(TASK_LINE % (task["id"], task["task_type"], task["status"], "%d%%" % task["percentage"],
                                task["created_at"], task["error_message"] or task["current_item"] or ""))
-    return 0
+    return DONE
 
 
 def one_task(command):
@@ -236,7 +276,7 @@ def one_task(command):
         mark_stale_tasks(conn, settings)
         if get_task(conn, args.id) is None:
             print("There is no task %d." % args.id, file=sys.stderr)
-            return 4
+            return NO_SUCH_TASK
         try:
             return command(args, settings, conn)
         except NotRetryable:
@@ -248,43 +288,39 @@ def one_task(command):
         except TaskConflict as conflict:
             template, values = conflict.message()
             print(translate(template, "en", **values), file=sys.stderr)
-        return 3
+        return REFUSED
     return run
 
 
 @one_task
 def show(args, settings, conn):
     task = task_as_json(get_task(conn, args.id))
-    if args.json:
-        print(json.dumps(task, ensure_ascii=False, indent=2))
-    else:
-        for key, value in task.items():
-            print("%-20s %s" % (key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value))
-    return 0
+    print(json.dumps(task, ensure_ascii=False, indent=2) if args.json else "\n".join(task_lines(task)))
+    return DONE
 
 
 @one_task
 def cancel(args, settings, conn):
     print(cancel_task(settings, conn, args.id))
-    return 0
+    return DONE
 
 
 @one_task
 def retry(args, settings, conn):
     print(retry_task(settings, conn, args.id, ipfs_api=args.ipfs_api and settings.ipfs_api))
-    return 0
+    return DONE
 
 
 def cleanup(args, settings, conn):
     removed = cleanup_tasks(conn, settings, settings.retention_days)
-    print("Removed %d finished tasks older than %d days." % (len(removed), settings.retention_days))
-    return 0
+    print("Removed %s older than %s." % (count(len(removed), "finished task"), count(settings.retention_days, "day")))
+    return DONE
 
 
 def reap(args, settings, conn):
     changed = mark_stale_tasks(conn, settings)
-    print("Marked %d stale tasks failed." % len(changed))
-    return 0
+    print("Marked %s failed." % count(len(changed), "stale task"))
+    return DONE
 
 
 # Every command but serve and bundle, by its name on the command line.

@@ -1,15 +1,79 @@
-"""The command line's arguments: every command, its flags and its help."""
+"""The command line's arguments: every command, its flags and its help.
+
+``parse(argv)`` reads them. Without a command it means ``serve``; the flags
+several commands share (``COMMON``) may come before the command as well as
+after it, and every number is checked as it is read, so that a mistake is a
+usage error (exit code 2) that names the flag as it was typed.
+"""
 
 import argparse
 import os
 import re
+import sys
 
 from console import registry, shipped
+from console.cids import MAX_PIN_TIMEOUT_S
+from console.settings import LOWEST
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES
 
+# The flags several commands take, and how each is added; each may also come
+# before the command's name (``ipfsmaster.py --db X tasks``).
+COMMON = {
+    "--db": {"metavar": "PATH", "help": "SQLite database file (env IPFSMASTER_DB; default ipfsmaster.db)"},
+    "--ipfs-api": {"metavar": "URL",
+                   "help": "the node's RPC API (env IPFSMASTER_IPFS_API; default http://127.0.0.1:5001)"},
+    "--ipfs-auth-file": {"metavar": "PATH",
+                         "help": "credentials for the node's RPC API, as in Kubo's API.Authorizations:"
+                                 " basic:USER:PASSWORD or bearer:TOKEN (env IPFSMASTER_IPFS_AUTH)"},
+    "--cluster-api": {"metavar": "URL",
+                      "help": "an IPFS Cluster's REST API (port 9094): pins are then the cluster's"
+                              " (env IPFSMASTER_CLUSTER_API)"},
+    "--cluster-auth-file": {"metavar": "PATH",
+                            "help": "credentials for the cluster's REST API: basic:USER:PASSWORD or"
+                                    " bearer:TOKEN (env IPFSMASTER_CLUSTER_AUTH)"},
+    "--json": {"action": "store_true", "help": "print JSON"},
+}
+# Where a common flag given before the command waits until the command's own
+# flags are known (argparse would let the command's defaults overwrite it).
+BEFORE = "before_"
 
-def add_db_flag(parser):
-    parser.add_argument("--db", help="SQLite database file (env IPFSMASTER_DB; default ipfsmaster.db)")
+
+class UsageError(SystemExit):
+    """A mistake in the command line: exit code 2, with its sentence (which
+    has already been printed, after the usage) as the exception's text."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.code = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are UsageError."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sentence = "%s: error: %s" % (self.prog, message)
+        print(sentence, file=sys.stderr)
+        raise UsageError(sentence)
+
+
+class WholeNumber(argparse.Action):
+    """A flag that takes a whole number from ``low`` to ``high`` (None: no
+    limit), checked when it is read."""
+
+    def __init__(self, option_strings, dest, low, high=None, **kwargs):
+        self.low, self.high = low, high
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not re.fullmatch(r"[-+]?[0-9]{1,18}", values.strip()):
+            parser.error("%s must be a whole number, not %r" % (option_string, values))
+        number = int(values)
+        if self.high is not None and not self.low <= number <= self.high:
+            parser.error("%s must be from %d to %d, not %d" % (option_string, self.low, self.high, number))
+        if number < self.low:
+            parser.error("%s must be at least %d, not %d" % (option_string, self.low, number))
+        setattr(namespace, self.dest, number)
 
 
 class PrintVersion(argparse.Action):
@@ -23,12 +87,23 @@ class PrintVersion(argparse.Action):
         parser.exit()
 
 
+def add_common(parser, *flags, **help_texts):
+    """Add COMMON flags; ``help_texts`` (``json="..."``) words one for this command."""
+    for flag in flags:
+        name = flag[2:].replace("-", "_")
+        spec = dict(COMMON[flag], **({"help": help_texts[name]} if name in help_texts else {}))
+        parser.add_argument(flag, **spec)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=os.path.basename(shipped.ARCHIVE) if shipped.ARCHIVE else "ipfsmaster.py",
         description="IPFSMaster: a web console for an IPFS (Kubo) node.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action=PrintVersion)
+    before = parser.add_argument_group("options of the commands that take them, also before the command")
+    for flag, spec in COMMON.items():
+        before.add_argument(flag, dest=BEFORE + flag[2:].replace("-", "_"), **spec)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="run the web console (the default)",
@@ -42,12 +117,12 @@ def build_parser():
                        ("recover", "ask the IPFS Cluster to try again the pins a peer failed")):
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ", in the background.")
         add_task_flags(sub)
-        add_cluster_flags(sub)
+        add_common(sub, "--cluster-api", "--cluster-auth-file")
 
     peers = commands.add_parser("peers", help="list the IPFS Cluster's peers",
                                 description="List the IPFS Cluster's peers and their state, as the cluster says now.")
-    add_cluster_flags(peers)
-    peers.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_common(peers, "--cluster-api", "--cluster-auth-file")
+    add_common(peers, "--json", json="print JSON instead of a table")
 
     pin = commands.add_parser("pin", help="pin or unpin CIDs", description="Pin or unpin CIDs in the background.")
     pin_commands = pin.add_subparsers(dest="pin_command", metavar="ACTION")
@@ -58,17 +133,18 @@ def build_parser():
     pin_add.add_argument("cids", nargs="*", metavar="CID", help="CIDs to pin")
     pin_add.add_argument("-f", "--file", metavar="FILE", help="a list of CIDs, one a line")
     pin_add.add_argument("--name", help="the name of every CID whose line has none")
-    pin_add.add_argument("--timeout", type=int, metavar="SECONDS", help="how long one CID may take (default 600)")
+    pin_add.add_argument("--timeout", action=WholeNumber, low=1, high=MAX_PIN_TIMEOUT_S, metavar="SECONDS",
+                         help="how long one CID may take (default 600)")
     for bound in ("min", "max"):
         pin_add.add_argument("--replication-" + bound, type=int, metavar="N",
                              help="through an IPFS Cluster: the %s peers to pin on (-1: every peer)"
                                   % {"min": "fewest", "max": "most"}[bound])
     add_task_flags(pin_add)
-    add_cluster_flags(pin_add)
+    add_common(pin_add, "--cluster-api", "--cluster-auth-file")
     pin_rm = pin_commands.add_parser("rm", help="unpin CIDs", description="Unpin CIDs (a pin_remove task).")
     pin_rm.add_argument("cids", nargs="+", metavar="CID", help="CIDs to unpin")
     add_task_flags(pin_rm)
-    add_cluster_flags(pin_rm)
+    add_common(pin_rm, "--cluster-api", "--cluster-auth-file")
 
     gc = commands.add_parser("gc", help="collect the node's garbage",
                              description="Run the node's garbage collection (a repo_gc task); it cannot run"
@@ -77,38 +153,38 @@ def build_parser():
 
     node = commands.add_parser("node", help="show the node's overview",
                                description="Show the node's identity, repository, peers and gateway.")
-    add_db_flag(node)
-    add_node_flags(node)
-    node.add_argument("--json", action="store_true", help="print JSON")
+    add_common(node, "--db", "--ipfs-api", "--ipfs-auth-file", "--json")
 
     tasks = commands.add_parser("tasks", help="list tasks, newest first", description="List tasks, newest first.")
-    add_db_flag(tasks)
+    add_common(tasks, "--db")
     tasks.add_argument("--status", choices=ACTIVE_STATUSES + FINAL_STATUSES, help="only tasks with this status")
     tasks.add_argument("--type", dest="task_type", choices=sorted(registry.TASK_TYPES), metavar="TYPE",
                        help="only tasks of this type: %s" % ", ".join(sorted(registry.TASK_TYPES)))
-    tasks.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tasks.add_argument("--limit", action=WholeNumber, low=1, default=50, metavar="N", help="how many (default 50)")
+    add_common(tasks, "--json", json="print JSON instead of a table")
 
     for name, text in (("show", "show one task"), ("cancel", "cancel a task"), ("retry", "retry a failed or cancelled task")):
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        add_db_flag(sub)
+        add_common(sub, "--db")
         sub.add_argument("id", type=int, help="the task id")
         if name == "show":
-            sub.add_argument("--json", action="store_true", help="print JSON")
+            add_common(sub, "--json")
         if name == "retry":
-            sub.add_argument("--ipfs-api", help="the node's RPC API to use instead of the one the task used")
+            add_common(sub, "--ipfs-api", ipfs_api="the node's RPC API to use instead of the one the task used")
 
     cleanup = commands.add_parser("cleanup", help="delete old finished tasks",
                                   description="Delete completed, failed and cancelled tasks older than N days,"
                                               " with their logs. Pending and running tasks are never touched.")
-    add_db_flag(cleanup)
-    cleanup.add_argument("--days", type=whole_number, help="age in days (env IPFSMASTER_RETENTION_DAYS; default 30)")
+    add_common(cleanup, "--db")
+    cleanup.add_argument("--days", action=WholeNumber, low=LOWEST["retention_days"], metavar="N",
+                         help="age in days (env IPFSMASTER_RETENTION_DAYS; default 30)")
 
     reap = commands.add_parser("reap", help="mark tasks whose worker is gone as failed",
                                description="Mark running tasks whose worker died, and pending tasks whose"
                                            " worker never started, as failed.")
-    add_db_flag(reap)
-    reap.add_argument("--stale-seconds", type=int, help="heartbeat age that counts as dead (default 30)")
+    add_common(reap, "--db")
+    reap.add_argument("--stale-seconds", action=WholeNumber, low=LOWEST["stale_seconds"], metavar="SECONDS",
+                      help="heartbeat age that counts as dead (default 30)")
 
     bundle = commands.add_parser("bundle", help="write the whole console into one runnable file",
                                  description="Write the console (both programs, the schema and static/) into"
@@ -119,58 +195,75 @@ def build_parser():
     return parser
 
 
-def add_cluster_flags(parser):
-    parser.add_argument("--cluster-api", metavar="URL",
-                        help="an IPFS Cluster's REST API (port 9094): pins are then the cluster's (env"
-                             " IPFSMASTER_CLUSTER_API)")
-    parser.add_argument("--cluster-auth-file", metavar="PATH",
-                        help="credentials for the cluster's REST API: basic:USER:PASSWORD or bearer:TOKEN"
-                             " (env IPFSMASTER_CLUSTER_AUTH)")
-
-
-def whole_number(text):
-    """argparse type: a whole number, 0 or more."""
-    if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
-        raise argparse.ArgumentTypeError("%r is not a whole number of 0 or more" % text)
-    return int(text)
-
-
-def add_node_flags(parser):
-    parser.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API; default http://127.0.0.1:5001)")
-    parser.add_argument("--ipfs-auth-file", metavar="PATH", help="credentials for the RPC API (env IPFSMASTER_IPFS_AUTH)")
-
-
 def add_task_flags(parser):
     """The flags of a command that starts a task."""
-    add_db_flag(parser)
-    add_node_flags(parser)
+    add_common(parser, "--db", "--ipfs-api", "--ipfs-auth-file")
     parser.add_argument("--wait", action="store_true", help="draw a progress bar until it ends; exit 1 if it fails")
-    parser.add_argument("--json", action="store_true", help="print the task as JSON (its end with --wait)")
+    add_common(parser, "--json", json="print the task as JSON (its end with --wait)")
+
+
+# serve's flags that take a value (besides the COMMON ones): what tells a
+# value from a command's name in ``ipfsmaster.py --port 7790``.
+SERVE_VALUES = ("--host", "--port", "--stale-seconds", "--retention-days", "--password-file",
+                "--max-upload-bytes", "--gateway")
 
 
 def add_serve_flags(parser):
     parser.add_argument("--host", help="address to listen on (env IPFSMASTER_HOST; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (env IPFSMASTER_PORT; default 7789)")
-    add_db_flag(parser)
-    parser.add_argument("--ipfs-api", help="the node's RPC API (env IPFSMASTER_IPFS_API;"
-                                           " default http://127.0.0.1:5001)")
-    parser.add_argument("--stale-seconds", type=int,
+    parser.add_argument("--port", action=WholeNumber, low=0, high=65535,
+                        help="port to listen on (env IPFSMASTER_PORT; default 7789)")
+    add_common(parser, "--db", "--ipfs-api")
+    parser.add_argument("--stale-seconds", action=WholeNumber, low=LOWEST["stale_seconds"], metavar="SECONDS",
                         help="a running task silent this long is failed (env IPFSMASTER_STALE_SECONDS; default 30)")
-    parser.add_argument("--retention-days", type=int,
+    parser.add_argument("--retention-days", action=WholeNumber, low=LOWEST["retention_days"], metavar="DAYS",
                         help="finished tasks are deleted after this many days (env IPFSMASTER_RETENTION_DAYS;"
                              " default 30)")
     parser.add_argument("--password-file", metavar="PATH",
                         help="require this password (the file's first line) to use the console"
                              " (env IPFSMASTER_PASSWORD); needed to listen beyond loopback")
-    parser.add_argument("--ipfs-auth-file", metavar="PATH",
-                        help="credentials for the node's RPC API, as in Kubo's API.Authorizations:"
-                             " basic:USER:PASSWORD or bearer:TOKEN (env IPFSMASTER_IPFS_AUTH)")
-    add_cluster_flags(parser)
+    add_common(parser, "--ipfs-auth-file", "--cluster-api", "--cluster-auth-file")
     parser.add_argument("--trust-proxy", action="store_true", default=None,
                         help="count failed logins by the address a reverse proxy puts in X-Forwarded-For"
                              " (env IPFSMASTER_TRUST_PROXY=1); only behind a proxy that sets it")
-    parser.add_argument("--max-upload-bytes", type=int,
+    parser.add_argument("--max-upload-bytes", action=WholeNumber, low=LOWEST["max_upload_bytes"], metavar="BYTES",
                         help="largest file accepted by /files/upload (env IPFSMASTER_MAX_UPLOAD_BYTES; default 4 GiB)")
     parser.add_argument("--gateway", metavar="URL",
                         help="the gateway that pin links open, as http://host:port (env IPFSMASTER_GATEWAY;"
                              " default the node's own Addresses.Gateway)")
+
+
+def first_word(argv):
+    """The first word of ``argv`` that is neither a flag nor a flag's value
+    (``tasks`` in ``--db X tasks``; none in ``--port 7790``), or None."""
+    takes_value = SERVE_VALUES + tuple(flag for flag, spec in COMMON.items() if spec.get("action") != "store_true")
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return None
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def parse(argv):
+    """The command line's arguments; UsageError (exit code 2) for a mistake."""
+    parser = build_parser()
+    if first_word(argv) is None and argv[:1] not in (["-h"], ["--help"], ["--version"]):
+        argv = ["serve"] + argv
+    args = parser.parse_args(argv)
+    command = " ".join(name for name in (args.command, getattr(args, "pin_command", None)) if name)
+    for flag in COMMON:
+        name = flag[2:].replace("-", "_")
+        given = getattr(args, BEFORE + name)
+        delattr(args, BEFORE + name)
+        if given in (None, False):
+            continue
+        # The others say where things are, as their environment variables do
+        # (an alias may give them): a command that needs none ignores them.
+        if name == "json" and not hasattr(args, name):
+            parser.error("--json does not apply to %s" % command)
+        if getattr(args, name, None) in (None, False):    # given after the command too: that one counts
+            setattr(args, name, given)
+    return args
