@@ -23,6 +23,7 @@ MESSAGES_ZH = {
     "name must be text of at most 255 characters.": "name 必须是不超过 255 个字符的文本。",
     "Too many CIDs at once: at most {limit}.": "一次提交的 CID 过多：最多 {limit} 个。",
     "The list holds no CID.": "列表中没有 CID。",
+    "No line holds a valid CID: 1 line is not a CID (line {line}).": "没有任何一行包含有效的 CID：第 {line} 行不是 CID。",
     "No line holds a valid CID: {invalid} lines are not CIDs (the first is line {line}).":
         "没有任何一行包含有效的 CID：{invalid} 行不是 CID（第一处在第 {line} 行）。",
     "The IPFS node cannot be reached: {reason}": "无法连接 IPFS 节点：{reason}",

@@ -44,6 +44,9 @@ def pin_timeout(value):
 def no_valid_cid(summary):
     if not summary["invalid"]:
         return HTTPError(400, "The list holds no CID.", extra=summary)
+    if summary["invalid"] == 1:
+        return HTTPError(400, "No line holds a valid CID: 1 line is not a CID (line {line}).", extra=summary,
+                         line=summary["invalid_lines"][0])
     return HTTPError(400, "No line holds a valid CID: {invalid} lines are not CIDs (the first is line {line}).",
                      extra=summary, invalid=summary["invalid"], line=summary["invalid_lines"][0])
 

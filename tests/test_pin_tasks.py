@@ -115,7 +115,7 @@ def test_it_streams_a_line_of_ten_megabytes_without_keeping_it(client, settings,
     (b"", "The list holds no CID."),
     (b"\n\n# nothing\n", "The list holds no CID."),
     (b"hello\nworld\n", "No line holds a valid CID: 2 lines are not CIDs (the first is line 1)."),
-    (b"\xff\xfe\xfd\n", "No line holds a valid CID: 1 lines are not CIDs (the first is line 1)."),
+    (b"\xff\xfe\xfd\n", "No line holds a valid CID: 1 line is not a CID (line 1)."),
     (("bafy with spaces " + V1 + "\n").encode(), "No line holds a valid CID"),
     (b"\x00\x01" + V1.encode(), "No line holds a valid CID"),
 ])

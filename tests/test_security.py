@@ -322,6 +322,7 @@ def test_the_readmes_nginx_example_passes_host_with_its_port():
     assert host in ([["proxy_set_header", "Host", "$http_host;"]],
                     [["proxy_set_header", "Host", "$host:$server_port;"]])
     assert ["proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for;"] in lines
+    assert ["proxy_set_header", "X-Forwarded-Proto", "$scheme;"] in lines
 
 
 @pytest.mark.parametrize("trust_proxy,secure", [(True, True), (False, False)])

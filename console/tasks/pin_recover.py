@@ -47,12 +47,18 @@ def run(ctx):
                 note_error(result, {"cid": cid, "error": str(exc)})
             else:
                 catalogue.record_cluster_status(conn, answer)
-                result["recovered" if pinned >= wanted else "still_in_error"] += 1
+                if pinned >= wanted:
+                    result["recovered"] += 1
+                else:       # an item that failed, like one the cluster refused: the task is partial
+                    result["still_in_error"] += 1
+                    result["failed"] += 1
+                    note_error(result, {"cid": cid, "error": "pinned on %d of %d peers after recovery" % (
+                        pinned, wanted)})
             ctx.advance(1, cid)
     finally:
         conn.close()
     ctx.current_item = None
     result.pop("current", None)
-    ctx.log("Recovery completed: %d recovered, %d still in error, %d failed"
-            % (result["recovered"], result["still_in_error"], result["failed"]))
+    ctx.log("Recovery completed: %d recovered, %d still in error, %d refused"
+            % (result["recovered"], result["still_in_error"], result["failed"] - result["still_in_error"]))
     return result
