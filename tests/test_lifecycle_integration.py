@@ -1,6 +1,7 @@
 """Crashes, cancels, manual termination and contention with real worker
 processes, real signals and a real IPFS node."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -144,7 +145,8 @@ def test_a_worker_that_ignores_cancel_is_terminated_after_the_grace_period(make_
         wait_for(lambda: row()["status"] == "cancelled", timeout=20, message="the forced cancel")
         assert row()["error_message"] == console.control.CANCEL_FORCED and process_gone(pid)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
     wait_for(lambda: process_gone(pid), timeout=5, message="the terminated worker to exit")
     task = server.task(task_id)
     assert task["status"] == "cancelled" and task["error_message"] == console.control.CANCEL_FORCED
