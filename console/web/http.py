@@ -4,14 +4,17 @@ bodies, static files and pages, and who is asking.
 """
 
 import contextlib
+import http.client
 import ipaddress
 import json
 import logging
 import os
 import re
+import tempfile
 from urllib.parse import parse_qs
 
 from console.errors import HTTPError, NotRetryable, TaskConflict
+from console.framing import Buffered, IPFSError, chunked_body
 from console.messages import LANGUAGES, translate
 from console.shipped import read_shipped_file
 
@@ -38,6 +41,11 @@ STATUS_LINES = {
 
 MAX_ID = 2 ** 63 - 1
 MAX_FORM_BODY = 64 * 1024
+# A body sent in chunks has no length to check first: it is decoded into a
+# spool (in memory up to SPOOL_IN_MEMORY, then a file beside the tasks'),
+# at most this much, the largest JSON body a route takes.
+MAX_CHUNKED_BODY = 64 * 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
 ID_PATTERN = re.compile(r"[0-9]{1,19}")
 
 
@@ -74,6 +82,8 @@ class Request:
         self.lang = pick_language(environ)
         self.client = client_address(environ, settings.trust_proxy)
         self._db = None
+        self._spool = None
+        self._chunked_length = None
 
     def arg(self, name, default=""):
         values = self.query.get(name)
@@ -96,26 +106,66 @@ class Request:
             raise HTTPError(400, "{name} must be a whole number from {low} to {high}.", name=name, low=low, high=high)
         return int(raw)
 
-    def content_length(self):
-        raw = self.environ.get("CONTENT_LENGTH") or "0"
-        if not raw.isdigit() or len(raw) > 18:
+    def content_length(self, limit=None):
+        """The body's size in bytes, from Content-Length; or, for a body sent
+        in chunks (Transfer-Encoding: chunked), the size of what it decoded.
+
+        Such a body is decoded first, with its framing checked, into a spool
+        that takes the place of ``wsgi.input``: a 413 past ``limit`` (the
+        caller's own), a 411 past MAX_CHUNKED_BODY when the caller gave none.
+        """
+        encoding = self.environ.get("HTTP_TRANSFER_ENCODING", "").strip().lower()
+        raw = self.environ.get("CONTENT_LENGTH") or ""
+        if encoding:
+            if raw:
+                raise HTTPError(400, "A request cannot have both Content-Length and Transfer-Encoding.")
+            if encoding != "chunked":
+                raise HTTPError(400, "Send the body with Content-Length or Transfer-Encoding: chunked, not {encoding}.",
+                                encoding=encoding[:40])
+            if self._chunked_length is None:
+                self._chunked_length = self._decode_chunked(limit)
+            return self._chunked_length
+        if not (raw or "0").isdigit() or len(raw) > 18:
             raise HTTPError(400, "The Content-Length header is not a valid size.")
-        return int(raw)
+        return int(raw or "0")
+
+    def _decode_chunked(self, limit):
+        most = MAX_CHUNKED_BODY if limit is None else min(limit, MAX_CHUNKED_BODY)
+        self.settings.files.make_folder()
+        self._spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=self.settings.files.folder)
+        stream = self.environ["wsgi.input"]
+        # read1: a socket's read(n) would wait for all n bytes, past the body's end.
+        source = Buffered(getattr(stream, "read1", stream.read))
+        size = 0
+        try:
+            for piece in chunked_body(source):
+                size += len(piece)
+                if size > most:
+                    if limit is not None and limit <= MAX_CHUNKED_BODY:
+                        raise HTTPError(413, "The request body is too large.")
+                    raise HTTPError(411, "A request body sent in chunks may be at most {limit} MiB;"
+                                         " send a larger one with Content-Length.", limit=MAX_CHUNKED_BODY >> 20)
+                self._spool.write(piece)
+        except (http.client.HTTPException, IPFSError, OSError):
+            raise HTTPError(400, "The request body is malformed or was cut short.")
+        self._spool.seek(0)
+        self.environ["wsgi.input"] = self._spool
+        return size
+
+    def read_body(self, limit):
+        """The whole of a small body, or a 413 if it is larger than ``limit``."""
+        length = self.content_length(limit)
+        if length > limit:
+            raise HTTPError(413, "The request body is too large.")
+        return self.environ["wsgi.input"].read(length) if length else b""
 
     def discard_body(self, limit=MAX_FORM_BODY):
         """Read and drop a small body; 413 if it is larger than ``limit``."""
-        length = self.content_length()
-        if length > limit:
-            raise HTTPError(413, "The request body is too large.")
-        if length:
-            self.environ["wsgi.input"].read(length)
+        self.read_body(limit)
 
     def form(self):
         """A small application/x-www-form-urlencoded body as a dict."""
-        length = self.content_length()
-        if length > 4096:
-            raise HTTPError(413, "The request body is too large.")
-        body = self.environ["wsgi.input"].read(length) if length else b""
+        body = self.read_body(4096)
         fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return {name: values[-1] for name, values in fields.items()}
 
@@ -130,6 +180,9 @@ class Request:
         if self._db is not None:
             self.pool.give_back(self._db)
             self._db = None
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 class MultipartReader:
@@ -297,11 +350,9 @@ def redirect(location, headers=None):
 
 def read_json_body(req, limit):
     """A JSON object body, or a 400/413."""
-    length = req.content_length()
-    if length > limit:
-        raise HTTPError(413, "The request body is too large.")
+    body = req.read_body(limit)
     try:
-        data = json.loads(req.environ["wsgi.input"].read(length).decode("utf-8"))
+        data = json.loads(body.decode("utf-8"))
     except ValueError:
         raise HTTPError(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
