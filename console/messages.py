@@ -5,9 +5,10 @@ translation. Imports nothing of the project.
 """
 
 NO_CLUSTER = "No IPFS Cluster is set (--cluster-api or IPFSMASTER_CLUSTER_API)."
+NOT_FOUND = "Not found."
 
 MESSAGES_ZH = {
-    "Not found.": "未找到。",
+    NOT_FOUND: "未找到。",
     "This address does not accept {method}. Use {allowed}.": "此地址不接受 {method} 请求，请使用 {allowed}。",
     "The task id is missing.": "缺少任务编号。",
     "The task id must be a positive whole number.": "任务编号必须是正整数。",

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from console.errors import HTTPError, NotRetryable, TaskConflict
 from console.framing import Buffered, IPFSError, chunked_body
-from console.messages import LANGUAGES, translate
+from console.messages import LANGUAGES, NOT_FOUND, translate
 from console.shipped import read_shipped_file
 
 
@@ -371,11 +371,11 @@ def static_file(relative):
     """A file inside static/, or a 404 for anything that escapes it."""
     if not relative or "\\" in relative or "\0" in relative or any(
             part in ("", ".", "..") for part in relative.split("/")):
-        raise HTTPError(404, "Not found.")
+        raise HTTPError(404, NOT_FOUND)
     content_type = CONTENT_TYPES.get(os.path.splitext(relative)[1].lower())
     body = read_shipped_file("static", relative) if content_type else None
     if body is None:
-        raise HTTPError(404, "Not found.")
+        raise HTTPError(404, NOT_FOUND)
     return Response(body, content_type=content_type, headers=[("Cache-Control", "no-cache")])
 
 
@@ -385,6 +385,18 @@ def page(name, lang):
     if lang != "en":
         response.body = response.body.replace(b'<html lang="en">', b'<html lang="%s">' % lang.encode(), 1)
     response.headers.append(("Vary", "Accept-Language, Cookie"))
+    return response
+
+
+def wants_html(environ):
+    """True for a browser opening an address (it asks for text/html), not a script or a fetch."""
+    return "text/html" in environ.get("HTTP_ACCEPT", "")
+
+
+def not_found_page(lang):
+    """The page a browser gets for an address that leads nowhere: 404, with a link home."""
+    response = page("notfound.html", lang)
+    response.status = 404
     return response
 
 
