@@ -101,6 +101,14 @@ def test_the_favicon_needs_no_login(settings):
     assert Client(console.web.app.App(settings)).get("/favicon.ico").status == 200
 
 
+def test_pages_get_an_error_in_every_language_when_they_ask(client):
+    r = client.get("/pins/task-status?id=abc", headers={"X-IPFSMaster-Translations": "1", "Cookie": "lang=zh"})
+    assert r.status == 400 and r.json["error"] == "任务编号必须是正整数。"
+    assert r.json["translations"] == {"en": "The task id must be a positive whole number.",
+                                      "zh": "任务编号必须是正整数。"}
+    assert "translations" not in client.get("/pins/task-status?id=abc").json
+
+
 @pytest.mark.parametrize("method,path,allow", [
     ("GET", "/pins/sync", "POST"), ("DELETE", "/pins", "GET, HEAD"), ("POST", "/api/tasks", "GET, HEAD"),
     ("PUT", "/tasks/cancel?id=1", "POST"),

@@ -126,11 +126,11 @@ class App:
             if error.status == 404 and error.template == NOT_FOUND and wants_html(environ):
                 response = not_found_page(req.lang)   # a mistyped address, opened in a browser
             else:
-                response = error_response(error, req.lang)
+                response = error_response(error, req.lang, req.all_languages)
         except Exception:
             log.error("unexpected error for %s %s\n%s", req.method, req.path, traceback.format_exc())
             response = error_response(HTTPError(500, "Something went wrong on the server; the details are in its log."),
-                                      req.lang)
+                                      req.lang, req.all_languages)
         finally:
             req.close()
         body = response.body if isinstance(response.body, bytes) else b"".join(response.body)

@@ -80,6 +80,8 @@ class Request:
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         self.lang = pick_language(environ)
+        # The pages ask for an error in every language, to say it again when the reader switches.
+        self.all_languages = bool(environ.get("HTTP_X_IPFSMASTER_TRANSLATIONS"))
         self.client = client_address(environ, settings.trust_proxy)
         self._db = None
         self._spool = None
@@ -319,8 +321,12 @@ def json_response(data, status=200, headers=None):
     return Response(body, status, headers=[("Cache-Control", "no-store")] + list(headers or []))
 
 
-def error_response(error, lang):
+def error_response(error, lang, all_languages=False):
+    """The error as JSON, in ``lang``; with ``all_languages`` also in each
+    language as ``translations``."""
     data = {"success": False, "error": translate(error.template, lang, **error.values)}
+    if all_languages:
+        data["translations"] = {code: translate(error.template, code, **error.values) for code in LANGUAGES}
     data.update(error.extra)
     return json_response(data, error.status, error.headers)
 
