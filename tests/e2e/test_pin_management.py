@@ -66,7 +66,8 @@ def test_it_selects_pins_links_them_to_the_gateway_and_unpins_them_after_asking(
     page.open(live_server.url + "/pins?q=" + stamp)
     page.wait(lambda d: len(page.find_all("#pins-body tr")) == 3)
 
-    link = page.find("#pins-body tr[data-cid='%s'] .gateway-link" % cids[0])
+    # The links come with the node's gateway, which the page asks for apart from the pins.
+    link = page.wait_for("#pins-body tr[data-cid='%s'] .gateway-link" % cids[0])
     assert link.get_attribute("href") == "%s/ipfs/%s" % (ipfs_node.gateway_url, cids[0])
     assert link.get_attribute("target") == "_blank" and link.get_attribute("rel") == "noopener noreferrer"
 
@@ -127,7 +128,8 @@ def test_the_task_console_keeps_focus_and_finds_tasks_started_elsewhere(page, ma
     assert page.text("tr[data-task-id='%d'] td:nth-child(2)" % task_id) == "Pin sync"
     button.send_keys("")    # focus it
     page.js("arguments[0].focus()", button)
-    time.sleep(3)           # a few polls
+    page.count_requests("/api/tasks")
+    page.wait(lambda d: page.answers("/api/tasks") >= 3, timeout=20, message="a few polls of the list")
     assert page.js("return document.activeElement.dataset.action") == "cancel"
     assert page.js("return document.activeElement === arguments[0]", button)
 
