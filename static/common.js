@@ -200,18 +200,19 @@ document.addEventListener("visibilitychange", () => {
 
 // A quick poller's first delays: a task that ends in a fraction of a second
 // shows its end as soon as it has one, and a long one is soon polled at the
-// poller's own pace.
+// poller's own pace (after at most a second of quick looks).
 const QUICK_FIRST_DELAY = 100;
 const QUICK_GROWTH = 1.5;
+const QUICK_LAST_DELAY = 1000;
 
 /**
  * Calls `tick` again and again: about every `interval` ms while the page is
  * visible, less and less often while it is hidden, and at once when it shows
  * again. With `quick`, the first call is at once and the next ones follow
- * quickly, slowing down to `interval` (again after each wake()). Each call
- * waits for the previous one, so one poller never has two requests in
- * flight. `tick` returns false to stop. Unanswered requests and server errors
- * back off and retry; other errors stop and go to `onError`.
+ * quickly, slowing down to the poller's own pace (again after each wake()).
+ * Each call waits for the previous one, so one poller never has two
+ * requests in flight. `tick` returns false to stop. Unanswered requests and
+ * server errors back off and retry; other errors stop and go to `onError`.
  */
 export class Poller {
   constructor(tick, {
@@ -300,7 +301,7 @@ export class Poller {
       return delay;
     }
     this.hiddenRounds = 0;
-    if (this.quick && this.quickDelay < this.interval) {
+    if (this.quick && this.quickDelay < Math.min(this.interval, QUICK_LAST_DELAY)) {
       const delay = this.quickDelay;
       this.quickDelay *= QUICK_GROWTH;
       return delay;
