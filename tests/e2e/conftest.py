@@ -216,9 +216,19 @@ class Page:
 
 @pytest.fixture
 def page(browser):
-    """The browser, reset: no cookies, desktop viewport, empty console log."""
+    """The browser, reset: a new tab, no cookies, desktop viewport, empty console log.
+
+    A new tab has a history of its own: a tab keeps at most 50 entries, and
+    a test that goes back must find its own pages there, not the limit's
+    leftovers of the tests before it.
+    """
+    used = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    fresh = browser.current_window_handle
+    browser.switch_to.window(used)
+    browser.close()
+    browser.switch_to.window(fresh)
     browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
-    browser.get("about:blank")
     browser.get_log("browser")
     result = Page(browser)
     result.viewport(DESKTOP)
