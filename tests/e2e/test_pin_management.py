@@ -95,7 +95,7 @@ def test_it_selects_pins_links_them_to_the_gateway_and_unpins_them_after_asking(
     page.assert_no_console_errors()
 
 
-def test_a_folder_is_uploaded_as_one_directory_with_progress_over_the_set(page, live_server, ipfs_node, tmp_path):
+def test_a_folder_is_uploaded_and_pinned_as_itself_with_progress_over_the_set(page, live_server, ipfs_node, tmp_path):
     folder = tmp_path / "holiday"
     (folder / "day1").mkdir(parents=True)
     (folder / "day1" / "beach.txt").write_bytes(b"sand " * 20000)
@@ -110,8 +110,9 @@ def test_a_folder_is_uploaded_as_one_directory_with_progress_over_the_set(page, 
     cid = row.find_element(By.CSS_SELECTOR, ".result-cid code").get_attribute("title")
     link = row.find_element(By.CSS_SELECTOR, ".gateway-link")
     assert link.get_attribute("href") == "%s/ipfs/%s" % (ipfs_node.gateway_url, cid)
-    listing = ipfs_node.rpc("ls", arg="/ipfs/%s/holiday" % cid)["Objects"][0]["Links"]
+    listing = ipfs_node.rpc("ls", arg="/ipfs/%s" % cid)["Objects"][0]["Links"]     # the folder itself
     assert sorted(entry["Name"] for entry in listing) == ["day1", "notes.txt"]
+    assert ipfs_node.rpc("pin/ls", arg=cid, type="recursive", names="true")["Keys"][cid]["Name"] == "holiday"
     tasks = json.loads(live_server.request("GET", "/api/tasks?type=file_upload&limit=1").body)["tasks"]
     assert tasks[0]["result"]["files"] == 2 and tasks[0]["total"] == 100000 + 23
     page.screenshot("pins-folder-upload")
