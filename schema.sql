@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS background_tasks (
     exclusive_group TEXT,                       -- tasks of one group never run together (a pin sync and
                                                 -- a garbage collection); NULL: no such group
     started_at_precise TEXT,                    -- started_at with milliseconds, for short durations
-    completed_at_precise TEXT                   -- completed_at with milliseconds
+    completed_at_precise TEXT,                  -- completed_at with milliseconds
+    partial INTEGER NOT NULL DEFAULT 0          -- 1: completed with some items failed (types whose items may)
+        CHECK (partial IN (0, 1))
 );
 
 -- The seed's index: listings by status, newest first.
@@ -158,3 +160,51 @@ CREATE TABLE IF NOT EXISTS cluster_peers (
     error TEXT,                                 -- why it or its Kubo cannot be reached, if so
     seen_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when a sync last read it
 ) WITHOUT ROWID;
+
+-- Tasks that ended, by type and outcome (completed, partial, failed,
+-- cancelled), for /metrics: totals that only grow (a cleanup deletes
+-- tasks, never these), kept by the trigger below however a task ends (the
+-- seed's manual UPDATE too).
+CREATE TABLE IF NOT EXISTS task_outcomes (
+    task_type TEXT NOT NULL,                    -- the task's type
+    outcome TEXT NOT NULL,                      -- completed, partial, failed or cancelled
+    count INTEGER NOT NULL DEFAULT 0,           -- tasks that ended so
+    duration_seconds REAL NOT NULL DEFAULT 0,   -- their running times, added up
+    items INTEGER NOT NULL DEFAULT 0,           -- the items (or bytes, blocks) they got through: progress
+    items_failed INTEGER NOT NULL DEFAULT 0,    -- their result.failed, added up
+    PRIMARY KEY (task_type, outcome)
+) WITHOUT ROWID;
+
+-- The running times of tasks that ended, as a histogram: tasks of each type
+-- that took at most ``le`` seconds (cumulative, as Prometheus counts).
+CREATE TABLE IF NOT EXISTS task_duration_buckets (
+    task_type TEXT NOT NULL,                    -- the task's type
+    le REAL NOT NULL,                           -- the bucket's upper bound, in seconds (1e999: +Inf)
+    count INTEGER NOT NULL DEFAULT 0,           -- tasks that took at most that long
+    PRIMARY KEY (task_type, le)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS tasks_count_outcome AFTER UPDATE OF status ON background_tasks
+WHEN NEW.status IN ('completed', 'failed', 'cancelled') AND OLD.status IN ('pending', 'running')
+BEGIN
+    INSERT INTO task_outcomes (task_type, outcome, count, duration_seconds, items, items_failed)
+    SELECT NEW.task_type,
+           CASE WHEN NEW.status = 'completed' AND NEW.partial THEN 'partial' ELSE NEW.status END, 1,
+           MAX(0, COALESCE((julianday(NEW.completed_at_precise) - julianday(NEW.started_at_precise)) * 86400,
+                           (julianday(NEW.completed_at) - julianday(NEW.started_at)) * 86400, 0)),
+           MAX(0, NEW.progress),
+           CASE WHEN json_valid(NEW.result) AND typeof(json_extract(NEW.result, '$.failed')) = 'integer'
+                THEN MAX(0, json_extract(NEW.result, '$.failed')) ELSE 0 END
+    WHERE true
+    ON CONFLICT (task_type, outcome) DO UPDATE SET count = count + 1,
+        duration_seconds = duration_seconds + excluded.duration_seconds,
+        items = items + excluded.items, items_failed = items_failed + excluded.items_failed;
+    INSERT OR IGNORE INTO task_duration_buckets (task_type, le)
+        SELECT NEW.task_type, bound FROM (SELECT 0.1 AS bound UNION ALL SELECT 0.5 UNION ALL SELECT 1
+            UNION ALL SELECT 5 UNION ALL SELECT 10 UNION ALL SELECT 30 UNION ALL SELECT 60 UNION ALL SELECT 300
+            UNION ALL SELECT 900 UNION ALL SELECT 3600 UNION ALL SELECT 1e999);
+    UPDATE task_duration_buckets SET count = count + 1
+        WHERE task_type = NEW.task_type AND le >= MAX(0, COALESCE(
+            (julianday(NEW.completed_at_precise) - julianday(NEW.started_at_precise)) * 86400,
+            (julianday(NEW.completed_at) - julianday(NEW.started_at)) * 86400, 0));
+END;

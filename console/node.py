@@ -67,6 +67,7 @@ def gateway_for(settings, client=None):
 OVERVIEW_SECONDS = 4
 OBJECTS_SECONDS = 300
 _overviews = {}        # API URL -> (overview, when)
+_last_answers = {}     # API URL -> (overview or None when the node could not be reached, when)
 _object_counts = {}    # API URL -> (count or None, when)
 _overview_lock = threading.Lock()
 
@@ -76,6 +77,18 @@ def forget_overviews():
     with _overview_lock:
         _overviews.clear()
         _object_counts.clear()
+        _last_answers.clear()
+
+
+def last_overview(settings):
+    """(the overview the node last gave, or None if it could not be reached
+    then, seconds since) without asking it anything; (None, None) if it was
+    never asked."""
+    with _overview_lock:
+        known = _last_answers.get(settings.ipfs_api)
+    if known is None:
+        return None, None
+    return known[0], time.monotonic() - known[1]
 
 
 def node_overview(settings, fresh=False):
@@ -90,7 +103,12 @@ def node_overview(settings, fresh=False):
         return dict(known[0], gateway=gateway_for(settings))
     client = IPFSClient(settings.ipfs_api, settings.ipfs_auth, timeout=10.0, attempts=1)
     try:
-        ident = client.call("id")
+        try:
+            ident = client.call("id")
+        except IPFSError:
+            with _overview_lock:
+                _last_answers[settings.ipfs_api] = (None, time.monotonic())
+            raise
         stat = client.call("repo/stat", [("size-only", "true")])
         with _overview_lock:
             counted = _object_counts.get(settings.ipfs_api)
@@ -118,5 +136,5 @@ def node_overview(settings, fresh=False):
     finally:
         client.close()
     with _overview_lock:
-        _overviews[settings.ipfs_api] = (overview, time.monotonic())
+        _overviews[settings.ipfs_api] = _last_answers[settings.ipfs_api] = (overview, time.monotonic())
     return dict(overview, gateway=gateway)

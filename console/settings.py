@@ -25,6 +25,7 @@ DEFAULTS = {
     "cluster_auth": None,
     "gateway": None,
     "trust_proxy": False,
+    "sample_seconds": 60,
 }
 
 
@@ -41,7 +42,7 @@ def yes_or_no(raw):
 # The least each number setting may be: a zero or negative interval would
 # fail every task at once, or never let one be cancelled.
 LOWEST = {"stale_seconds": 1, "cancel_grace_seconds": 1, "retention_days": 1, "max_upload_bytes": 1,
-          "request_timeout": 1}
+          "request_timeout": 1, "sample_seconds": 1}
 
 # What each kind of environment value must be, as an error message says it.
 KIND_NAMES = {int: "a whole number", str: "text", yes_or_no: "yes or no"}
@@ -63,6 +64,7 @@ ENVIRONMENT = {
     "cluster_auth": ("IPFSMASTER_CLUSTER_AUTH", str),
     "gateway": ("IPFSMASTER_GATEWAY", str),
     "trust_proxy": ("IPFSMASTER_TRUST_PROXY", yes_or_no),
+    "sample_seconds": ("IPFSMASTER_SAMPLE_SECONDS", int),
 }
 
 

@@ -18,7 +18,7 @@ from console import registry
 from console.errors import AlreadyRetried, TaskConflict
 from console.shipped import read_shipped_file
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30000
 # A request waits this long at most for the write lock, then answers 503:
 # the lock may be a sync's catalogue update, which can take minutes.
@@ -108,6 +108,7 @@ UPGRADES = {
     2: lambda conn: add_columns(conn, "background_tasks", [
         ("exclusive_group", "TEXT"), ("started_at_precise", "TEXT"), ("completed_at_precise", "TEXT")]),
     3: lambda conn: None,     # pin_removals, created by schema.sql
+    4: lambda conn: add_columns(conn, "background_tasks", [("partial", "INTEGER NOT NULL DEFAULT 0")]),
 }
 
 
@@ -284,9 +285,19 @@ def finish_task(conn, task_id, status, from_status, error_message=None, result=N
     ``counts``: the (progress, total, current_item) its worker reached, which
     the worker records with its end.
     """
+    row = conn.execute("SELECT task_type, result FROM background_tasks WHERE id = ?", (task_id,)).fetchone()
+    kind = registry.TASK_TYPES.get(row["task_type"]) if row is not None else None
+    if result is None and row is not None and row["result"]:
+        try:
+            final = json.loads(row["result"])
+        except ValueError:
+            final = None
+    else:
+        final = result
+    partial = bool(kind and kind.partial) and is_partial(status, final)
     sets = ("status = ?, error_message = COALESCE(?, error_message), result = COALESCE(?, result),"
-            " completed_at = datetime('now'), completed_at_precise = " + NOW_PRECISE)
-    values = [status, error_message, None if result is None else json.dumps(result)]
+            " completed_at = datetime('now'), completed_at_precise = " + NOW_PRECISE + ", partial = ?")
+    values = [status, error_message, None if result is None else json.dumps(result), 1 if partial else 0]
     if counts is not None:
         sets += ", progress = ?, total = ?, current_item = ?, heartbeat_at = datetime('now')"
         values += list(counts)

@@ -18,7 +18,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-PYTEST_PIN="pytest==8.4.2"
+# pytest, one that still runs on 3.9, and the test-only packages the in-process tests import.
+PYTEST_PIN="pytest==8.4.2 prometheus-client==0.21.1"
 export PIP_ROOT_USER_ACTION=ignore   # the install goes to a folder of its own
 CACHE="${IPFSMASTER_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipfsmaster-tests}"
 # Prints "VERSION EXECUTABLE" for a CPython 3.9 or newer (the executable
@@ -63,14 +64,14 @@ install_pytest() {
     short=$(echo "$version" | cut -d. -f1,2)
     if "$exe" -m pip --version >/dev/null 2>&1 </dev/null; then
         "$exe" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-            --target "$target" "$PYTEST_PIN" </dev/null && return 0
+            --target "$target" $PYTEST_PIN </dev/null && return 0
     fi
     echo "$found" | {
         while read -r _ other; do
             if "$other" -m pip --version >/dev/null 2>&1 </dev/null; then
                 "$other" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
                     --target "$target" --python-version "$short" --implementation cp --only-binary=:all: \
-                    "$PYTEST_PIN" </dev/null && exit 0
+                    $PYTEST_PIN </dev/null && exit 0
             fi
         done
         exit 1

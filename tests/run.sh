@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install everything the tests need, then run all of them.
-#   - pytest and selenium (tests/requirements.txt), in a virtual environment
+#   - pytest, selenium and prometheus-client (tests/requirements.txt), in a virtual environment
 #     made once per Python version under $IPFSMASTER_TEST_CACHE (default
 #     ~/.cache/ipfsmaster-tests/venv-VERSION) and made again when
 #     tests/requirements.txt changes: nothing is installed into python3 itself
@@ -13,6 +13,8 @@
 #     (tests/other_pythons.sh)
 #   - Chromium, its driver and a CJK font from the distribution, for the
 #     browser tests
+#   - Prometheus from the distribution, which scrapes the console's /metrics
+#     in the tests
 # Usage: sh tests/run.sh [pytest arguments]
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ apt_install() {
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
         || [ ! -d /usr/share/fonts/truetype/wqy ]; then
     apt_install chromium chromium-driver fonts-wqy-zenhei
+fi
+if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+    apt_install --no-install-recommends prometheus
 fi
 
 # The test packages, in a virtual environment of python3's kept in the cache.

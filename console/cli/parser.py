@@ -205,7 +205,7 @@ def add_task_flags(parser):
 # serve's flags that take a value (besides the COMMON ones): what tells a
 # value from a command's name in ``ipfsmaster.py --port 7790``.
 SERVE_VALUES = ("--host", "--port", "--stale-seconds", "--retention-days", "--password-file",
-                "--max-upload-bytes", "--gateway")
+                "--max-upload-bytes", "--gateway", "--sample-seconds")
 
 
 def add_serve_flags(parser):
@@ -230,6 +230,9 @@ def add_serve_flags(parser):
     parser.add_argument("--gateway", metavar="URL",
                         help="the gateway that pin links open, as http://host:port (env IPFSMASTER_GATEWAY;"
                              " default the node's own Addresses.Gateway)")
+    parser.add_argument("--sample-seconds", action=WholeNumber, low=LOWEST["sample_seconds"], metavar="SECONDS",
+                        help="how often the server looks at the node on its own, for /metrics"
+                             " (env IPFSMASTER_SAMPLE_SECONDS; default 60)")
 
 
 def first_word(argv):

@@ -15,6 +15,7 @@ from console.store import ConnectionPool, database_busy
 from console.web.auth import Authenticator, check_host, check_same_origin
 from console.web.files import handle_upload
 from console.web.http import STATUS_LINES, Redirect, Request, error_response, not_found_page, redirect, wants_html
+from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
 from console.web.pins import (handle_node, handle_node_gc, handle_pin_recover, handle_pin_sync, handle_pins_add,
@@ -42,6 +43,7 @@ ROUTES = [
     ("POST", "/pins/remove", handle_pins_remove),
     ("POST", "/node/gc", handle_node_gc),
     ("GET", "/api/node", handle_node),
+    ("GET", "/metrics", handle_metrics),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),

@@ -14,7 +14,9 @@ import threading
 import traceback
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from console import node
 from console.control import cleanup_tasks, mark_stale_tasks
+from console.framing import IPFSError
 from console.settings import DEFAULTS
 from console.store import connect, init_db
 from console.web.app import SECURITY_HEADERS, App
@@ -29,6 +31,13 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     request_queue_size = 128
+
+    watch_stop = None       # set when the server closes: ends its look at the node
+
+    def server_close(self):
+        if self.watch_stop is not None:
+            self.watch_stop.set()
+        super().server_close()
 
     def handle_error(self, request, client_address):
         """A client that vanished or stalled is routine; anything else is logged."""
@@ -87,7 +96,23 @@ def make_server(settings):
     server = server_class((settings.host.strip("[]"), settings.port), RequestHandler)
     server.request_timeout = settings.request_timeout
     server.set_app(App(settings))
+    server.watch_stop = threading.Event()
+    threading.Thread(target=watch_node, args=(settings, server.watch_stop), name="node-watch", daemon=True).start()
     return server
+
+
+def watch_node(settings, stop):
+    """Look at the node every ``sample_seconds``, whether a page is open or
+    not, so that /metrics always has its figures without asking the node itself."""
+    while True:
+        try:
+            node.node_overview(settings)
+        except IPFSError:
+            pass        # recorded: node_up is 0 until it answers again
+        except Exception:
+            log.exception("could not look at the node")
+        if stop.wait(settings.sample_seconds):
+            return
 
 
 def housekeeping(settings, stop, interval=24 * 3600):
