@@ -32,6 +32,8 @@ TASK_TYPES = {
                         single_flight=True, retryable=True, group="repository"),
     "pin_recover": TaskType(label="Pin recovery", label_zh="Pin 恢复", unit="items",
                             single_flight=True, retryable=True),
+    "car_import": TaskType(label="CAR import", label_zh="导入 CAR", unit="bytes",
+                           single_flight=False, retryable=False),
 }
 
 
@@ -41,8 +43,10 @@ def module_of(task_type):
 
 
 def labels():
-    """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses."""
-    return {name: {"en": kind.label[0].lower() + kind.label[1:], "zh": kind.label_zh}
+    """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses
+    (an initialism keeps its capitals: "CAR import")."""
+    return {name: {"en": kind.label if kind.label[1:2].isupper() else kind.label[0].lower() + kind.label[1:],
+                   "zh": kind.label_zh}
             for name, kind in TASK_TYPES.items()}
 
 
