@@ -1,6 +1,6 @@
 """The node as the pages and the command line show it: its overview
-(``GET /api/node``), its gateway address, its repository's size, and a DAG
-it exports as a CAR file.
+(``GET /api/node``), its connected peers, its gateway address, its
+repository's size, and a DAG it exports as a CAR file.
 """
 
 import re
@@ -123,6 +123,41 @@ def node_overview(settings, fresh=False):
     with _overview_lock:
         _overviews[settings.ipfs_api] = (overview, time.monotonic())
     return dict(overview, gateway=gateway)
+
+
+# Go's time.Duration as Kubo writes it ("263.463µs", "1.5ms", "2m3.5s"), in milliseconds.
+DURATION_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "\u00b5s": 1e-3, "\u03bcs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4,
+                     "h": 3.6e6}
+DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def duration_ms(text):
+    """A Go duration in milliseconds (rounded to the microsecond), or None
+    for anything else (Kubo says "n/a" for a peer it has not measured)."""
+    text = str(text or "").strip()
+    if not text or DURATION_PART.sub("", text):
+        return None
+    return round(sum(float(number) * DURATION_UNITS_MS[unit] for number, unit in DURATION_PART.findall(text)), 3)
+
+
+def connected_peers(settings):
+    """The peers the node is connected to, by id: ({"id", "addr", "latency"}
+    list, whether the node is online). ``latency`` is in milliseconds, None
+    while the node has not measured it; a node started with --offline has
+    no swarm, so no peers. IPFSError if the node cannot be reached or refuses."""
+    client = IPFSClient(settings.ipfs_api, settings.ipfs_auth, timeout=10.0, attempts=1)
+    try:
+        answer = client.call("swarm/peers", [("latency", "true")])
+    except IPFSError as exc:
+        if exc.transient or "online mode" not in str(exc):
+            raise
+        return [], False
+    finally:
+        client.close()
+    peers = [{"id": str(peer.get("Peer") or ""), "addr": str(peer.get("Addr") or ""),
+              "latency": duration_ms(peer.get("Latency"))}
+             for peer in (answer.get("Peers") or []) if isinstance(peer, dict)]
+    return sorted(peers, key=lambda peer: (peer["id"], peer["addr"])), True
 
 
 # Bytes of a CAR read from the node before the answer begins: an export that

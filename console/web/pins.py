@@ -1,6 +1,6 @@
 """Handlers of the pins page's data and actions: the catalogue, sync,
-pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview and
-garbage collection."""
+pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview,
+peers and garbage collection."""
 
 from console import catalogue, node
 from console.control import start_task
@@ -136,6 +136,16 @@ def handle_export_car(req):
     return Response(pieces, content_type="application/vnd.ipld.car",
                     headers=[("Content-Disposition", 'attachment; filename="%s.car"' % cid),
                              ("Cache-Control", "no-store")])
+
+
+def handle_node_peers(req):
+    """The peers the node is connected to, with their address and latency; 502 when it cannot be reached."""
+    try:
+        peers, online = node.connected_peers(req.settings)
+    except IPFSError as exc:
+        raise HTTPError(502, "The IPFS node cannot be reached: {reason}", extra={"reason": str(exc)},
+                        reason=str(exc))
+    return json_response({"peers": peers, "online": online})
 
 
 def handle_node(req):
