@@ -34,6 +34,8 @@ TASK_TYPES = {
                             single_flight=True, retryable=True),
     "car_import": TaskType(label="CAR import", label_zh="导入 CAR", unit="bytes",
                            single_flight=False, retryable=False),
+    "repo_verify": TaskType(label="Repository verification", label_zh="校验仓库", unit="blocks",
+                            single_flight=True, retryable=True),
 }
 
 

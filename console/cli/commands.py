@@ -14,7 +14,7 @@ import time
 
 from console import bundle, node
 from console.car import NotACar, read_roots
-from console.cli.output import (count, field_lines, not_cids, partial_failure, progress_line, shown,
+from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
 from console.cli.parser import parse
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
@@ -120,6 +120,12 @@ def recover(args, settings, conn):
 def gc(args, settings, conn):
     return run_task_command(args, settings, conn, lambda: (
         start_task(settings, conn, "repo_gc", {"ipfs_api": settings.ipfs_api}), {}))
+
+
+def verify(args, settings, conn):
+    """Check every block of the node's repository; exit 5 when some are damaged."""
+    return run_task_command(args, settings, conn, lambda: (
+        start_task(settings, conn, "repo_verify", {"ipfs_api": settings.ipfs_api}), {}), partial=damage_found)
 
 
 def car(args, settings, conn):
@@ -228,7 +234,7 @@ def run_task_command(args, settings, conn, start, where="line", partial=None):
     wait for it. ``where``: what a pin task's CIDs were given on (lines of
     a file, or arguments); ``partial``: for a task that exits with PARTIAL
     when it completed with failed items, the function that says so
-    (``partial_failure``), given the task."""
+    (``partial_failure``, ``damage_found``), given the task."""
     try:
         task_id, details = start()
     except TaskConflict as conflict:
@@ -399,7 +405,7 @@ def reap(args, settings, conn):
 
 # Every command but serve and bundle, by its name on the command line.
 COMMANDS = {
-    "sync": sync, "recover": recover, "gc": gc, "pin": pin, "car": car, "node": show_node,
+    "sync": sync, "recover": recover, "gc": gc, "verify": verify, "pin": pin, "car": car, "node": show_node,
     "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
 }

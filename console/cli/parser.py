@@ -151,6 +151,12 @@ def build_parser():
                                          " while a pin sync does, nor the other way round.")
     add_task_flags(gc)
 
+    verify = commands.add_parser("verify", help="check every block of the node's repository",
+                                 description="Check every block in the node's repository against its hash"
+                                             " (a repo_verify task), then name the pins that hold a damaged"
+                                             " one. With --wait it exits 5 when it found damage.")
+    add_task_flags(verify)
+
     car = commands.add_parser("car", help="import or export CAR files",
                               description="Import a CAR file into the node, or export a DAG as one.")
     car_commands = car.add_subparsers(dest="car_command", metavar="ACTION")

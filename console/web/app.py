@@ -16,8 +16,8 @@ from console.web.files import handle_car_import, handle_upload
 from console.web.http import STATUS_LINES, Redirect, Request, close_body, error_response, redirect, streamed
 from console.web.pages import (handle_index, handle_info, handle_login, handle_login_page, handle_logout,
                                handle_pins_page, handle_static, handle_tasks_page)
-from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_pin_recover,
-                              handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_remove)
+from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
+                              handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_remove)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api)
 
@@ -43,6 +43,7 @@ ROUTES = [
     ("POST", "/node/gc", handle_node_gc),
     ("GET", "/api/node", handle_node),
     ("GET", "/api/node/peers", handle_node_peers),
+    ("POST", "/node/verify", handle_node_verify),
     ("GET", "/api/pins/export-car", handle_export_car),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),

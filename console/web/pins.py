@@ -1,6 +1,6 @@
 """Handlers of the pins page's data and actions: the catalogue, sync,
 pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview,
-peers and garbage collection."""
+peers, garbage collection and verification."""
 
 from console import catalogue, node
 from console.control import start_task
@@ -126,6 +126,14 @@ def handle_node_gc(req):
     req.discard_body()
     with task_errors():
         task_id = start_task(req.settings, req.db, "repo_gc", {"ipfs_api": req.settings.ipfs_api})
+    return json_response({"success": True, "taskId": task_id}, 202)
+
+
+def handle_node_verify(req):
+    """Start a check of every block in the node's repository (repo_verify)."""
+    req.discard_body()
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "repo_verify", {"ipfs_api": req.settings.ipfs_api})
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
