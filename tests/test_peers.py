@@ -5,13 +5,13 @@ each other with address and latency; a node that cannot be reached is a 502."""
 import pytest
 
 import console.node
-from ipfs_node import IPFSNode
 from support import wait_for
 
 
 @pytest.fixture
-def other_node(tmp_path):
+def other_node(tmp_path, isolated_ipfs_node):
     """A second online but isolated daemon, for the first to connect to."""
+    from ipfs_node import IPFSNode
     node = IPFSNode(tmp_path / "other-ipfs", offline=False)
     node.start()
     yield node
