@@ -84,7 +84,13 @@ def record_root(ctx, client, conn, root, names, default_name):
         ctx.log("Failed %s: %s" % (cid, root.get("PinErrorMsg")))
         return
     name = names.get(cid) or default_name
-    client.call("pin/add", [("arg", cid), ("name", name), ("timeout", "60s")])
+    try:
+        client.call("pin/add", [("arg", cid), ("name", name), ("timeout", "60s")])
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        ctx.log("Could not name %s: %s" % (cid, exc))
+        name = ""           # pinned, as the import left it: without a name
     size = pin_size(client, cid)
     size = size if isinstance(size, int) else None
     catalogue.store_pin(conn, cid, name, size, rename=True)
