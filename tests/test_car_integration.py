@@ -13,7 +13,7 @@ import pytest
 
 import console.shipped
 from ipfs_node import IPFSNode
-from support import catalogue
+from support import StallingProxy, catalogue, wait_for
 from test_upload import multipart
 from test_upload_integration import deterministic_bytes, pin_name_on_node
 
@@ -98,6 +98,23 @@ def test_a_carv2_is_imported_too(live_server, ipfs_node):
     assert task["status"] == "completed", task
     assert [root["cid"] for root in task["result"]["roots"]] == [cid]
     assert ipfs_node.pin_ls("recursive").get(cid) == "recursive"
+
+
+def test_cancel_stops_an_import_mid_stream(make_live_server, ipfs_node):
+    cid = ipfs_node.add(deterministic_bytes(24 * MiB, "cancelled import"), cid_version=1, pin=False)
+    car = ipfs_node.request("dag/export", {"arg": cid})[2]
+    proxy = StallingProxy(ipfs_node.api_url, limit=8 * MiB)     # the rest waits until the cancel is seen
+    try:
+        server = make_live_server(proxy.url)
+        task_id = import_car(server, car, "cancel-me.car").json["taskId"]
+        wait_for(lambda: proxy.forwarded >= 4 * MiB, timeout=60, message="the import to be under way")
+        assert server.request("POST", "/tasks/cancel?id=%d" % task_id).json["status"] == "cancelling"
+        task = server.wait_for_task(task_id, timeout=10)
+    finally:
+        proxy.close()
+    assert task["status"] == "cancelled" and task["progress"] < len(car) and task["result"]["roots"] == []
+    assert cid not in ipfs_node.pin_ls("recursive") and catalogue(server.db_path) == {}
+    assert not os.path.exists(server.settings.files.spool(task_id))
 
 
 def test_a_car_cut_short_fails_its_task_with_the_nodes_sentence(live_server, ipfs_node):
