@@ -14,6 +14,7 @@ exits 1 if any divergence was found (the seed replays it).
 import argparse
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -32,6 +33,8 @@ def main():
     parser.add_argument("--pins", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
+    # A TERM ends the run as an interrupt does: the node and the console are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print("soak seed %d, %.0f minutes, rounds of %.0f s, %d pins" % (seed, args.minutes, args.round_seconds,
                                                                        args.pins), flush=True)

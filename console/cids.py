@@ -52,10 +52,19 @@ def read_varint(data, pos):
     raise ValueError("a bad varint")
 
 
+IDENTITY = 0x00               # the identity "hash": the digest is the content itself
+MAX_IDENTITY_DIGEST = 128    # the most Kubo accepts inline (boxo's verifcid)
+
+
 def valid_multihash(data, pos):
-    _code, pos = read_varint(data, pos)
+    """True if ``data`` from ``pos`` on is one multihash: a code, a length
+    and exactly that many bytes. Only an identity multihash may be empty
+    (``bafkqaaa``, the empty raw block, is one)."""
+    code, pos = read_varint(data, pos)
     length, pos = read_varint(data, pos)
-    return 0 < length == len(data) - pos
+    if length != len(data) - pos:
+        return False
+    return length <= MAX_IDENTITY_DIGEST if code == IDENTITY else length > 0
 
 
 # Multibase prefix -> decoder of the rest (https://github.com/multiformats/multibase).

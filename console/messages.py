@@ -5,9 +5,10 @@ translation. Imports nothing of the project.
 """
 
 NO_CLUSTER = "No IPFS Cluster is set (--cluster-api or IPFSMASTER_CLUSTER_API)."
+NOT_FOUND = "Not found."
 
 MESSAGES_ZH = {
-    "Not found.": "未找到。",
+    NOT_FOUND: "未找到。",
     "This address does not accept {method}. Use {allowed}.": "此地址不接受 {method} 请求，请使用 {allowed}。",
     "The task id is missing.": "缺少任务编号。",
     "The task id must be a positive whole number.": "任务编号必须是正整数。",
@@ -40,6 +41,13 @@ MESSAGES_ZH = {
     "This console answers only at its own address, such as http://127.0.0.1, not at {host}.":
         "此控制台只在它自己的地址（例如 http://127.0.0.1）上应答，不在 {host} 上应答。",
     "The Content-Length header is not a valid size.": "Content-Length 请求头不是有效的大小。",
+    "A request cannot have both Content-Length and Transfer-Encoding.":
+        "请求不能同时带有 Content-Length 和 Transfer-Encoding。",
+    "Send the body with Content-Length or Transfer-Encoding: chunked, not {encoding}.":
+        "请用 Content-Length 或 Transfer-Encoding: chunked 发送请求体，而不是 {encoding}。",
+    "A request body sent in chunks may be at most {limit} MiB; send a larger one with Content-Length.":
+        "分块发送的请求体最多 {limit} MiB；更大的请求体请带 Content-Length 发送。",
+    "The request body is malformed or was cut short.": "请求体格式错误或不完整。",
     "The request line is too long.": "请求行过长。",
     "The request headers are too large.": "请求头过大。",
     "The request is malformed.": "请求格式错误。",

@@ -14,28 +14,30 @@ import collections
 # progress counts ("items", "bytes" or "blocks"); single_flight: at most one
 # active task of the type; retryable: whether a failed or cancelled one can
 # be started again; group: an exclusive group, of which at most one task is
-# active whatever its type (the database enforces both); module: the module
-# under console/tasks that runs it, if not named like the type.
-TaskType = collections.namedtuple("TaskType", "label label_zh unit single_flight retryable group module",
-                                  defaults=(None, None))
+# active whatever its type (the database enforces both); partial: whether
+# some of its items may fail while the task completes (it is then "partial",
+# and retryable for those items); module: the module under console/tasks
+# that runs it, if not named like the type.
+TaskType = collections.namedtuple("TaskType", "label label_zh unit single_flight retryable group partial module",
+                                  defaults=(None, False, None))
 
 TASK_TYPES = {
-    "pin_sync": TaskType(label="Pin sync", label_zh="Pin 同步", unit="items",
+    "pin_sync": TaskType(label="Pin sync", label_zh="固定列表同步", unit="items",
                          single_flight=True, retryable=True, group="repository"),
     "file_upload": TaskType(label="File upload", label_zh="文件上传", unit="bytes",
                             single_flight=False, retryable=False),
-    "pin_add": TaskType(label="Pin add", label_zh="添加 Pin", unit="items",
-                        single_flight=False, retryable=True),
-    "pin_remove": TaskType(label="Pin removal", label_zh="移除 Pin", unit="items",
-                           single_flight=False, retryable=True),
+    "pin_add": TaskType(label="Pin add", label_zh="添加固定", unit="items",
+                        single_flight=False, retryable=True, partial=True),
+    "pin_remove": TaskType(label="Pin removal", label_zh="取消固定", unit="items",
+                           single_flight=False, retryable=True, partial=True),
     "repo_gc": TaskType(label="Garbage collection", label_zh="垃圾回收", unit="blocks",
                         single_flight=True, retryable=True, group="repository"),
-    "pin_recover": TaskType(label="Pin recovery", label_zh="Pin 恢复", unit="items",
-                            single_flight=True, retryable=True),
+    "pin_recover": TaskType(label="Pin recovery", label_zh="固定恢复", unit="items",
+                            single_flight=True, retryable=True, partial=True),
     "car_import": TaskType(label="CAR import", label_zh="导入 CAR", unit="bytes",
-                           single_flight=False, retryable=False),
+                           single_flight=False, retryable=False, partial=True),
     "repo_verify": TaskType(label="Repository verification", label_zh="校验仓库", unit="blocks",
-                            single_flight=True, retryable=True),
+                            single_flight=True, retryable=True, partial=True),
 }
 
 
@@ -55,5 +57,6 @@ def labels():
 def info():
     """The registry as the pages and scripts read it (GET /api/info)."""
     return {name: {"label": {"en": kind.label, "zh": kind.label_zh}, "unit": kind.unit,
-                   "single_flight": kind.single_flight, "retryable": kind.retryable, "group": kind.group}
+                   "single_flight": kind.single_flight, "retryable": kind.retryable, "group": kind.group,
+                   "partial": kind.partial}
             for name, kind in TASK_TYPES.items()}

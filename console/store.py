@@ -175,8 +175,8 @@ def task_as_json(row):
         task[key] = value if isinstance(value, dict) or value is None else {"value": value}
     task["params"] = task["params"] or {}
     task["single_flight"] = bool(task["single_flight"])
-    task["partial"] = is_partial(task["status"], task["result"])
     task_type = registry.TASK_TYPES.get(task["task_type"])
+    task["partial"] = bool(task_type and task_type.partial) and is_partial(task["status"], task["result"])
     task["retryable"] = (task["status"] in ("failed", "cancelled") or task["partial"]) and bool(
         task_type and task_type.retryable) and not task.get("retried_by")
     task["duration_s"] = task_duration(row)

@@ -1,9 +1,10 @@
-// What both pages share: DOM building, talking to the server, the poller,
-// formatting, the language switch, notifications and the task widgets.
+// What every page shares: DOM building, talking to the server, the poller,
+// formatting, the language switch, notices and the page frame. The task
+// widgets are in taskview.js.
 
 import { LANGUAGES, applyTranslations, language, setCurrentLanguage, t, translateTaskMessage } from "./i18n.js";
 
-export { t, translateTaskMessage };
+export { language, t, translateTaskMessage };
 
 // ---------------------------------------------------------------------------
 // DOM
@@ -99,22 +100,43 @@ export function $(selector, root = document) {
 // Talking to the server
 // ---------------------------------------------------------------------------
 
-/** The server answered with an error status; `message` is its (translated) sentence. */
+// Asks the server for its error sentences in every language, so that a
+// sentence already shown can be said again when the reader switches.
+const TRANSLATIONS_HEADER = "X-IPFSMaster-Translations";
+
+/** The server answered with an error status; `data` is its JSON answer, if any. */
 export class ApiError extends Error {
-  constructor(status, message, data) {
-    super(message);
+  constructor(status, data) {
+    const answer = data && typeof data === "object" ? data : {};
+    super(answer.error || `HTTP ${status}`);
     this.status = status;
-    this.data = data || {};
+    this.data = answer;
+  }
+
+  /** The server's sentence in the reader's current language. */
+  text() {
+    const translations = this.data.translations || {};
+    return translations[language()] || this.data.error || t("error.http", { status: this.status });
   }
 }
 
 /** The request never got an answer. */
 class NetworkError extends Error {}
 
+/** What went wrong, said in the reader's current language. */
+export function errorText(error) {
+  if (error instanceof ApiError) return error.text();
+  if (error instanceof NetworkError) return t("error.network");
+  return error.message;
+}
+
+/** Headers that every request of the pages sends, for XMLHttpRequest and fetch alike. */
+export const PAGE_HEADERS = { Accept: "application/json", [TRANSLATIONS_HEADER]: "1" };
+
 /** fetch() with JSON in and out; throws ApiError or NetworkError. */
 async function request(method, url, { text = false, send = undefined } = {}) {
   let response;
-  const headers = { Accept: text ? "text/plain" : "application/json" };
+  const headers = { ...PAGE_HEADERS, Accept: text ? "text/plain" : "application/json" };
   // A FormData body sets its own multipart type; anything else goes as JSON.
   if (send !== undefined && !(send instanceof FormData)) headers["Content-Type"] = "application/json";
   try {
@@ -126,23 +148,20 @@ async function request(method, url, { text = false, send = undefined } = {}) {
       cache: "no-store",
     });
   } catch (error) {
-    throw new NetworkError(t("error.network"));
+    throw new NetworkError("network");
   }
   const isJson = (response.headers.get("Content-Type") || "").includes("json");
   let body;
   try {
     body = isJson ? await response.json() : await response.text();
   } catch (error) {
-    throw new NetworkError(t("error.network"));
+    throw new NetworkError("network");
   }
   if (response.status === 401) {
     // The login expired: the page itself leads to the login form.
     window.location.reload();
   }
-  if (!response.ok) {
-    const message = (isJson && body && body.error) || t("error.http", { status: response.status });
-    throw new ApiError(response.status, message, isJson ? body : null);
-  }
+  if (!response.ok) throw new ApiError(response.status, isJson ? body : null);
   return body;
 }
 
@@ -179,25 +198,38 @@ document.addEventListener("visibilitychange", () => {
   if (!document.hidden) for (const poller of livePollers) poller.wake();
 });
 
+// A quick poller's first delays: a task that ends in a fraction of a second
+// shows its end as soon as it has one, and a long one is soon polled at the
+// poller's own pace (after at most a second of quick looks).
+const QUICK_FIRST_DELAY = 100;
+const QUICK_GROWTH = 1.5;
+const QUICK_LAST_DELAY = 1000;
+
 /**
  * Calls `tick` again and again: about every `interval` ms while the page is
  * visible, less and less often while it is hidden, and at once when it shows
- * again. Each call waits for the previous one, so one poller never has two
+ * again. With `quick`, the first call is at once and the next ones follow
+ * quickly, slowing down to the poller's own pace (again after each wake()).
+ * Each call waits for the previous one, so one poller never has two
  * requests in flight. `tick` returns false to stop. Unanswered requests and
  * server errors back off and retry; other errors stop and go to `onError`.
  */
 export class Poller {
-  constructor(tick, { interval = 1000, hiddenInterval = 5000, maxInterval = 15000, onError = null } = {}) {
+  constructor(tick, {
+    interval = 1000, hiddenInterval = 5000, maxInterval = 15000, quick = false, onError = null,
+  } = {}) {
     this.tick = tick;
     this.interval = interval;
     this.hiddenInterval = hiddenInterval;
     this.maxInterval = maxInterval;
+    this.quick = quick;
     this.onError = onError;
     this.running = false;
     this.busy = false;
     this.timer = null;
     this.failures = 0;
     this.hiddenRounds = 0;
+    this.quickDelay = QUICK_FIRST_DELAY;
   }
 
   start() {
@@ -207,6 +239,7 @@ export class Poller {
     }
     this.running = true;
     this.failures = 0;
+    this.quickDelay = QUICK_FIRST_DELAY;
     livePollers.add(this);
     this.schedule(0);
   }
@@ -224,6 +257,7 @@ export class Poller {
   wake() {
     if (this.running && !this.busy) {
       this.hiddenRounds = 0;
+      this.quickDelay = QUICK_FIRST_DELAY;
       this.schedule(0);
     }
   }
@@ -267,38 +301,12 @@ export class Poller {
       return delay;
     }
     this.hiddenRounds = 0;
-    return this.interval;
-  }
-}
-
-/**
- * The speed of a task from successive polls (a sliding window), and from its
- * start time until there are two polls to compare.
- */
-export class RateMeter {
-  constructor(windowMs = 10000) {
-    this.windowMs = windowMs;
-    this.samples = [];
-  }
-
-  add(task) {
-    const now = Date.now();
-    const last = this.samples[this.samples.length - 1];
-    if (last && task.progress < last.progress) this.samples = [];
-    this.samples.push({ time: now, progress: task.progress });
-    while (this.samples.length > 2 && now - this.samples[0].time > this.windowMs) this.samples.shift();
-  }
-
-  /** Units a second, or null while unknown. */
-  rate(task) {
-    const first = this.samples[0];
-    const last = this.samples[this.samples.length - 1];
-    if (first && last.time - first.time >= 1500 && last.progress > first.progress) {
-      return ((last.progress - first.progress) * 1000) / (last.time - first.time);
+    if (this.quick && this.quickDelay < Math.min(this.interval, QUICK_LAST_DELAY)) {
+      const delay = this.quickDelay;
+      this.quickDelay *= QUICK_GROWTH;
+      return delay;
     }
-    const started = parseServerTime(task.started_at);
-    const elapsed = started ? (Date.now() - started.getTime()) / 1000 : 0;
-    return task.progress > 0 && elapsed >= 1 ? task.progress / elapsed : null;
+    return this.interval;
   }
 }
 
@@ -349,7 +357,7 @@ export function formatDuration(seconds, { coarse = false } = {}) {
 const SERVER_TIME = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(\.\d+)?$/;
 
 /** A server timestamp (UTC "YYYY-MM-DD HH:MM:SS[.fff]") as a Date, or null. */
-function parseServerTime(text) {
+export function parseServerTime(text) {
   const match = SERVER_TIME.exec(text || "");
   if (!match) return null;
   const [, y, mo, d, h, mi, s, fraction] = match;
@@ -412,6 +420,7 @@ function setLanguage(lang) {
   applyTranslations(document);
   updateLanguageButtons();
   updateTitle();
+  redrawToasts();
   for (const render of languageListeners) render();
 }
 
@@ -445,30 +454,42 @@ function updateTitle() {
   document.title = `${mean}% · ${base}`;
 }
 
+// Each notice's way of saying itself, called again when the language changes.
+const SAY = Symbol("say");
+
 /**
- * A short notice in the corner (text or nodes); errors stay until dismissed.
- * With a `key`, it stays until dismissToast(key) (or its × button).
+ * A short notice in the corner. `message` says it: a function that gives
+ * text or nodes in the current language (called again when the reader
+ * switches), an error, or fixed text. Errors and warnings stay until
+ * dismissed; with a `key`, a notice stays until dismissToast(key) (or its ×
+ * button), and replaces an earlier one with the same key.
  */
 export function toast(message, kind = "info", key = null) {
   const region = $("#toasts");
   if (!region) return;
   if (key) dismissToast(key);
   const item = el("div", {
-    class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status", "data-toast": key,
-  }, el("span", {}, message), dismissButton(() => item.remove()));
+    class: `toast toast-${kind}`, role: kind === "info" ? "status" : "alert", "data-toast": key,
+  });
+  item[SAY] = typeof message === "function" ? message
+    : message instanceof Error ? () => errorText(message) : () => message;
+  drawToast(item);
   region.append(item);
-  if (kind !== "error" && !key) setTimeout(() => item.remove(), 5000);
+  if (kind === "info" && !key) setTimeout(() => item.remove(), 5000);
+}
+
+function drawToast(item) {
+  fill(item, el("span", { class: "toast-text" }, item[SAY]()), dismissButton(() => item.remove()));
+}
+
+function redrawToasts() {
+  for (const item of document.querySelectorAll("#toasts .toast")) drawToast(item);
 }
 
 export function dismissToast(key) {
   for (const item of document.querySelectorAll("[data-toast]")) {
     if (item.dataset.toast === key) item.remove();
   }
-}
-
-/** Call with each task a page polls: a "stopping…" notice goes once the task has ended. */
-export function noteTask(task) {
-  if (!isActive(task)) dismissToast(`stopping-${task.id}`);
 }
 
 /** Copy through a hidden text area: for pages the clipboard API is not offered to (plain HTTP). */
@@ -492,8 +513,8 @@ async function copyText(text) {
   } catch (error) {
     copied = copyWithSelection(text);
   }
-  if (copied) toast(t("copy.done"));
-  else toast([t("copy.failed"), " ", el("code", { class: "selectable" }, text)], "error");
+  if (copied) toast(() => t("copy.done"));
+  else toast(() => [t("copy.failed"), " ", el("code", { class: "selectable" }, text)], "error");
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -515,14 +536,17 @@ function icon(pathData) {
 const COPY_ICON = "M5.5 5.5h7v8h-7z M3.5 10.5h-1v-8h7v1";
 const CLOSE_ICON = "M4 4l8 8 M12 4l-8 8";
 
+/** A button that copies `text` to the clipboard. */
+export function copyButton(text) {
+  return el("button", {
+    type: "button", class: "icon-button", title: t("action.copy"), "aria-label": `${t("action.copy")} ${text}`,
+    onclick: () => copyText(text),
+  }, icon(COPY_ICON));
+}
+
 /** A CID shortened for reading, complete in its title, with a copy button. */
 export function cidView(cid) {
-  return el("span", { class: "cid" },
-    el("code", { title: cid }, shortCid(cid)),
-    el("button", {
-      type: "button", class: "icon-button", title: t("action.copy"), "aria-label": `${t("action.copy")} ${cid}`,
-      onclick: () => copyText(cid),
-    }, icon(COPY_ICON)));
+  return el("span", { class: "cid" }, el("code", { title: cid }, shortCid(cid)), copyButton(cid));
 }
 
 /** A small "×" button that removes something from view. */
@@ -532,92 +556,9 @@ export function dismissButton(onclick) {
   }, icon(CLOSE_ICON));
 }
 
-// Desktop notifications, only after the reader opted in.
-const NOTIFY_KEY = "ipfsmaster.notify";
-const LONG_TASK_SECONDS = 10;
-
-function storedOptIn() {
-  try {
-    return window.localStorage.getItem(NOTIFY_KEY) === "1";
-  } catch (error) {
-    return false;
-  }
-}
-
-function storeOptIn(on) {
-  try {
-    if (on) window.localStorage.setItem(NOTIFY_KEY, "1");
-    else window.localStorage.removeItem(NOTIFY_KEY);
-  } catch (error) {
-    // Storage is off (private mode): the choice lasts for this page only.
-  }
-}
-
-/** Wire a checkbox to the opt-in; permission is asked only when it is ticked. */
-export function setupNotifyToggle(checkbox) {
-  if (!("Notification" in window)) {
-    checkbox.closest("label").hidden = true;
-    return;
-  }
-  checkbox.checked = storedOptIn() && Notification.permission === "granted";
-  checkbox.addEventListener("change", async () => {
-    if (!checkbox.checked) {
-      storeOptIn(false);
-      return;
-    }
-    const permission = await Notification.requestPermission();
-    if (permission === "granted") {
-      storeOptIn(true);
-    } else {
-      checkbox.checked = false;
-      storeOptIn(false);
-      toast(t("notify.denied"), "error");
-    }
-  });
-}
-
-/** Tell the reader a long task ended, if they opted in and are looking elsewhere. */
-export function notifyTaskEnded(task, body) {
-  if (!("Notification" in window) || !storedOptIn() || Notification.permission !== "granted") return;
-  if (!document.hidden || (taskDuration(task) ?? 0) <= LONG_TASK_SECONDS) return;
-  try {
-    new Notification(t("app.name"), { body, tag: `task-${task.id}` });
-  } catch (error) {
-    // Some platforms only allow notifications from a service worker.
-  }
-}
-
 // ---------------------------------------------------------------------------
-// Tasks
+// The page frame
 // ---------------------------------------------------------------------------
-
-const ACTIVE = ["pending", "running"];
-export const isActive = (task) => ACTIVE.includes(task.status);
-
-/** A failed or cancelled task that can start again (the server says which can). */
-export function canRetry(task) {
-  return (task.status === "failed" || task.status === "cancelled") && Boolean(task.retryable);
-}
-
-/** Seconds from start (or creation) to the end, or to now while active; to the millisecond when known. */
-export function taskDuration(task) {
-  if (!isActive(task) && typeof task.duration_s === "number") return task.duration_s;
-  const start = parseServerTime(task.started_at_precise || task.started_at || task.created_at);
-  if (!start) return null;
-  const end = parseServerTime(task.completed_at_precise || task.completed_at);
-  return ((end ? end.getTime() : Date.now()) - start.getTime()) / 1000;
-}
-
-/** The task's error message, unless it only repeats its status ("Cancelled"). */
-export function taskMessage(task) {
-  if (!task.error_message || (task.status === "cancelled" && task.error_message === "Cancelled")) return "";
-  return translateTaskMessage(task.error_message);
-}
-
-/** Whether a bar says anything: not for a task that ended before its total was known. */
-export function hasProgress(task) {
-  return isActive(task) || task.total > 0 || task.status === "completed";
-}
 
 // The registry of task types (label, unit, ...), from /api/info once it is in.
 let taskTypes = {};
@@ -636,147 +577,6 @@ export function taskTypeLabel(type) {
 export function taskUnit(task) {
   return (taskTypes[task.task_type] && taskTypes[task.task_type].unit) || "items";
 }
-
-export function statusBadge(status) {
-  return el("span", { class: `badge badge-${status}` }, t(`status.${status}`));
-}
-
-/** A progress bar; indeterminate while the total is unknown. */
-export function progressBar(task, label) {
-  const fill = el("div", { class: "progress-fill" });
-  const bar = el("div", { class: "progress", role: "progressbar", "aria-label": label || t("field.progress") }, fill);
-  updateProgressBar(bar, task);
-  return bar;
-}
-
-function updateProgressBar(bar, task) {
-  const fill = bar.firstElementChild;
-  const known = task.total > 0 || task.status === "completed";
-  const indeterminate = !known && isActive(task);
-  bar.classList.toggle("indeterminate", indeterminate);
-  bar.dataset.status = task.status;
-  if (indeterminate) {
-    bar.removeAttribute("aria-valuenow");
-    fill.style.width = "";
-    return;
-  }
-  const fraction = task.status === "completed" ? 1 : Math.min(1, task.progress / task.total || 0);
-  bar.setAttribute("aria-valuemin", "0");
-  bar.setAttribute("aria-valuemax", "100");
-  bar.setAttribute("aria-valuenow", String(task.percentage));
-  // The bar is updated in place (see fill), so the change is a transition.
-  fill.style.width = `${(fraction * 100).toFixed(2)}%`;
-}
-
-/** A count in the task's unit: "1.2 MiB", "1,234", "1,234 blocks". */
-function inUnit(task, value) {
-  const unit = taskUnit(task);
-  if (unit === "bytes") return formatBytes(value);
-  return unit === "blocks" ? t("unit.blocks", { n: formatNumber(value) }) : formatNumber(value);
-}
-
-/** "1,234 / 5,000", in the task's unit. */
-export function progressText(task) {
-  if (!task.total) return task.progress ? inUnit(task, task.progress) : "";
-  return `${t("task.items", { progress: formatNumber(task.progress), total: inUnit(task, task.total) })}`
-    + ` · ${task.percentage}%`;
-}
-
-/** "120 items/s · about 2 min left", or "" while unknown. */
-export function rateText(task, meter) {
-  if (task.status !== "running" || !meter) return "";
-  const rate = meter.rate(task);
-  if (!rate) return "";
-  const unit = taskUnit(task);
-  const speed = unit === "bytes" ? t("rate.bytes", { n: formatBytes(rate) })
-    : t(unit === "blocks" ? "rate.blocks" : "rate.items", { n: formatNumber(rate, rate < 10 ? 1 : 0) });
-  if (!task.total || task.progress >= task.total) return speed;
-  return `${speed} · ${t("eta", { d: formatDuration((task.total - task.progress) / rate, { coarse: true }) })}`;
-}
-
-/** What the worker is on now, in words (the fetching notes) or as a CID. */
-export function currentItemView(task) {
-  const item = task.current_item;
-  if (!item) return null;
-  if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{50,})$/.test(item)) return cidView(item);
-  return el("span", {}, translateTaskMessage(item));
-}
-
-// The counts a result may hold, in the order they are shown; sizes in bytes.
-const RESULT_COUNTS = ["added", "updated", "removed", "unchanged", "done", "duplicates", "failed", "invalid",
-  "blocks_removed", "bytes_freed", "errors"];
-const RESULT_BYTES = ["bytes_freed"];
-
-/** A link that opens a CID on the gateway, in a new tab. */
-export function gatewayLink(cid, gateway, label = null) {
-  if (!gateway || !cid) return null;
-  return el("a", {
-    class: "gateway-link", href: `${gateway}/ipfs/${cid}`, target: "_blank", rel: "noopener noreferrer",
-    title: t("gateway.open"),
-  }, label || t("gateway.link"));
-}
-
-/** The task's outcome: the CID it made, the counts it holds, the first errors; else its JSON. */
-export function resultView(task, gateway = null) {
-  const result = task.result;
-  if (!result || typeof result !== "object") return null;
-  if (result.cid) {
-    return el("div", { class: "result" },
-      el("span", { class: "result-cid" }, cidView(result.cid)),
-      result.size != null ? el("span", {}, t("upload.fileBytes", { size: formatBytes(result.size) })) : null,
-      result.dag_size ? el("span", { class: "muted" }, t("upload.storedSize", { size: formatBytes(result.dag_size) }))
-        : null,
-      el("span", {}, result.pinned ? t("upload.pinned") : t("upload.notPinned")),
-      gatewayLink(result.cid, gateway));
-  }
-  const counts = RESULT_COUNTS.filter((key) => typeof result[key] === "number");
-  if (!counts.length) return el("pre", { class: "json" }, JSON.stringify(result, null, 2));
-  const details = Array.isArray(result.error_details) ? result.error_details : [];
-  const invalidLines = Array.isArray(result.invalid_lines) ? result.invalid_lines : [];
-  // A task that stopped before it did anything has nothing to report.
-  if (task.status !== "completed" && !details.length && counts.every((key) => !result[key])) return null;
-  const shown = (key) => (RESULT_BYTES.includes(key) ? formatBytes(result[key]) : formatNumber(result[key] || 0));
-  return el("div", { class: "result" },
-    el("dl", { class: "counts" }, counts.map((key) => el("div", {
-      class: `count count-${key}${result[key] ? " nonzero" : ""}`,
-    }, el("dt", {}, t(`result.${key}`)), el("dd", {}, shown(key))))),
-    invalidLines.length ? el("p", { class: "muted invalid-lines" },
-      t("result.invalidLines", { lines: invalidLines.join(", ") })) : null,
-    details.length ? el("details", { class: "error-details" },
-      el("summary", {}, `${t("sync.errorDetails")} (${formatNumber(details.length)})`),
-      el("ul", {}, details.map((item) => el("li", {},
-        item.cid ? cidView(String(item.cid)) : null, " ",
-        el("span", { class: "error-text" }, translateTaskMessage(item.error)))))) : null);
-}
-
-/** Ask a task to stop; returns the new status or null (the reason is shown). */
-export async function cancelTask(id) {
-  try {
-    const answer = await postJSON(`/tasks/cancel?id=${id}`);
-    if (answer.status === "cancelled") toast(t("task.cancelled", { id }));
-    else toast(t("task.cancelling", { id }), "info", `stopping-${id}`);
-    return answer.status;
-  } catch (error) {
-    toast(error.message, "error");
-    return null;
-  }
-}
-
-/** Start a task again; returns the new id, or the one already running (409). */
-export async function retryTask(id) {
-  try {
-    const answer = await postJSON(`/tasks/retry?id=${id}`);
-    toast(t("task.retried", { id: answer.taskId, old: id }));
-    return answer.taskId;
-  } catch (error) {
-    toast(error.message, "error");
-    return error instanceof ApiError && error.data.taskId ? error.data.taskId : null;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The page frame
-// ---------------------------------------------------------------------------
 
 let siteInfo = null;
 

@@ -2,7 +2,7 @@
 // answer comes back as JSON so that the server's message (a wrong password,
 // too many attempts) is shown in place.
 
-import { $, initPage, onLanguageChange, t } from "./common.js";
+import { $, ApiError, errorText, initPage, onLanguageChange, PAGE_HEADERS, t } from "./common.js";
 
 const params = new URLSearchParams(window.location.search);
 
@@ -31,7 +31,7 @@ async function submit(event) {
   try {
     const response = await fetch("/login", {
       method: "POST",
-      headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+      headers: { ...PAGE_HEADERS, "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams(new FormData(form)),
       credentials: "same-origin",
     });
@@ -42,9 +42,8 @@ async function submit(event) {
     if (response.status === 401) {
       message = () => t("login.wrong");
     } else {
-      const body = await response.json().catch(() => null);
-      const text = (body && body.error) || t("error.http", { status: response.status });
-      message = () => text;
+      const error = new ApiError(response.status, await response.json().catch(() => null));
+      message = () => errorText(error);
     }
   } catch (error) {
     message = () => t("error.network");

@@ -1,14 +1,16 @@
 // The pins page: the node, the catalogue, the pin sync, pinning and
-// unpinning, garbage collection and file uploads.
+// unpinning, garbage collection; file uploads are in uploads.js.
 
 import { peerCount } from "./peers.js";
 import {
-  $, ApiError, cancelTask, canRetry, cidView, currentItemView, dismissButton, el, fill, formatAgo, formatBytes,
-  formatDuration, formatNumber, formatTime, gatewayLink, getJSON, hasProgress, initPage, isActive, loadSiteInfo,
-  noteTask, notifyTaskEnded, onLanguageChange, Poller, postJSON, progressBar, progressText, RateMeter, rateText,
-  resultView, retryTask, setTitleProgress, setupNotifyToggle, statusBadge, t, taskDuration, taskMessage,
-  taskTypeLabel, timeElement, toast, translateTaskMessage, withQuery,
+  $, ApiError, cidView, copyButton, el, errorText, fill, formatAgo, formatBytes, formatDuration, formatNumber,
+  formatTime, getJSON, initPage, loadSiteInfo, onLanguageChange, Poller, postJSON, t, timeElement, toast,
+  translateTaskMessage, withQuery,
 } from "./common.js";
+import {
+  failedCount, gatewayLink, isActive, isPartial, setupNotifyToggle, taskDuration, TaskPanel,
+} from "./taskview.js";
+import { renderUploads, setupUploads } from "./uploads.js";
 
 const PAGE_SIZE = 50;
 const SORTS = ["name", "-name", "size", "-size", "synced", "-synced", "cid", "-cid"];
@@ -35,13 +37,17 @@ async function loadNode() {
     node.data = await getJSON("/api/node");
     node.error = null;
   } catch (error) {
-    // The reason alone (a worker-style sentence, translated here); the page says the rest.
-    node.error = error instanceof ApiError && error.data.reason ? error.data.reason : error.message;
+    node.error = error;
   }
   renderNode();
   renderPins();
-  for (const upload of uploads) renderUpload(upload);
+  renderUploads();
   return true;
+}
+
+/** Why the node cannot be reached: the reason alone (a worker-style sentence, translated here). */
+function nodeErrorText(error) {
+  return error instanceof ApiError && error.data.reason ? translateTaskMessage(error.data.reason) : errorText(error);
 }
 
 function renderNode() {
@@ -49,14 +55,15 @@ function renderNode() {
   const overview = $("#node-overview");
   if (node.error) {
     fill(overview, el("p", { class: "alert", role: "alert", id: "node-error" },
-      t("node.unreachable", { error: translateTaskMessage(node.error) })));
+      t("node.unreachable", { error: nodeErrorText(node.error) })));
     return;
   }
   if (!data) {
     fill(overview, el("p", { class: "muted" }, t("loading")));
     return;
   }
-  const item = (key, id, ...value) => el("div", { class: "node-item" }, el("dt", {}, t(key)), el("dd", { id }, ...value));
+  const item = (key, id, ...value) => el("div", { class: id === "node-id" ? "node-item node-item-wide" : "node-item" },
+    el("dt", {}, t(key)), el("dd", { id }, ...value));
   const used = data.storage_max ? Math.min(1, data.repo_size / data.storage_max) : 0;
   const bar = el("div", {
     class: "progress repo-bar", role: "progressbar", "aria-label": t("node.repo"), "aria-valuemin": "0",
@@ -64,7 +71,8 @@ function renderNode() {
   }, el("div", { class: "progress-fill", "data-width": String(used) }));
   bar.firstChild.style.width = `${(used * 100).toFixed(2)}%`;
   fill(overview, el("dl", { class: "node-overview" },
-    item("node.id", "node-id", data.id ? el("code", { title: data.id }, data.id) : t("dash")),
+    item("node.id", "node-id", data.id
+      ? el("span", { class: "peer-id" }, el("code", { title: data.id }, data.id), copyButton(data.id)) : t("dash")),
     item("node.version", "node-version", data.agent_version || t("dash")),
     item("node.repo", "node-repo",
       data.storage_max ? t("node.repoValue", { size: formatBytes(data.repo_size), max: formatBytes(data.storage_max) })
@@ -76,98 +84,16 @@ function renderNode() {
     }, gateway()) : t("dash"))));
 }
 
-/**
- * A task shown in a panel of its own (pinning, unpinning, garbage
- * collection): progress, what it is on, its result; cancel and retry.
- */
-class TaskPanel {
-  constructor(container, { onEnd = null } = {}) {
-    this.container = container;
-    this.onEnd = onEnd;
-    this.task = null;
-    this.poller = null;
-    this.meter = null;
-  }
-
-  watch(id) {
-    if (this.poller) this.poller.stop();
-    this.task = { id, task_type: "", status: "pending", progress: 0, total: 0, percentage: 0 };
-    this.meter = new RateMeter();
-    const poller = new Poller(async () => {
-      const task = await getJSON(`/pins/task-status?id=${id}`);
-      if (poller !== this.poller) return false;
-      this.task = task;
-      this.meter.add(task);
-      noteTask(task);
-      this.render();
-      if (isActive(task)) return true;
-      if (this.onEnd) this.onEnd(task);
-      notifyTaskEnded(task, `${taskTypeLabel(task.task_type)}: ${t(`status.${task.status}`)}`);
-      return false;
-    }, { onError: (error) => toast(error.message, "error") });
-    this.poller = poller;
-    this.render();
-    poller.start();
-  }
-
-  render() {
-    const task = this.task;
-    const panel = this.container;
-    panel.hidden = !task;
-    if (!task) return;
-    const active = isActive(task);
-    const message = taskMessage(task);
-    const current = task.result && task.result.current;
-    const rate = rateText(task, this.meter);
-    panel.dataset.status = task.status;
-    fill(panel,
-      el("div", { class: "task-head" },
-        statusBadge(task.status),
-        el("span", {}, taskTypeLabel(task.task_type)),
-        el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`),
-        el("span", { class: "spacer" }),
-        active ? el("button", {
-          type: "button", class: "button small", "data-action": "cancel", disabled: Boolean(task.cancel_requested_at),
-          onclick: async () => {
-            await cancelTask(task.id);
-            this.poller.wake();
-          },
-        }, t("action.cancel")) : null,
-        canRetry(task) ? el("button", {
-          type: "button", class: "button small", "data-action": "retry",
-          onclick: async () => {
-            const id = await retryTask(task.id);
-            if (id) this.watch(id);
-          },
-        }, t("action.retry")) : null,
-        active ? null : dismissButton(() => {
-          this.task = null;
-          this.render();
-        })),
-      hasProgress(task) ? progressBar(task, taskTypeLabel(task.task_type)) : null,
-      el("div", { class: "task-lines" },
-        el("p", { class: "task-line" }, task.status === "pending" ? t("task.waiting")
-          : task.cancel_requested_at && active ? t("task.stopping") : progressText(task)),
-        rate ? el("p", { class: "task-line muted" }, rate) : null,
-        active && current && current.cid ? el("p", { class: "task-line current-item" },
-          t("pinadd.current", { cid: current.cid, blocks: formatNumber(current.blocks || 0) }))
-          : active ? el("p", { class: "task-line current-item" }, currentItemView(task)) : null),
-      message && task.status === "failed" ? el("p", { class: "alert", role: "alert" }, message) : null,
-      message && task.status === "cancelled" ? el("p", { class: "note" }, message) : null,
-      active ? null : resultView(task, gateway()));
-  }
-}
-
 const gcPanel = new TaskPanel(document.getElementById("gc-task"), { onEnd: () => loadNode() });
 
 async function startGc() {
   $("#gc-button").disabled = true;
   try {
     const answer = await postJSON("/node/gc");
-    toast(t("node.gcStarted", { id: answer.taskId }));
-    gcPanel.watch(answer.taskId);
+    toast(() => t("node.gcStarted", { id: answer.taskId }));
+    gcPanel.watch(answer.taskId, "repo_gc");
   } catch (error) {
-    toast(error.message, "error");
+    toast(error, "error");
   } finally {
     $("#gc-button").disabled = false;
   }
@@ -228,7 +154,7 @@ async function loadPins() {
     Object.assign(catalogue, { pins: data.pins, total: data.total, summary: data.summary, error: null });
   } catch (error) {
     if (request !== catalogueRequest) return;
-    catalogue.error = error.message;
+    catalogue.error = error;
   }
   renderSummary();
   renderPins();
@@ -252,7 +178,7 @@ function renderSummary() {
 // IPFS Cluster: its peers, the pins in error, recovery
 // ---------------------------------------------------------------------------
 
-const recoverPanel = new TaskPanel(document.getElementById("recover-task"), { onEnd: () => loadPins() });
+const recoverPanel = new TaskPanel(document.getElementById("recover-task"), { gateway, onEnd: () => loadPins() });
 
 /** The cluster card and filter, shown while the catalogue is a cluster's. Everything the cluster says is text. */
 function renderCluster(cluster) {
@@ -277,10 +203,10 @@ async function startRecovery() {
   $("#recover-button").disabled = true;
   try {
     const answer = await postJSON("/pins/recover");
-    toast(t("cluster.recoverStarted", { id: answer.taskId }));
-    recoverPanel.watch(answer.taskId);
+    toast(() => t("cluster.recoverStarted", { id: answer.taskId }));
+    recoverPanel.watch(answer.taskId, "pin_recover");
   } catch (error) {
-    toast(error.message, "error");
+    toast(error, "error");
     $("#recover-button").disabled = false;
   }
 }
@@ -333,7 +259,7 @@ function pinRow(pin) {
 // ---------------------------------------------------------------------------
 
 const selection = new Set();
-const unpinPanel = new TaskPanel(document.getElementById("unpin-task"), { onEnd: () => loadPins() });
+const unpinPanel = new TaskPanel(document.getElementById("unpin-task"), { gateway, onEnd: () => loadPins() });
 
 function renderSelection() {
   const button = $("#unpin-button");
@@ -363,11 +289,11 @@ async function unpinSelected() {
   $("#unpin-confirm").hidden = true;
   try {
     const answer = await postJSON("/pins/remove", { cids });
-    toast(t("unpin.started", { n: formatNumber(cids.length), id: answer.taskId }));
+    toast(() => t("unpin.started", { n: formatNumber(cids.length), id: answer.taskId }));
     clearSelection();
-    unpinPanel.watch(answer.taskId);
+    unpinPanel.watch(answer.taskId, "pin_remove");
   } catch (error) {
-    toast(error.message, "error");
+    toast(error, "error");
   }
 }
 
@@ -393,10 +319,26 @@ function setupSelection() {
 // Pinning CIDs
 // ---------------------------------------------------------------------------
 
-const pinPanel = new TaskPanel(document.getElementById("pin-task"), { onEnd: () => loadPins() });
+const pinPanel = new TaskPanel(document.getElementById("pin-task"), { gateway, onEnd: () => loadPins() });
+
+/** The text file chosen for the pin form, by name and size, or that there is none. */
+function renderPinFile() {
+  const file = $("#pin-file").files[0];
+  $("#pin-file-name").textContent = file ? `${file.name} · ${formatBytes(file.size)}` : t("pinadd.noFile");
+  $("#pin-file-clear").hidden = !file;
+}
 
 function setupPinForm() {
   const form = $("#pin-form");
+  const file = $("#pin-file");
+  // The page's own button opens the file input, whose own words are the browser's, not the reader's.
+  $("#pin-file-button").addEventListener("click", () => file.click());
+  file.addEventListener("change", renderPinFile);
+  $("#pin-file-clear").addEventListener("click", () => {
+    file.value = "";
+    renderPinFile();
+    $("#pin-file-button").focus();
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = $("#pin-cids").value;
@@ -417,20 +359,21 @@ function setupPinForm() {
       body = { cids: text.split(/\r?\n/), name: name || undefined, timeout_s: timeout ? Number(timeout) : undefined };
       for (const [key, value] of Object.entries(factors)) if (value) body[key] = Number(value);
     } else {
-      toast(t("pinadd.needInput"), "error");
+      toast(() => t("pinadd.needInput"), "error");
       return;
     }
     $("#pin-submit").disabled = true;
     try {
       const answer = await postJSON("/pins/add", body);
-      toast(t("pinadd.started", { n: formatNumber(answer.valid), id: answer.taskId }));
+      toast(() => t("pinadd.started", { n: formatNumber(answer.valid), id: answer.taskId }));
       if (answer.invalid) {
-        toast(t("pinadd.skipped", { n: formatNumber(answer.invalid), lines: answer.invalid_lines.join(", ") }));
+        toast(() => t("pinadd.skipped", { n: formatNumber(answer.invalid), lines: answer.invalid_lines.join(", ") }));
       }
       form.reset();
-      pinPanel.watch(answer.taskId);
+      renderPinFile();
+      pinPanel.watch(answer.taskId, "pin_add");
     } catch (error) {
-      toast(error.message, "error");
+      toast(error, "error");
     } finally {
       $("#pin-submit").disabled = false;
     }
@@ -445,7 +388,7 @@ function renderPins() {
   renderSelection();
 
   let emptyText = "";
-  if (catalogue.error) emptyText = catalogue.error;
+  if (catalogue.error) emptyText = errorText(catalogue.error);
   else if (!catalogue.pins) emptyText = t("loading");
   else if (!pins.length) emptyText = catalogue.q ? t("empty.search", { q: catalogue.q }) : t("empty.pins");
   empty.textContent = emptyText;
@@ -522,40 +465,43 @@ function setupCatalogue() {
 // The pin sync
 // ---------------------------------------------------------------------------
 
-const sync = { task: null, poller: null, meter: null };
+let tableRefresh = { at: 0, progress: 0 };
+
+/** The sync's main line: its progress in pins, or how it ended. */
+function syncSummary(task) {
+  if (task.status === "running") {
+    if (!task.total) return null;
+    return t("sync.progress", {
+      progress: formatNumber(task.progress), total: formatNumber(task.total), pct: task.percentage,
+    });
+  }
+  if (task.status === "completed") {
+    const reported = task.result && task.result.duration_s;
+    const duration = formatDuration(typeof reported === "number" ? reported : taskDuration(task));
+    return isPartial(task) ? t("sync.completedPartial", { duration, n: formatNumber(failedCount(task)) })
+      : t("sync.completed", { duration });
+  }
+  return t(task.status === "failed" ? "sync.failed" : "sync.cancelled");
+}
+
+const syncPanel = new TaskPanel(document.getElementById("sync-task"), {
+  summary: syncSummary, showType: false, dismissable: false, idPrefix: "sync",
+  onUpdate: (task) => {
+    $("#sync-button").disabled = Boolean(task && isActive(task));
+    // Let the table fill while the sync writes, without reloading it every second.
+    if (task && isActive(task) && task.progress !== tableRefresh.progress
+        && Date.now() - tableRefresh.at >= TABLE_REFRESH_MS) {
+      tableRefresh = { at: Date.now(), progress: task.progress };
+      loadPins();
+    }
+  },
+  onEnd: () => loadPins(),
+});
 
 function watchSync(id) {
-  if (sync.poller) sync.poller.stop();
-  sync.task = { id, task_type: "pin_sync", status: "pending", progress: 0, total: 0, percentage: 0 };
-  sync.meter = new RateMeter();
-  let refreshedAt = Date.now();
-  let refreshedProgress = 0;
-  sync.poller = new Poller(async () => {
-    const task = await getJSON(`/pins/task-status?id=${id}`);
-    sync.task = task;
-    sync.meter.add(task);
-    renderSync();
-    if (isActive(task)) {
-      // Let the table fill while the sync writes, without reloading it every second.
-      if (task.progress !== refreshedProgress && Date.now() - refreshedAt >= TABLE_REFRESH_MS) {
-        refreshedAt = Date.now();
-        refreshedProgress = task.progress;
-        loadPins();
-      }
-      return true;
-    }
-    loadPins();
-    notifyTaskEnded(task, t("notify.sync", { status: t(`status.${task.status}`) }));
-    return false;
-  }, {
-    onError: (error) => {
-      sync.task = null;
-      renderSync();
-      toast(error.message, "error");
-    },
-  });
-  renderSync();
-  sync.poller.start();
+  tableRefresh = { at: Date.now(), progress: 0 };
+  $("#sync-button").disabled = true;
+  syncPanel.watch(id, "pin_sync");
 }
 
 async function startSync() {
@@ -565,11 +511,11 @@ async function startSync() {
     watchSync(answer.taskId);
   } catch (error) {
     if (error instanceof ApiError && error.status === 409 && error.data.taskId) {
-      toast(t("sync.attached"));
+      toast(() => t("sync.attached"));
       watchSync(error.data.taskId);
     } else {
-      toast(error.message, "error");
-      renderSync();
+      toast(error, "error");
+      $("#sync-button").disabled = false;
     }
   }
 }
@@ -580,293 +526,13 @@ async function followActiveSync() {
     for (const status of ["running", "pending"]) {
       const data = await getJSON(withQuery("/api/tasks", { type: "pin_sync", status, limit: 1 }));
       if (data.tasks.length) {
-        if (!sync.task) watchSync(data.tasks[0].id);
+        if (!syncPanel.task) watchSync(data.tasks[0].id);
         return;
       }
     }
   } catch (error) {
-    toast(error.message, "error");
+    toast(error, "error");
   }
-}
-
-function syncSummaryLine(task) {
-  if (task.status === "pending") return t("task.waiting");
-  if (task.status === "running") {
-    if (task.cancel_requested_at) return t("task.stopping");
-    if (!task.total) return null;
-    return t("sync.progress", {
-      progress: formatNumber(task.progress), total: formatNumber(task.total), pct: task.percentage,
-    });
-  }
-  if (task.status === "completed") {
-    const reported = task.result && task.result.duration_s;
-    const seconds = typeof reported === "number" ? reported : taskDuration(task);
-    return t("sync.completed", { duration: formatDuration(seconds) });
-  }
-  return t(task.status === "failed" ? "sync.failed" : "sync.cancelled");
-}
-
-function renderSync() {
-  const task = sync.task;
-  const panel = $("#sync-task");
-  $("#sync-button").disabled = Boolean(task && isActive(task));
-  setTitleProgress("sync", task && isActive(task) ? task.percentage : null);
-  panel.hidden = !task;
-  if (!task) {
-    panel.replaceChildren();
-    return;
-  }
-  const active = isActive(task);
-  const line = syncSummaryLine(task);
-  const rate = rateText(task, sync.meter);
-  const item = active ? currentItemView(task) : null;
-  const message = taskMessage(task);
-  panel.dataset.status = task.status;
-  fill(panel,
-    el("div", { class: "task-head" },
-      statusBadge(task.status),
-      el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`),
-      el("span", { class: "spacer" }),
-      active ? el("button", {
-        type: "button", class: "button small", id: "sync-cancel", disabled: Boolean(task.cancel_requested_at),
-        onclick: async () => {
-          await cancelTask(task.id);
-          sync.poller.wake();
-        },
-      }, t("action.cancel")) : null,
-      canRetry(task) ? el("button", {
-        type: "button", class: "button small", id: "sync-retry",
-        onclick: async () => {
-          const id = await retryTask(task.id);
-          if (id) watchSync(id);
-        },
-      }, t("action.retry")) : null),
-    hasProgress(task) ? progressBar(task, t("sync.heading")) : null,
-    el("div", { class: "task-lines" },
-      line ? el("p", { class: "task-line" }, line) : null,
-      rate ? el("p", { class: "task-line muted" }, rate) : null,
-      item ? el("p", { class: "task-line current-item" }, item) : null),
-    message && task.status === "failed" ? el("p", { class: "alert", role: "alert" }, message) : null,
-    message && task.status === "cancelled" ? el("p", { class: "note" }, message) : null,
-    active ? null : resultView(task));
-}
-
-// ---------------------------------------------------------------------------
-// Uploads
-// ---------------------------------------------------------------------------
-
-const uploads = [];
-let uploadCount = 0;
-
-/** The files chosen: a folder's, or those of the file picker (or dropped). */
-function chosenFiles() {
-  const folder = [...$("#upload-folder").files];
-  return folder.length ? folder : [...$("#upload-file").files];
-}
-
-/** The name of what several files become: their folder's, or "3 files · 12 KiB". */
-function directoryName(files) {
-  const tops = new Set(files.map((file) => (file.webkitRelativePath || "").split("/")[0]));
-  return tops.size === 1 && !tops.has("") ? [...tops][0] : null;
-}
-
-function renderChosen() {
-  const files = chosenFiles();
-  const size = files.reduce((sum, file) => sum + file.size, 0);
-  $("#upload-chosen").textContent = !files.length ? t("upload.none")
-    : files.length === 1 ? `${files[0].name} · ${formatBytes(size)}`
-      : t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) });
-}
-
-/**
- * Send one file, or several as one directory (a folder keeps its paths);
- * `limit` is the server's largest upload in bytes (null while unknown).
- */
-function startUpload(files, name, pin, limit) {
-  const size = files.reduce((sum, file) => sum + file.size, 0);
-  const shownName = name || (files.length === 1 && !files[0].webkitRelativePath ? files[0].name
-    : directoryName(files) || t("upload.chosen", { n: formatNumber(files.length), size: formatBytes(size) }));
-  const upload = {
-    key: `upload-${++uploadCount}`, files, size, name: shownName, phase: "sending", sent: 0,
-    task: null, error: null, xhr: null, poller: null, meter: new RateMeter(), row: el("li", { class: "upload" }),
-  };
-  uploads.unshift(upload);
-  $("#upload-list").prepend(upload.row);
-  if (limit != null && size > limit) {
-    // Refused here: the server would only say so after the whole set had been sent.
-    failUpload(upload, () => t("upload.tooLarge", { name: shownName, limit: formatBytes(limit) }));
-    return;
-  }
-
-  const form = new FormData();
-  // The small fields first, so a streaming reader has them before the files.
-  form.append("name", name);
-  form.append("pin", pin ? "1" : "0");
-  for (const file of files) form.append("file", file, file.webkitRelativePath || file.name);
-  const xhr = new XMLHttpRequest();
-  upload.xhr = xhr;
-  xhr.open("POST", "/files/upload");
-  xhr.setRequestHeader("Accept", "application/json");
-  xhr.upload.addEventListener("progress", (event) => {
-    if (!event.lengthComputable) return;
-    upload.sent = event.loaded / event.total;
-    renderUpload(upload);
-  });
-  xhr.addEventListener("load", () => {
-    let body = null;
-    try {
-      body = JSON.parse(xhr.responseText);
-    } catch (error) {
-      body = null;
-    }
-    if (xhr.status === 202 && body && body.taskId) {
-      watchUpload(upload, body.taskId);
-    } else {
-      failUpload(upload, (body && body.error) || (() => t("error.http", { status: xhr.status })));
-    }
-  });
-  xhr.addEventListener("error", () => failUpload(upload, () => t("error.network")));
-  xhr.addEventListener("abort", () => failUpload(upload, () => t("upload.aborted")));
-  xhr.send(form);
-  renderUpload(upload);
-}
-
-/** `message`: the server's sentence, or a function that says it in the current language. */
-function failUpload(upload, message) {
-  upload.phase = "failed";
-  upload.error = message;
-  renderUpload(upload);
-}
-
-function watchUpload(upload, id) {
-  upload.phase = "task";
-  upload.task = { id, task_type: "file_upload", status: "pending", progress: 0, total: 0, percentage: 0 };
-  upload.poller = new Poller(async () => {
-    const task = await getJSON(`/pins/task-status?id=${id}`);
-    upload.task = task;
-    upload.meter.add(task);
-    noteTask(task);
-    renderUpload(upload);
-    if (isActive(task)) return true;
-    if (task.status === "completed") loadPins();
-    notifyTaskEnded(task, t("notify.upload", { name: upload.name, status: t(`status.${task.status}`) }));
-    return false;
-  }, { onError: (error) => failUpload(upload, error.message) });
-  renderUpload(upload);
-  upload.poller.start();
-}
-
-function uploadStatus(upload) {
-  const task = upload.task;
-  if (upload.phase === "failed") {
-    return el("p", { class: "alert", role: "alert" },
-      typeof upload.error === "function" ? upload.error() : upload.error);
-  }
-  if (upload.phase === "sending") return el("p", {}, t("upload.sending", { pct: Math.floor(upload.sent * 100) }));
-  if (task.status === "pending") return el("p", {}, t("upload.queued"));
-  if (task.status === "running") {
-    const rate = rateText(task, upload.meter);
-    return el("p", {}, t("upload.adding", { pct: task.percentage }),
-      rate ? el("span", { class: "muted" }, ` · ${rate}`) : null);
-  }
-  if (task.status === "completed") {
-    return el("div", { class: "result" }, el("span", {}, statusBadge("completed")), resultView(task, gateway()));
-  }
-  const message = taskMessage(task) || t(`status.${task.status}`);
-  return task.status === "failed"
-    ? el("p", { class: "alert", role: "alert" }, message)
-    : el("p", { class: "note" }, message);
-}
-
-function renderUpload(upload) {
-  const task = upload.task;
-  const sending = upload.phase === "sending";
-  const active = sending || Boolean(task && isActive(task));
-  const sentPercentage = Math.floor(upload.sent * 100);
-  setTitleProgress(upload.key, !active ? null : sending ? sentPercentage : task.percentage);
-  // Until the server has the whole file, the bar shows the browser's own transfer.
-  const barTask = task || {
-    task_type: "file_upload", status: upload.phase === "failed" ? "failed" : "running",
-    progress: upload.sent, total: 1, percentage: sentPercentage,
-  };
-  const stop = async () => {
-    if (sending) upload.xhr.abort();
-    else if (task && isActive(task)) {
-      await cancelTask(task.id);
-      upload.poller.wake();
-    }
-  };
-  const dismiss = () => {
-    uploads.splice(uploads.indexOf(upload), 1);
-    upload.row.remove();
-  };
-  // No bar for a file refused before any of it was sent.
-  const bar = sending || (task ? hasProgress(task) : upload.sent > 0) ? progressBar(barTask, upload.name) : null;
-  if (sending) bar.classList.add("sending");
-  fill(upload.row,
-    el("div", { class: "upload-head" },
-      el("span", { class: "upload-name", title: upload.name }, upload.name),
-      el("span", { class: "muted" }, t("upload.fileBytes", { size: formatBytes(upload.size) })),
-      task ? el("a", { href: `/tasks?id=${task.id}`, title: t("task.viewInConsole") }, `#${task.id}`) : null,
-      el("span", { class: "spacer" }),
-      active
-        ? el("button", { type: "button", class: "button small", onclick: stop }, t("action.cancel"))
-        : dismissButton(dismiss)),
-    bar,
-    uploadStatus(upload));
-}
-
-function setupUploads() {
-  const input = $("#upload-file");
-  const folder = $("#upload-folder");
-  const zone = $("#dropzone");
-  const form = $("#upload-form");
-  input.addEventListener("change", () => {
-    folder.value = "";
-    renderChosen();
-  });
-  folder.addEventListener("change", () => {
-    input.value = "";
-    renderChosen();
-  });
-
-  // A file dropped beside the zone would otherwise replace the page.
-  for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
-  for (const type of ["dragenter", "dragover"]) {
-    zone.addEventListener(type, (event) => {
-      event.preventDefault();
-      zone.classList.add("dragging");
-    });
-  }
-  zone.addEventListener("dragleave", (event) => {
-    if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
-  });
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("dragging");
-    if (event.dataTransfer && event.dataTransfer.files.length) {
-      input.files = event.dataTransfer.files;
-      folder.value = "";
-      renderChosen();
-    }
-  });
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const files = chosenFiles();
-    if (!files.length) {
-      toast(t("upload.needFile"), "error");
-      return;
-    }
-    const name = $("#upload-name").value.trim();
-    const pin = $("#upload-pin").checked;
-    form.reset();
-    folder.value = "";
-    $("#upload-pin").checked = pin;
-    renderChosen();
-    const { max_upload_bytes: limit } = await loadSiteInfo();
-    startUpload(files, name, pin, limit);
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -877,16 +543,15 @@ function renderAll() {
   renderNode();
   renderSummary();
   renderPins();
-  renderSync();
-  renderChosen();
-  for (const upload of uploads) renderUpload(upload);
-  for (const panel of [pinPanel, unpinPanel, gcPanel, recoverPanel]) panel.render();
+  renderPinFile();
+  renderUploads();
+  for (const panel of [syncPanel, pinPanel, unpinPanel, gcPanel, recoverPanel]) panel.render();
 }
 
 initPage("title.pins");
 readLocation();
 setupCatalogue();
-setupUploads();
+setupUploads({ gateway, onAdded: () => loadPins() });
 setupSelection();
 setupPinForm();
 setupNotifyToggle($("#notify-toggle"));

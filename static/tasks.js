@@ -2,11 +2,13 @@
 // task in detail with its worker log.
 
 import {
-  $, cancelTask, canRetry, currentItemView, el, fill, formatDuration, formatNumber, getJSON, getText, hasProgress,
-  initPage, isActive, noteTask, onLanguageChange, Poller, progressBar, progressText, RateMeter,
-  rateText, resultView, retryTask, setPageTitle, setTitleProgress, statusBadge, t, taskDuration, taskMessage,
-  taskTypeChoices, taskTypeLabel, timeElement, withQuery,
+  $, el, errorText, fill, formatDuration, formatNumber, getJSON, getText, initPage, onLanguageChange, Poller,
+  setPageTitle, setTitleProgress, t, taskTypeChoices, taskTypeLabel, timeElement, withQuery,
 } from "./common.js";
+import {
+  cancelControl, currentItemView, hasProgress, isActive, noteTask, progressBar, progressText, RateMeter, rateText,
+  resultView, retryControl, statusBadge, statusText, taskDuration, taskMessage,
+} from "./taskview.js";
 
 const PAGE_SIZE = 25;
 const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
@@ -102,32 +104,17 @@ function renderTypeFilter() {
 
 const listPoller = new Poller(loadList, {
   interval: ACTIVE_POLL_MS,
+  quick: true,
   onError: (error) => {
-    Object.assign(list, { tasks: [], total: 0, error: error.message });
+    Object.assign(list, { tasks: [], total: 0, error });
     renderList();
   },
 });
 
+/** Cancel while active; once ended, retry (or the link to its retry). */
 function taskActions(task, { onRetried }) {
-  if (isActive(task)) {
-    return el("button", {
-      type: "button", class: "button small", "data-action": "cancel", disabled: Boolean(task.cancel_requested_at),
-      onclick: async () => {
-        await cancelTask(task.id);
-        refresh();
-      },
-    }, t("action.cancel"));
-  }
-  if (canRetry(task)) {
-    return el("button", {
-      type: "button", class: "button small", "data-action": "retry",
-      onclick: async () => {
-        const id = await retryTask(task.id);
-        if (id) onRetried(id);
-      },
-    }, t("action.retry"));
-  }
-  return null;
+  return cancelControl(task, refresh)
+    || retryControl(task, onRetried, { href: (id) => addressFor({ id }) });
 }
 
 function errorLine(task) {
@@ -155,7 +142,7 @@ function taskRow(task) {
     el("td", { "data-label": t("col.id") },
       el("a", { href: addressFor({ id: task.id }), class: "task-link" }, `#${task.id}`)),
     el("td", { class: "cell-type", "data-label": t("col.type") }, taskTypeLabel(task.task_type)),
-    el("td", { "data-label": t("col.status") }, statusBadge(task.status),
+    el("td", { "data-label": t("col.status") }, statusBadge(task),
       stopping ? el("div", { class: "muted small" }, t("task.stopping")) : null),
     el("td", { class: "cell-progress", "data-label": t("col.progress") },
       hasProgress(task) ? progressBar(task) : null,
@@ -173,7 +160,8 @@ function renderList() {
   const tasks = list.tasks || [];
   fill($("#tasks-body"), tasks.map(taskRow));
   const empty = $("#tasks-empty");
-  const text = list.error || (list.tasks === null ? t("loading") : tasks.length ? "" : t("empty.tasks"));
+  const text = list.error ? errorText(list.error)
+    : list.tasks === null ? t("loading") : tasks.length ? "" : t("empty.tasks");
   empty.textContent = text;
   empty.hidden = !text;
   empty.classList.toggle("error-text", Boolean(list.error));
@@ -234,8 +222,9 @@ function openDetail(id) {
     renderDetail();
     return isActive(task);
   }, {
+    quick: true,
     onError: (error) => {
-      detail.error = error.status === 404 ? t("detail.missing", { id }) : error.message;
+      detail.error = error;
       renderDetail();
     },
   });
@@ -258,13 +247,17 @@ function renderDetail() {
   const task = detail.task;
   $("#detail-back").setAttribute("href", addressFor());
   $("#detail-heading").textContent = t("detail.heading", { id: detail.id });
-  fill($("#detail-badge"), task ? statusBadge(task.status) : null);
+  fill($("#detail-badge"), task ? statusBadge(task) : null);
   fill($("#detail-actions"), task ? taskActions(task, { onRetried: (id) => navigate(addressFor({ id })) }) : null);
   setTitleProgress("detail", task && isActive(task) ? task.percentage : null);
 
   const body = $("#detail-body");
+  // A task that cannot be read has no log to show either.
+  $("#detail-log-section").hidden = Boolean(detail.error);
   if (detail.error) {
-    fill(body, el("p", { class: "alert", role: "alert" }, detail.error));
+    const missing = detail.error.status === 404;
+    fill(body, el("p", { class: "alert", role: "alert", id: missing ? "detail-missing" : null },
+      missing ? t("detail.missing", { id: detail.id }) : errorText(detail.error)));
     return;
   }
   if (!task) {
@@ -281,7 +274,7 @@ function renderDetail() {
     message ? el("p", task.status === "failed" ? { class: "alert", role: "alert" } : { class: "note" }, message) : null,
     el("dl", { class: "fields" },
       field("field.type", taskTypeLabel(task.task_type)),
-      field("field.status", t(`status.${task.status}`)),
+      field("field.status", statusText(task)),
       field("field.currentItem", item),
       field("field.created", timeElement(task.created_at)),
       field("field.started", task.started_at ? timeElement(task.started_at) : null),

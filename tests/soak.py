@@ -40,7 +40,8 @@ class Soak:
         self.settings = console.settings.Settings(db=os.path.join(self.folder, "soak.db"), ipfs_api=node.api_url,
                                                   port=0, stale_seconds=5, cancel_grace_seconds=2)
         self.server = LiveServer(self.settings)
-        self.have = []       # CIDs whose blocks the node has (pinned or not)
+        self.have = []       # CIDs whose blocks the node has (pinned or not), or had before a gc
+        self.contents = {}   # their bytes, added again before a pin (a gc removes what is not pinned)
         self.outside_touched = set()     # CIDs another tool changed this round
         self.missing = []    # CIDs nobody has: pinning them fails
         self.names = ["photos", "备份", "release v1", "日志 2026", "a/b", "x" * 40]
@@ -50,11 +51,14 @@ class Soak:
     def prepare(self, pins, spare):
         """``pins`` pinned files (some named), ``spare`` more the node has unpinned, CIDs it lacks."""
         stamp = "%d %f" % (self.seed, time.time())
-        pinned = self.node.add_many([b"soak pin %d %s" % (n, stamp.encode()) for n in range(pins)])
+        datas = [b"soak pin %d %s" % (n, stamp.encode()) for n in range(pins)]
+        pinned = self.node.add_many(datas)
         for cid in self.rng.sample(pinned, min(len(pinned), 50)):
             self.node.rpc("pin/add", arg=cid, name=self.rng.choice(self.names))
-        unpinned = self.node.add_many([b"soak spare %d %s" % (n, stamp.encode()) for n in range(spare)], pin=False)
+        spares = [b"soak spare %d %s" % (n, stamp.encode()) for n in range(spare)]
+        unpinned = self.node.add_many(spares, pin=False)
         self.have = pinned + unpinned
+        self.contents = dict(zip(self.have, datas + spares))
         self.missing = [self.node.only_hash(b"soak missing %d %s" % (n, stamp.encode())) for n in range(20)]
 
     def node_pins(self):
@@ -94,11 +98,15 @@ class Soak:
         self.post("/pins/sync")
 
     def pin_add(self):
-        lines = []
+        lines, again = [], []
         for _ in range(self.rng.randint(1, 40)):
             cid = self.rng.choice(self.missing if self.rng.random() < 0.1 else self.have)
             name = self.rng.choice(self.names) if self.rng.random() < 0.3 else ""
             lines.append((cid + " " + name).strip())
+            if cid in self.contents and self.rng.random() < 0.9:
+                again.append(self.contents[cid])
+        if again:
+            self.node.add_many(again, pin=False)    # a gc since may have removed them
         query = "?timeout_s=5"
         if self.rng.random() < 0.2:
             query += "&name=default"

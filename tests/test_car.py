@@ -77,9 +77,10 @@ def test_a_damaged_block_is_matched_by_multihash_whatever_its_codec():
 def test_the_new_task_types_have_labels_in_both_languages():
     info = console.registry.info()
     assert info["car_import"] == {"label": {"en": "CAR import", "zh": "导入 CAR"}, "unit": "bytes",
-                                  "single_flight": False, "retryable": False, "group": None}
+                                  "single_flight": False, "retryable": False, "group": None, "partial": True}
     assert info["repo_verify"]["label"] == {"en": "Repository verification", "zh": "校验仓库"}
     assert info["repo_verify"]["unit"] == "blocks" and info["repo_verify"]["single_flight"] is True
+    assert info["repo_verify"]["partial"] is True and info["repo_verify"]["retryable"] is True
     assert console.registry.labels()["car_import"]["en"] == "CAR import"      # an initialism keeps its capitals
     assert console.registry.labels()["pin_sync"]["en"] == "pin sync"
 

@@ -9,6 +9,7 @@ import console.processes
 import console.shipped
 import console.web.app
 import console.web.http
+from support import Client
 
 
 def test_root_leads_to_the_pins_page(client):
@@ -55,6 +56,57 @@ def test_every_message_has_a_translation():
 def test_unknown_paths_are_404_json(client):
     r = client.get("/nope")
     assert r.status == 404 and r.json == {"success": False, "error": "Not found."}
+    r = client.get("/nope", headers={"Accept": "application/json, */*"})
+    assert r.status == 404 and r.json == {"success": False, "error": "Not found."}
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("path", ["/pins/nope", "/static/nope.html", "/Pins"])
+def test_a_browser_gets_a_404_page_for_an_unknown_address(client, path):
+    r = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert r.status == 404 and r.header("Content-Type") == "text/html; charset=utf-8"
+    assert b'<html lang="en">' in r.body and b'href="/pins"' in r.body and b"Page not found" in r.body
+    assert "script-src 'self'" in r.header("Content-Security-Policy")
+
+
+def test_the_404_page_speaks_the_readers_language(client):
+    for headers in ({"Accept-Language": "zh-CN,zh;q=0.9"}, {"Cookie": "lang=zh", "Accept-Language": "en"}):
+        r = client.get("/nope", headers=dict(headers, Accept=BROWSER_ACCEPT))
+        assert r.status == 404 and b'<html lang="zh">' in r.body
+    r = client.get("/nope", headers={"Accept": BROWSER_ACCEPT, "Cookie": "lang=en", "Accept-Language": "zh"})
+    assert b'<html lang="en">' in r.body
+
+
+def test_the_404_page_needs_no_login(settings):
+    settings.password = "secret"
+    r = Client(console.web.app.App(settings)).get("/nope", headers={"Accept": BROWSER_ACCEPT})
+    assert r.status == 404 and b"Page not found" in r.body
+
+
+def test_a_known_address_with_a_missing_task_stays_json_for_a_browser(client):
+    r = client.get("/pins/task-status?id=99", headers={"Accept": BROWSER_ACCEPT})
+    assert r.status == 404 and r.json["error"] == "There is no task 99."
+
+
+def test_the_favicon_is_the_consoles_icon(client):
+    r = client.get("/favicon.ico")
+    assert r.status == 200 and r.header("Content-Type") == "image/svg+xml"
+    assert r.body == client.get("/static/favicon.svg").body and r.body.startswith(b"<svg")
+
+
+def test_the_favicon_needs_no_login(settings):
+    settings.password = "secret"
+    assert Client(console.web.app.App(settings)).get("/favicon.ico").status == 200
+
+
+def test_pages_get_an_error_in_every_language_when_they_ask(client):
+    r = client.get("/pins/task-status?id=abc", headers={"X-IPFSMaster-Translations": "1", "Cookie": "lang=zh"})
+    assert r.status == 400 and r.json["error"] == "任务编号必须是正整数。"
+    assert r.json["translations"] == {"en": "The task id must be a positive whole number.",
+                                      "zh": "任务编号必须是正整数。"}
+    assert "translations" not in client.get("/pins/task-status?id=abc").json
 
 
 @pytest.mark.parametrize("method,path,allow", [

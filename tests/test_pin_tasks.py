@@ -128,7 +128,7 @@ def test_it_refuses_a_list_without_a_cid_before_any_task(client, settings, db, s
 
 def test_it_answers_in_chinese_too(client, spawned):
     r = client.post("/pins/add", body=b"hello", headers={"Content-Type": "text/plain", "Accept-Language": "zh"})
-    assert r.status == 400 and r.json["error"] == "没有任何一行包含有效的 CID：1 行不是 CID（第一处在第 1 行）。"
+    assert r.status == 400 and r.json["error"] == "没有任何一行包含有效的 CID：第 1 行不是 CID。"
 
 
 @pytest.mark.parametrize("path,body,content_type,status", [
@@ -398,7 +398,8 @@ def test_info_describes_every_task_type_from_the_registry(client):
     assert set(types) == set(console.registry.TASK_TYPES) >= {"pin_sync", "file_upload", "pin_add", "pin_remove",
                                                            "repo_gc"}
     assert types["repo_gc"] == {"label": {"en": "Garbage collection", "zh": "垃圾回收"}, "unit": "blocks",
-                                "single_flight": True, "retryable": True, "group": "repository"}
+                                "single_flight": True, "retryable": True, "group": "repository",
+                                "partial": False}
     assert types["file_upload"]["unit"] == "bytes" and types["pin_add"]["unit"] == "items"
 
 

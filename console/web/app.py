@@ -10,12 +10,14 @@ from urllib.parse import quote
 
 from console.control import CancelEnforcer
 from console.errors import HTTPError
+from console.messages import NOT_FOUND
 from console.store import ConnectionPool, database_busy
 from console.web.auth import Authenticator, check_host, check_same_origin
 from console.web.files import handle_car_import, handle_upload
-from console.web.http import STATUS_LINES, Redirect, Request, close_body, error_response, redirect, streamed
-from console.web.pages import (handle_index, handle_info, handle_login, handle_login_page, handle_logout,
-                               handle_pins_page, handle_static, handle_tasks_page)
+from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error_response, not_found_page, redirect,
+                              streamed, wants_html)
+from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
+                               handle_logout, handle_pins_page, handle_static, handle_tasks_page)
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
                               handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_remove)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
@@ -48,9 +50,10 @@ ROUTES = [
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),
+    ("GET", "/favicon.ico", handle_favicon),
 ]
 # Reachable without logging in.
-PUBLIC_PATHS = ("/login",)
+PUBLIC_PATHS = ("/login", "/favicon.ico")
 # Pages: without a login they lead to the login form, not a JSON 401.
 PAGE_PATHS = ("/", "/pins", "/tasks")
 PREFIX_ROUTES = [
@@ -63,7 +66,7 @@ def route(method, path):
     allowed = [m for m, p, _ in ROUTES if p == path]
     allowed += [m for m, prefix, _ in PREFIX_ROUTES if path.startswith(prefix)]
     if not allowed:
-        raise HTTPError(404, "Not found.")
+        raise HTTPError(404, NOT_FOUND)
     if method == "HEAD" and "GET" in allowed:
         method = "GET"
     for m, p, handler in ROUTES:
@@ -93,7 +96,7 @@ SECURITY_HEADERS = [
 
 class App:
     """The WSGI application: routes a request, checks who sends it, turns
-    errors into JSON."""
+    errors into JSON (and an unknown address a browser opens into a page)."""
 
     def __init__(self, settings):
         self.settings = settings
@@ -125,11 +128,14 @@ class App:
         except Redirect as exc:
             response = redirect(exc.location)
         except HTTPError as error:
-            response = error_response(error, req.lang)
+            if error.status == 404 and error.template == NOT_FOUND and wants_html(environ):
+                response = not_found_page(req.lang)   # a mistyped address, opened in a browser
+            else:
+                response = error_response(error, req.lang, req.all_languages)
         except Exception:
             log.error("unexpected error for %s %s\n%s", req.method, req.path, traceback.format_exc())
             response = error_response(HTTPError(500, "Something went wrong on the server; the details are in its log."),
-                                      req.lang)
+                                      req.lang, req.all_languages)
         finally:
             req.close()
         status = STATUS_LINES.get(response.status, "%d Status" % response.status)

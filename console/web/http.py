@@ -4,16 +4,18 @@ bodies, static files and pages, and who is asking.
 """
 
 import contextlib
+import http.client
 import ipaddress
 import json
 import logging
 import os
 import re
+import tempfile
 from urllib.parse import parse_qs
 
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict
-from console.framing import IPFSError
-from console.messages import LANGUAGES, translate
+from console.framing import Buffered, IPFSError, chunked_body
+from console.messages import LANGUAGES, NOT_FOUND, translate
 from console.shipped import read_shipped_file
 
 
@@ -39,6 +41,11 @@ STATUS_LINES = {
 
 MAX_ID = 2 ** 63 - 1
 MAX_FORM_BODY = 64 * 1024
+# A body sent in chunks has no length to check first: it is decoded into a
+# spool (in memory up to SPOOL_IN_MEMORY, then a file beside the tasks'),
+# at most this much, the largest JSON body a route takes.
+MAX_CHUNKED_BODY = 64 * 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
 ID_PATTERN = re.compile(r"[0-9]{1,19}")
 
 
@@ -73,8 +80,12 @@ class Request:
         self.path = environ.get("PATH_INFO") or "/"
         self.query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         self.lang = pick_language(environ)
+        # The pages ask for an error in every language, to say it again when the reader switches.
+        self.all_languages = bool(environ.get("HTTP_X_IPFSMASTER_TRANSLATIONS"))
         self.client = client_address(environ, settings.trust_proxy)
         self._db = None
+        self._spool = None
+        self._chunked_length = None
 
     def arg(self, name, default=""):
         values = self.query.get(name)
@@ -97,26 +108,66 @@ class Request:
             raise HTTPError(400, "{name} must be a whole number from {low} to {high}.", name=name, low=low, high=high)
         return int(raw)
 
-    def content_length(self):
-        raw = self.environ.get("CONTENT_LENGTH") or "0"
-        if not raw.isdigit() or len(raw) > 18:
+    def content_length(self, limit=None):
+        """The body's size in bytes, from Content-Length; or, for a body sent
+        in chunks (Transfer-Encoding: chunked), the size of what it decoded.
+
+        Such a body is decoded first, with its framing checked, into a spool
+        that takes the place of ``wsgi.input``: a 413 past ``limit`` (the
+        caller's own), a 411 past MAX_CHUNKED_BODY when the caller gave none.
+        """
+        encoding = self.environ.get("HTTP_TRANSFER_ENCODING", "").strip().lower()
+        raw = self.environ.get("CONTENT_LENGTH") or ""
+        if encoding:
+            if raw:
+                raise HTTPError(400, "A request cannot have both Content-Length and Transfer-Encoding.")
+            if encoding != "chunked":
+                raise HTTPError(400, "Send the body with Content-Length or Transfer-Encoding: chunked, not {encoding}.",
+                                encoding=encoding[:40])
+            if self._chunked_length is None:
+                self._chunked_length = self._decode_chunked(limit)
+            return self._chunked_length
+        if not (raw or "0").isdigit() or len(raw) > 18:
             raise HTTPError(400, "The Content-Length header is not a valid size.")
-        return int(raw)
+        return int(raw or "0")
+
+    def _decode_chunked(self, limit):
+        most = MAX_CHUNKED_BODY if limit is None else min(limit, MAX_CHUNKED_BODY)
+        self.settings.files.make_folder()
+        self._spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=self.settings.files.folder)
+        stream = self.environ["wsgi.input"]
+        # read1: a socket's read(n) would wait for all n bytes, past the body's end.
+        source = Buffered(getattr(stream, "read1", stream.read))
+        size = 0
+        try:
+            for piece in chunked_body(source):
+                size += len(piece)
+                if size > most:
+                    if limit is not None and limit <= MAX_CHUNKED_BODY:
+                        raise HTTPError(413, "The request body is too large.")
+                    raise HTTPError(411, "A request body sent in chunks may be at most {limit} MiB;"
+                                         " send a larger one with Content-Length.", limit=MAX_CHUNKED_BODY >> 20)
+                self._spool.write(piece)
+        except (http.client.HTTPException, IPFSError, OSError):
+            raise HTTPError(400, "The request body is malformed or was cut short.")
+        self._spool.seek(0)
+        self.environ["wsgi.input"] = self._spool
+        return size
+
+    def read_body(self, limit):
+        """The whole of a small body, or a 413 if it is larger than ``limit``."""
+        length = self.content_length(limit)
+        if length > limit:
+            raise HTTPError(413, "The request body is too large.")
+        return self.environ["wsgi.input"].read(length) if length else b""
 
     def discard_body(self, limit=MAX_FORM_BODY):
         """Read and drop a small body; 413 if it is larger than ``limit``."""
-        length = self.content_length()
-        if length > limit:
-            raise HTTPError(413, "The request body is too large.")
-        if length:
-            self.environ["wsgi.input"].read(length)
+        self.read_body(limit)
 
     def form(self):
         """A small application/x-www-form-urlencoded body as a dict."""
-        length = self.content_length()
-        if length > 4096:
-            raise HTTPError(413, "The request body is too large.")
-        body = self.environ["wsgi.input"].read(length) if length else b""
+        body = self.read_body(4096)
         fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return {name: values[-1] for name, values in fields.items()}
 
@@ -140,6 +191,9 @@ class Request:
         if self._db is not None:
             self.pool.give_back(self._db)
             self._db = None
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 class MultipartReader:
@@ -315,8 +369,12 @@ def json_response(data, status=200, headers=None):
     return Response(body, status, headers=[("Cache-Control", "no-store")] + list(headers or []))
 
 
-def error_response(error, lang):
+def error_response(error, lang, all_languages=False):
+    """The error as JSON, in ``lang``; with ``all_languages`` also in each
+    language as ``translations``."""
     data = {"success": False, "error": translate(error.template, lang, **error.values)}
+    if all_languages:
+        data["translations"] = {code: translate(error.template, code, **error.values) for code in LANGUAGES}
     data.update(error.extra)
     return json_response(data, error.status, error.headers)
 
@@ -352,11 +410,9 @@ def redirect(location, headers=None):
 
 def read_json_body(req, limit):
     """A JSON object body, or a 400/413."""
-    length = req.content_length()
-    if length > limit:
-        raise HTTPError(413, "The request body is too large.")
+    body = req.read_body(limit)
     try:
-        data = json.loads(req.environ["wsgi.input"].read(length).decode("utf-8"))
+        data = json.loads(body.decode("utf-8"))
     except ValueError:
         raise HTTPError(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
@@ -375,11 +431,11 @@ def static_file(relative):
     """A file inside static/, or a 404 for anything that escapes it."""
     if not relative or "\\" in relative or "\0" in relative or any(
             part in ("", ".", "..") for part in relative.split("/")):
-        raise HTTPError(404, "Not found.")
+        raise HTTPError(404, NOT_FOUND)
     content_type = CONTENT_TYPES.get(os.path.splitext(relative)[1].lower())
     body = read_shipped_file("static", relative) if content_type else None
     if body is None:
-        raise HTTPError(404, "Not found.")
+        raise HTTPError(404, NOT_FOUND)
     return Response(body, content_type=content_type, headers=[("Cache-Control", "no-cache")])
 
 
@@ -389,6 +445,18 @@ def page(name, lang):
     if lang != "en":
         response.body = response.body.replace(b'<html lang="en">', b'<html lang="%s">' % lang.encode(), 1)
     response.headers.append(("Vary", "Accept-Language, Cookie"))
+    return response
+
+
+def wants_html(environ):
+    """True for a browser opening an address (it asks for text/html), not a script or a fetch."""
+    return "text/html" in environ.get("HTTP_ACCEPT", "")
+
+
+def not_found_page(lang):
+    """The page a browser gets for an address that leads nowhere: 404, with a link home."""
+    response = page("notfound.html", lang)
+    response.status = 404
     return response
 
 

@@ -72,6 +72,11 @@ def handle_static(req):
     return static_file(req.path[len("/static/"):])
 
 
+def handle_favicon(req):
+    """The console's icon, where browsers look for it first."""
+    return static_file("favicon.svg")
+
+
 def handle_info(req):
     """What the pages need to know about this console: its limits, version, task types and a set gateway."""
     return json_response({"max_upload_bytes": req.settings.max_upload_bytes, "password": req.auth.enabled,

@@ -11,7 +11,6 @@ answers (``silent_node``), to show failures and long-running syncs.
 
 import json
 import os
-import time
 
 import pytest
 from selenium import webdriver
@@ -79,6 +78,36 @@ class Page:
         width, height = size
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+    def settle(self, size):
+        """Wait until the page has the viewport ``size`` and has drawn a frame at it."""
+        width, height = size
+        self.wait(lambda d: self.js("return [window.innerWidth, window.innerHeight]") == [width, height],
+                  message="the viewport to be %dx%d" % size)
+        self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            " requestAnimationFrame(() => requestAnimationFrame(() => done()));")
+
+    def count_requests(self, prefix):
+        """From now on, count the answers the page receives to requests whose URL starts with ``prefix``;
+        ``answers(prefix)`` reads the count."""
+        self.js("""
+            const prefix = arguments[0];
+            window.__answers = window.__answers || {};
+            window.__answers[prefix] = 0;
+            if (!window.__counting) {
+                window.__counting = true;
+                const original = window.fetch;
+                window.fetch = (...args) => original(...args).then((response) => {
+                    for (const name of Object.keys(window.__answers)) {
+                        if (String(args[0]).startsWith(name)) window.__answers[name] += 1;
+                    }
+                    return response;
+                });
+            }""", prefix)
+
+    def answers(self, prefix):
+        return self.js("return (window.__answers || {})[arguments[0]] || 0;", prefix)
 
     def open(self, url):
         self.driver.get(url)
@@ -161,10 +190,11 @@ class Page:
         os.makedirs(ARTIFACTS, exist_ok=True)
         if phone:
             self.viewport(PHONE)
-            time.sleep(0.2)  # let the layout settle at the new width
+            self.settle(PHONE)
         self.driver.save_screenshot(os.path.join(ARTIFACTS, name + ".png"))
         if phone:
             self.viewport(DESKTOP)
+            self.settle(DESKTOP)
 
     def console_errors(self, allowed_statuses=()):
         """SEVERE browser log entries, less failed requests with an expected status."""
@@ -186,9 +216,19 @@ class Page:
 
 @pytest.fixture
 def page(browser):
-    """The browser, reset: no cookies, desktop viewport, empty console log."""
+    """The browser, reset: a new tab, no cookies, desktop viewport, empty console log.
+
+    A new tab has a history of its own: a tab keeps at most 50 entries, and
+    a test that goes back must find its own pages there, not the limit's
+    leftovers of the tests before it.
+    """
+    used = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    fresh = browser.current_window_handle
+    browser.switch_to.window(used)
+    browser.close()
+    browser.switch_to.window(fresh)
     browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
-    browser.get("about:blank")
     browser.get_log("browser")
     result = Page(browser)
     result.viewport(DESKTOP)

@@ -41,7 +41,7 @@ def test_the_pin_form_pins_what_it_is_given_and_reports_the_rest(page, live_serv
     page.find("#pin-cids").send_keys("%s form-%s\nnot a cid\n%s" % (first, stamp, second))
     page.find("#pin-submit").click()
     page.wait_for_text("#toasts", "Pinning 2 CIDs")
-    page.wait_for_text("#toasts", "1 lines are not CIDs (lines 2).")
+    page.wait_for_text("#toasts", "1 line is not a CID (line 2).")
     panel = page.wait_for_text("#pin-task", "Completed", timeout=60)
     assert "Done\n2" in panel.text and "Not CIDs\n1" in panel.text and "Lines that are not CIDs: 2" in panel.text
     assert page.find("#pin-cids").get_attribute("value") == ""
@@ -66,7 +66,8 @@ def test_it_selects_pins_links_them_to_the_gateway_and_unpins_them_after_asking(
     page.open(live_server.url + "/pins?q=" + stamp)
     page.wait(lambda d: len(page.find_all("#pins-body tr")) == 3)
 
-    link = page.find("#pins-body tr[data-cid='%s'] .gateway-link" % cids[0])
+    # The links come with the node's gateway, which the page asks for apart from the pins.
+    link = page.wait_for("#pins-body tr[data-cid='%s'] .gateway-link" % cids[0])
     assert link.get_attribute("href") == "%s/ipfs/%s" % (ipfs_node.gateway_url, cids[0])
     assert link.get_attribute("target") == "_blank" and link.get_attribute("rel") == "noopener noreferrer"
 
@@ -105,7 +106,7 @@ def test_a_folder_is_uploaded_as_one_directory_with_progress_over_the_set(page, 
     page.find("#upload-form button[type=submit]").click()
     row = page.wait_for_text(".upload", "pinned", timeout=60)
     assert "holiday" in row.find_element(By.CSS_SELECTOR, ".upload-name").text
-    assert "of files" in row.text and "stored" in row.text
+    assert "97.7 KiB, 2 files" in row.text and "stored" in row.text
     cid = row.find_element(By.CSS_SELECTOR, ".result-cid code").get_attribute("title")
     link = row.find_element(By.CSS_SELECTOR, ".gateway-link")
     assert link.get_attribute("href") == "%s/ipfs/%s" % (ipfs_node.gateway_url, cid)
@@ -127,7 +128,8 @@ def test_the_task_console_keeps_focus_and_finds_tasks_started_elsewhere(page, ma
     assert page.text("tr[data-task-id='%d'] td:nth-child(2)" % task_id) == "Pin sync"
     button.send_keys("")    # focus it
     page.js("arguments[0].focus()", button)
-    time.sleep(3)           # a few polls
+    page.count_requests("/api/tasks")
+    page.wait(lambda d: page.answers("/api/tasks") >= 3, timeout=20, message="a few polls of the list")
     assert page.js("return document.activeElement.dataset.action") == "cancel"
     assert page.js("return document.activeElement === arguments[0]", button)
 

@@ -112,7 +112,7 @@ def test_the_language_switch_translates_in_place_and_remembers_the_choice(page, 
     page.wait_for_text("#sync-button", "立即同步")
     assert page.js("return document.documentElement.lang") == "zh"
     assert page.cookie("lang") == "zh"
-    assert page.driver.title == "Pin 列表 · IPFSMaster"
+    assert page.driver.title == "固定列表 · IPFSMaster"
     assert page.text("#stat-last-sync") == "从未同步"
     assert page.find("#pin-search").get_attribute("placeholder") == "按 CID 或名称搜索"
     page.screenshot("pins-zh")
@@ -134,3 +134,37 @@ def test_the_language_switch_translates_in_place_and_remembers_the_choice(page, 
     assert page.text(".nav a[href='/tasks']") == "Tasks"
     assert page.js("return document.documentElement.lang") == "en"
     page.assert_no_console_errors(allowed_statuses=(502,))  # the node overview
+
+
+POLL_TIMES = """
+window.__polls = [];
+const original = window.fetch;
+window.fetch = (...args) => {
+  const poll = String(args[0]).startsWith('/pins/task-status') ? { asked: performance.now() } : null;
+  if (poll) window.__polls.push(poll);
+  return original(...args).then((response) => {
+    if (poll) poll.answered = performance.now();
+    return response;
+  });
+};
+"""
+
+
+def test_a_started_task_is_looked_at_at_once_and_then_quickly(page, make_live_server, silent_node):
+    """The first look at a new task is at once, the next ones follow within a fraction of a
+    second, slowing down: a sync that ends in 170 ms shows its end, not a second of "waiting"."""
+    server = make_live_server(silent_node.url)   # the sync runs (listing) until it is cancelled
+    page.open(server.url + "/pins")
+    page.js(POLL_TIMES)
+    page.click("#sync-button")
+    page.wait(lambda d: len(page.js("return window.__polls.filter((p) => p.answered)")) >= 5, timeout=20,
+              message="five looks at the task")
+    polls = page.js("return window.__polls")
+    # How long each look waited after the previous answer: about 100, 150, 225, 340 ms (not 1 s).
+    waits = [later["asked"] - earlier["answered"] for earlier, later in zip(polls, polls[1:5])]
+    assert all(wait < 600 for wait in waits[:3]), waits
+    assert waits[0] < waits[3], waits
+    page.wait_for_text("#sync-task", "Fetching pins from IPFS...")
+    page.click("#sync-cancel")
+    page.wait_for_text("#sync-task .badge", "Cancelled", timeout=20)
+    page.assert_no_console_errors()
