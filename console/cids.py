@@ -100,6 +100,24 @@ def is_cid(text):
         return False
 
 
+def multihash_of(cid):
+    """The multihash (bytes) a CID names, or None if ``cid`` is not a CID.
+
+    Kubo's blockstore keeps a block under its multihash alone: the CIDv0
+    and the CIDv1s (any codec, any base) of the same bytes share it, and a
+    block it lists by key comes back as a raw CIDv1 (``bafkrei...``) even
+    when it is a folder's node (``bafybei...``).
+    """
+    if not is_cid(cid):
+        return None
+    if len(cid) == 46 and cid.startswith("Qm"):
+        return base58_decode(cid)
+    data = MULTIBASES[cid[0]](cid[1:])
+    _version, pos = read_varint(data, 0)
+    _codec, pos = read_varint(data, pos)
+    return data[pos:]
+
+
 def parse_pin_line(line):
     """(cid, name) from one line of a pin list, '' for a blank or comment line,
     None for a line that is not a CID (optionally followed by whitespace and a name)."""

@@ -63,6 +63,22 @@ MESSAGES_ZH = {
     "An upload cannot be retried: its file is removed when the task ends. Upload it again.":
         "上传任务无法重试：任务结束时文件已被删除。请重新上传。",
     "The worker could not be started.": "无法启动后台进程。",
+    "A CAR import cannot be retried: its file is removed when the task ends. Import it again.":
+        "CAR 导入任务无法重试：任务结束时文件已被删除。请重新导入。",
+    "Send one CAR file at a time.": "请一次只发送一个 CAR 文件。",
+    "This file is not a CAR: {reason}.": "这个文件不是 CAR：{reason}。",
+    "{value!r} is not a CID.": "{value!r} 不是 CID。",
+    "The node does not have {cid} (it exports only what it has).": "节点上没有 {cid}（只能导出节点已有的内容）。",
+    "The IPFS node could not export {cid}: {reason}": "IPFS 节点无法导出 {cid}：{reason}",
+    "it is empty": "文件是空的",
+    "its header is cut short": "文件头不完整",
+    "it does not begin with a header length": "文件开头不是文件头的长度",
+    "its header length is impossible": "文件头的长度不成立",
+    "its header is not dag-cbor": "文件头不是 dag-cbor",
+    "its header is not a dag-cbor map": "文件头不是 dag-cbor 映射",
+    "the CARv2 header is cut short": "CARv2 文件头不完整",
+    "its CAR version is neither 1 nor 2": "CAR 版本既不是 1 也不是 2",
+    "its header has no list of roots": "文件头中没有根 CID 列表",
     "A replication factor needs an IPFS Cluster (--cluster-api).": "副本数需要 IPFS Cluster（--cluster-api）。",
     "{name} must be -1 (every peer) or a whole number from 1 to 1000.":
         "{name} 必须是 -1（所有节点）或 1 到 1000 之间的整数。",

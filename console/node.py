@@ -1,11 +1,14 @@
-"""The node as the pages show it: its overview (``GET /api/node``), its
-gateway address, its repository's size.
+"""The node as the pages and the command line show it: its overview
+(``GET /api/node``), its connected peers, its gateway address, its
+repository's size, and a DAG it exports as a CAR file.
 """
 
 import re
 import threading
 import time
 
+from console.cids import is_cid
+from console.errors import HTTPError
 from console.rpc import IPFSClient, IPFSError
 
 
@@ -138,3 +141,92 @@ def node_overview(settings, fresh=False):
     with _overview_lock:
         _overviews[settings.ipfs_api] = _last_answers[settings.ipfs_api] = (overview, time.monotonic())
     return dict(overview, gateway=gateway)
+
+
+# Go's time.Duration as Kubo writes it ("263.463µs", "1.5ms", "2m3.5s"), in milliseconds.
+DURATION_UNITS_MS = {"ns": 1e-6, "us": 1e-3, "\u00b5s": 1e-3, "\u03bcs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4,
+                     "h": 3.6e6}
+DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def duration_ms(text):
+    """A Go duration in milliseconds (rounded to the microsecond), or None
+    for anything else (Kubo says "n/a" for a peer it has not measured)."""
+    text = str(text or "").strip()
+    if not text or DURATION_PART.sub("", text):
+        return None
+    return round(sum(float(number) * DURATION_UNITS_MS[unit] for number, unit in DURATION_PART.findall(text)), 3)
+
+
+def connected_peers(settings):
+    """The peers the node is connected to, by id: ({"id", "addr", "latency"}
+    list, whether the node is online). ``latency`` is in milliseconds, None
+    while the node has not measured it; a node started with --offline has
+    no swarm, so no peers. IPFSError if the node cannot be reached or refuses."""
+    client = IPFSClient(settings.ipfs_api, settings.ipfs_auth, timeout=10.0, attempts=1)
+    try:
+        answer = client.call("swarm/peers", [("latency", "true")])
+    except IPFSError as exc:
+        if exc.transient or "online mode" not in str(exc):
+            raise
+        return [], False
+    finally:
+        client.close()
+    peers = [{"id": str(peer.get("Peer") or ""), "addr": str(peer.get("Addr") or ""),
+              "latency": duration_ms(peer.get("Latency"))}
+             for peer in (answer.get("Peers") or []) if isinstance(peer, dict)]
+    return sorted(peers, key=lambda peer: (peer["id"], peer["addr"])), True
+
+
+# Bytes of a CAR read from the node before the answer begins: an export that
+# fails within them is an HTTP error, not a file cut short.
+EXPORT_LOOKAHEAD = 1024 * 1024
+
+
+def export_car(settings, cid):
+    """The DAG under ``cid`` as a CAR file, in pieces of bytes as the node
+    writes it (``dag/export``, offline: from what the node has, never the
+    network).
+
+    Before the first piece: HTTPError 400 (not a CID), 404 (the node does
+    not have it) or 502 (the node cannot be reached, or failed within the
+    first EXPORT_LOOKAHEAD bytes). A failure after that is an IPFSError
+    raised while the pieces are read. Close the pieces when done.
+    """
+    if not is_cid(cid):
+        raise HTTPError(400, "{value!r} is not a CID.", value=cid[:100])
+    client, ahead, size = None, [], 0
+    try:
+        client = IPFSClient(settings.ipfs_api, settings.ipfs_auth, timeout=60.0, attempts=1)
+        pieces = client.stream_bytes("dag/export", [("arg", cid), ("offline", "true")])
+        for piece in pieces:
+            ahead.append(piece)
+            size += len(piece)
+            if size >= EXPORT_LOOKAHEAD:
+                break
+    except IPFSError as exc:
+        if client is not None:
+            client.close()
+        reason = str(exc)
+        if exc.transient:
+            raise HTTPError(502, "The IPFS node cannot be reached: {reason}", extra={"reason": reason}, reason=reason)
+        if not size and ("not found" in reason or "could not find" in reason):
+            raise HTTPError(404, "The node does not have {cid} (it exports only what it has).", cid=cid)
+        raise HTTPError(502, "The IPFS node could not export {cid}: {reason}", extra={"reason": reason},
+                        cid=cid, reason=reason)
+    return Stream(client, ahead, pieces)
+
+
+class Stream:
+    """Pieces of a streamed answer: those read ahead, then the rest as they
+    come; ``close()`` ends the connection, read to the end or not."""
+
+    def __init__(self, client, ahead, pieces):
+        self.client, self.ahead, self.pieces = client, ahead, pieces
+
+    def __iter__(self):
+        yield from self.ahead
+        yield from self.pieces
+
+    def close(self):
+        self.client.close()

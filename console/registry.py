@@ -34,6 +34,10 @@ TASK_TYPES = {
                         single_flight=True, retryable=True, group="repository"),
     "pin_recover": TaskType(label="Pin recovery", label_zh="固定恢复", unit="items",
                             single_flight=True, retryable=True, partial=True),
+    "car_import": TaskType(label="CAR import", label_zh="导入 CAR", unit="bytes",
+                           single_flight=False, retryable=False, partial=True),
+    "repo_verify": TaskType(label="Repository verification", label_zh="校验仓库", unit="blocks",
+                            single_flight=True, retryable=True, partial=True),
 }
 
 
@@ -43,8 +47,10 @@ def module_of(task_type):
 
 
 def labels():
-    """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses."""
-    return {name: {"en": kind.label[0].lower() + kind.label[1:], "zh": kind.label_zh}
+    """{type: {"en": "pin sync", "zh": "Pin 同步"}}: the names a sentence uses
+    (an initialism keeps its capitals: "CAR import")."""
+    return {name: {"en": kind.label if kind.label[1:2].isupper() else kind.label[0].lower() + kind.label[1:],
+                   "zh": kind.label_zh}
             for name, kind in TASK_TYPES.items()}
 
 

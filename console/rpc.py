@@ -7,6 +7,7 @@ peers) both use them.
 import base64
 import http.client
 import json
+import select
 import socket
 import threading
 import time
@@ -50,6 +51,17 @@ def auth_header(secret):
     if kind.lower() == "bearer":
         return "Bearer " + value
     raise ValueError("IPFSMASTER_IPFS_AUTH must look like basic:USER:PASSWORD or bearer:TOKEN")
+
+
+def wait_while_sending(sock, sender):
+    """Wait for the first byte of an answer for as long as ``sender`` (a
+    thread) still sends the request's body: the node is reading it, however
+    long that takes. Once it has sent it all, reading the answer times out
+    as any read does."""
+    while sender.is_alive():
+        readable, _, _ = select.select([sock], [], [], 0.2)
+        if readable:
+            return
 
 
 class IPFSClient:
@@ -263,8 +275,10 @@ class IPFSClient:
 
         The body goes out on a thread of its own, because a node that reports
         progress while it reads (add?progress=true) would otherwise stall once
-        its unread progress lines fill the socket buffers. Not retried: the
-        body cannot be sent twice.
+        its unread progress lines fill the socket buffers. A node may also
+        answer only once it has read the whole body (dag/import): the time-out
+        counts only from the body's end. Not retried: the body cannot be sent
+        twice.
         """
         headers = dict(self._headers, **{"Content-Type": content_type, "Content-Length": str(length)})
         try:
@@ -296,6 +310,7 @@ class IPFSClient:
         sender.start()
         try:
             try:
+                wait_while_sending(sock, sender)
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 raise self._broke_off(command, exc)

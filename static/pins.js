@@ -1,6 +1,7 @@
 // The pins page: the node, the catalogue, the pin sync, pinning and
 // unpinning, garbage collection; file uploads are in uploads.js.
 
+import { peerCount } from "./peers.js";
 import {
   $, ApiError, cidView, copyButton, el, errorText, fill, formatAgo, formatBytes, formatDuration, formatNumber,
   formatTime, getJSON, initPage, loadSiteInfo, onLanguageChange, Poller, postJSON, t, timeElement, toast,
@@ -77,7 +78,7 @@ function renderNode() {
       data.storage_max ? t("node.repoValue", { size: formatBytes(data.repo_size), max: formatBytes(data.storage_max) })
         : formatBytes(data.repo_size), data.storage_max ? bar : null),
     item("node.objects", "node-objects", data.num_objects == null ? t("dash") : formatNumber(data.num_objects)),
-    item("node.peers", "node-peers", formatNumber(data.peers || 0)),
+    item("node.peers", "node-peers", peerCount(data.peers || 0)),
     item("node.gateway", "node-gateway", gateway() ? el("a", {
       href: gateway(), target: "_blank", rel: "noopener noreferrer",
     }, gateway()) : t("dash"))));

@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 import pytest
 
@@ -342,3 +343,17 @@ def test_an_answer_larger_than_the_limit_is_refused_not_read(canned, monkeypatch
         client.call("id")
     assert not info.value.transient
     assert client.call("id") == {"ID": "12D3"}   # on a new connection: nothing left over is read as an answer
+
+
+def test_an_answer_that_waits_for_the_whole_body_is_not_a_time_out(canned):
+    """Kubo's dag/import answers only once it has read the whole CAR, however long that takes."""
+    server = canned(chunked([b'{"Root": {"Cid": {"/": "bafyR"}, "PinErrorMsg": ""}}\n']))
+
+    def slow_body():
+        for _ in range(6):
+            time.sleep(0.2)     # the body takes longer to send than the time-out allows for a read
+            yield b"x" * 100
+
+    client = console.rpc.IPFSClient(server.url, timeout=0.5)
+    answers = list(client.upload("dag/import", [], slow_body(), 600, "multipart/form-data; boundary=b"))
+    assert answers == [{"Root": {"Cid": {"/": "bafyR"}, "PinErrorMsg": ""}}]

@@ -227,7 +227,7 @@ LAYERS = [
     ("console.runner", "console.control"),
     ("console.processes", "console.node", "console.catalogue", "console.bundle"),
     ("console.store", "console.rpc"),
-    ("console.errors", "console.framing", "console.cids"),
+    ("console.errors", "console.framing", "console.cids", "console.car"),
     ("console.settings", "console.shipped", "console.messages", "console.registry", "console"),
 ]
 

@@ -8,11 +8,14 @@ import functools
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
 from console import bundle, node
-from console.cli.output import count, field_lines, not_cids, partial_failure, progress_line, shown, task_lines
+from console.car import NotACar, read_roots
+from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
+                                size, task_lines)
 from console.cli.parser import parse
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
@@ -111,7 +114,7 @@ def recover(args, settings, conn):
         print(NO_CLUSTER, file=sys.stderr)
         return USAGE
     return run_task_command(args, settings, conn, lambda: (
-        start_task(settings, conn, "pin_recover", settings.sync_params()), {}), partial=True)
+        start_task(settings, conn, "pin_recover", settings.sync_params()), {}), partial=partial_failure)
 
 
 def gc(args, settings, conn):
@@ -119,11 +122,87 @@ def gc(args, settings, conn):
         start_task(settings, conn, "repo_gc", {"ipfs_api": settings.ipfs_api}), {}))
 
 
+def verify(args, settings, conn):
+    """Check every block of the node's repository; exit 5 when some are damaged."""
+    return run_task_command(args, settings, conn, lambda: (
+        start_task(settings, conn, "repo_verify", {"ipfs_api": settings.ipfs_api}), {}), partial=damage_found)
+
+
+def car(args, settings, conn):
+    """car import FILE, and car export CID."""
+    if args.car_command == "export":
+        return export_car(args, settings)
+    try:
+        with open(args.file, "rb") as f:
+            read_roots(f)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
+        return USAGE
+    except NotACar as exc:
+        print("%s is not a CAR: %s." % (args.file, exc), file=sys.stderr)
+        return USAGE
+    params = {"ipfs_api": settings.ipfs_api, "file_name": args.name or os.path.basename(args.file), "size": size}
+    try:
+        return run_task_command(args, settings, conn, lambda: (start_task(
+            settings, conn, "car_import", params,
+            prepare=lambda task_id: spool_copy(settings, args.file, task_id)), {}), partial=partial_failure)
+    except OSError as exc:
+        print("Cannot hand %s to a task: %s" % (args.file, exc.strerror or exc), file=sys.stderr)
+        return FAILED
+
+
+def spool_copy(settings, path, task_id):
+    """Put a file where a task's spooled input waits: a hard link when it can
+    (no copy of a large CAR), else a copy. The task removes it, not the file."""
+    settings.files.make_folder()
+    try:
+        os.link(path, settings.files.spool(task_id))
+    except OSError:
+        shutil.copyfile(path, settings.files.spool(task_id))
+
+
+def export_car(args, settings):
+    """Write the DAG under a CID as a CAR file (or to standard output with
+    ``-o -``); a file is written whole or not at all."""
+    cid = args.cid.strip()
+    output = args.output or cid + ".car"
+    try:
+        pieces = node.export_car(settings, cid)
+    except HTTPError as error:
+        print(translate(error.template, "en", **error.values), file=sys.stderr)
+        return USAGE if error.status == 400 else FAILED
+    try:
+        if output == "-":
+            for piece in pieces:
+                sys.stdout.buffer.write(piece)
+            return DONE
+        partial = "%s.part-%d" % (output, os.getpid())
+        try:
+            with open(partial, "wb") as out:
+                for piece in pieces:
+                    out.write(piece)
+            os.replace(partial, output)
+        except OSError as exc:
+            print("Cannot write %s: %s" % (output, exc.strerror), file=sys.stderr)
+            return USAGE
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+    except IPFSError as exc:
+        print("The export of %s broke off: %s" % (cid, exc), file=sys.stderr)
+        return FAILED
+    finally:
+        pieces.close()
+    print("Wrote %s (%s)." % (output, size(os.path.getsize(output))), file=sys.stderr)
+    return DONE
+
+
 def pin(args, settings, conn):
     """pin add CID... | -f FILE, and pin rm CID..."""
     if args.pin_command == "rm":
         return run_task_command(args, settings, conn, lambda: start_pin_remove(settings, conn, args.cids),
-                                where="argument", partial=True)
+                                where="argument", partial=partial_failure)
 
     if bool(args.cids) == bool(args.file):
         print("Give CIDs or -f FILE (one of the two).", file=sys.stderr)
@@ -144,17 +223,18 @@ def pin(args, settings, conn):
     where = "line" if args.file else "argument"
     try:
         return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill),
-                                where=where, partial=True)
+                                where=where, partial=partial_failure)
     except OSError as exc:
         print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
         return USAGE
 
 
-def run_task_command(args, settings, conn, start, where="line", partial=False):
+def run_task_command(args, settings, conn, start, where="line", partial=None):
     """Start a task with ``start()`` -> (id, details), then print it or
     wait for it. ``where``: what a pin task's CIDs were given on (lines of
-    a file, or arguments); ``partial``: whether a task that completed with
-    failed items exits with PARTIAL."""
+    a file, or arguments); ``partial``: for a task that exits with PARTIAL
+    when it completed with failed items, the function that says so
+    (``partial_failure``, ``damage_found``), given the task."""
     try:
         task_id, details = start()
     except TaskConflict as conflict:
@@ -183,7 +263,7 @@ def run_task_command(args, settings, conn, start, where="line", partial=False):
         return FAILED
     if not args.json:
         print("\n".join(field_lines(task["result"] or {})), file=sys.stderr)
-    failure = partial and partial_failure(task)
+    failure = partial and partial(task)
     if failure:
         print(failure, file=sys.stderr)
         return PARTIAL
@@ -325,6 +405,7 @@ def reap(args, settings, conn):
 
 # Every command but serve and bundle, by its name on the command line.
 COMMANDS = {
-    "sync": sync, "recover": recover, "gc": gc, "pin": pin, "node": show_node, "peers": show_peers,
+    "sync": sync, "recover": recover, "gc": gc, "verify": verify, "pin": pin, "car": car, "node": show_node,
+    "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
 }

@@ -123,3 +123,16 @@ def partial_failure(task):
     if first.get("error"):
         sentence += ": " + ("%s: %s" % (first["cid"], first["error"]) if first.get("cid") else first["error"])
     return sentence
+
+
+def damage_found(task):
+    """'Task 7 completed, 2 blocks damaged', then a line for each block named
+    (its CID, what is wrong, its pins), for a verification that found damage;
+    None for any other task."""
+    result = task.get("result") or {}
+    failed = result.get("failed") or 0
+    if task["status"] != "completed" or not failed:
+        return None
+    lines = ["Task %d completed, %s damaged" % (task["id"], count(failed, "block"))]
+    lines += ["  %s: %s" % (detail.get("cid"), detail.get("error")) for detail in result.get("error_details") or []]
+    return "\n".join(lines)

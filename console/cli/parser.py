@@ -151,6 +151,30 @@ def build_parser():
                                          " while a pin sync does, nor the other way round.")
     add_task_flags(gc)
 
+    verify = commands.add_parser("verify", help="check every block of the node's repository",
+                                 description="Check every block in the node's repository against its hash"
+                                             " (a repo_verify task), then name the pins that hold a damaged"
+                                             " one. With --wait it exits 5 when it found damage.")
+    add_task_flags(verify)
+
+    car = commands.add_parser("car", help="import or export CAR files",
+                              description="Import a CAR file into the node, or export a DAG as one.")
+    car_commands = car.add_subparsers(dest="car_command", metavar="ACTION")
+    car_commands.required = True
+    car_import = car_commands.add_parser("import", help="import a CAR file, pinning its roots", description=(
+        "Import a CAR file (CARv1 or CARv2) into the node in the background (a car_import task): its blocks"
+        " are stored and its roots pinned. A root already pinned keeps its name; the others get --name."))
+    car_import.add_argument("file", metavar="FILE", help="the CAR file")
+    car_import.add_argument("--name", help="the name of the roots that have none (default: the file's name)")
+    add_task_flags(car_import)
+    car_export = car_commands.add_parser("export", help="write a DAG the node has to a CAR file", description=(
+        "Write the DAG under a CID, as the node has it, to a CAR file (dag/export, offline). The file is"
+        " written whole or not at all."))
+    car_export.add_argument("cid", metavar="CID", help="the DAG's root")
+    car_export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default CID.car; - for"
+                                                                   " standard output)")
+    add_common(car_export, "--db", "--ipfs-api", "--ipfs-auth-file")
+
     node = commands.add_parser("node", help="show the node's overview",
                                description="Show the node's identity, repository, peers and gateway.")
     add_common(node, "--db", "--ipfs-api", "--ipfs-auth-file", "--json")
@@ -256,7 +280,8 @@ def parse(argv):
     if first_word(argv) is None and argv[:1] not in (["-h"], ["--help"], ["--version"]):
         argv = ["serve"] + argv
     args = parser.parse_args(argv)
-    command = " ".join(name for name in (args.command, getattr(args, "pin_command", None)) if name)
+    command = " ".join(name for name in (args.command, getattr(args, "pin_command", None),
+                                         getattr(args, "car_command", None)) if name)
     for flag in COMMON:
         name = flag[2:].replace("-", "_")
         given = getattr(args, BEFORE + name)

@@ -1,6 +1,7 @@
-"""What the task types share: a result's error details, the pin tasks'
-items (each once, in order, with what a retry takes up), and following a
-pin that IPFS Cluster is placing.
+"""What the task types share: a result's error details, a spooled upload
+sent to the node, the pin tasks' items (each once, in order, with what a
+retry takes up), a pin's name on the node, and following a pin that IPFS
+Cluster is placing.
 """
 
 import itertools
@@ -11,10 +12,12 @@ import time
 from urllib.parse import quote
 
 from console.catalogue import cluster_pin_rows
+from console.framing import IPFSError
 from console.store import connect, get_task
 
 MAX_ERROR_DETAILS = 10       # error details kept in a task's result
 CLUSTER_POLL_S = 0.5
+SPOOL_CHUNK = 1024 * 1024    # bytes read from a spooled upload at a time
 
 
 def note_error(result, detail):
@@ -22,6 +25,39 @@ def note_error(result, detail):
     details = result.setdefault("error_details", [])
     if len(details) < MAX_ERROR_DETAILS:
         details.append(detail)
+
+
+def spooled_multipart(ctx, path, parts):
+    """A spooled upload as the multipart body the node reads (``add``,
+    ``dag/import``): a part named ``file`` for each (file name, length) of
+    ``parts``, read in order from the spool file ``path``, each byte counted
+    in the task's progress once the node has taken it.
+
+    Returns (the body's chunks, its length, its Content-Type). File names
+    are sent as given: quote them first.
+    """
+    boundary = "ipfsmaster-" + os.urandom(12).hex()
+    heads = [('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
+              'Content-Type: application/octet-stream\r\n\r\n' % (boundary, file_name)).encode("utf-8")
+             for file_name, _ in parts]
+    tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
+
+    def body():
+        with open(path, "rb") as f:
+            for number, ((_, length), head) in enumerate(zip(parts, heads)):
+                yield (b"\r\n" if number else b"") + head
+                left = length
+                while left > 0:
+                    chunk = f.read(min(SPOOL_CHUNK, left))
+                    if not chunk:
+                        raise IPFSError("the uploaded file is shorter than it was")
+                    left -= len(chunk)
+                    yield chunk
+                    ctx.advance(len(chunk))  # resumed once the chunk is sent
+        yield tail
+
+    length = sum(len(head) for head in heads) + 2 * (len(parts) - 1) + sum(size for _, size in parts) + len(tail)
+    return body(), length, "multipart/form-data; boundary=" + boundary
 
 
 def count_of(number, noun):
@@ -165,6 +201,19 @@ def run_pin_task(ctx, source, total, act, verb):
         ctx.result["duration_s"] = round(time.monotonic() - started, 3)
         items.close()
         conn.close()
+
+
+def name_on_node(client, cid):
+    """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
+    try:
+        keys = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")]).get("Keys")
+    except IPFSError as exc:
+        if exc.transient:
+            raise
+        return None         # "not pinned"
+    for entry in (keys or {}).values():
+        return str(entry.get("Name") or "") if isinstance(entry, dict) else ""
+    return None
 
 
 def plain_error(exc):

@@ -7,8 +7,7 @@ from urllib.parse import quote
 from console import catalogue
 from console.framing import IPFSError
 from console.store import connect
-
-UPLOAD_CHUNK = 1024 * 1024
+from console.tasks.common import spooled_multipart
 
 
 def run(ctx):
@@ -35,30 +34,11 @@ def run(ctx):
         tops = {str(file_path).split("/")[0] for file_path, _ in files}
         wrap = several and not (len(tops) == 1 and all("/" in str(file_path) for file_path, _ in files))
         ctx.log("Uploading %s (%d bytes%s) to IPFS..." % (name, size, ", %d files" % len(files) if several else ""))
-        boundary = "ipfsmaster-" + os.urandom(12).hex()
-        heads = [('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
-                  'Content-Type: application/octet-stream\r\n\r\n'
-                  % (boundary, quote(str(file_path), safe=" ._-()[]/" if several else " ._-()[]"))).encode("utf-8")
-                 for file_path, _ in files]
-        tail = ("\r\n--%s--\r\n" % boundary).encode("ascii")
         if sum(int(length) for _, length in files) != size:
             raise IPFSError("the uploaded files do not add up to their size")
-
-        def body():
-            with open(path, "rb") as f:
-                for number, ((_, length), head) in enumerate(zip(files, heads)):
-                    yield (b"\r\n" if number else b"") + head
-                    left = int(length)
-                    while left > 0:
-                        chunk = f.read(min(UPLOAD_CHUNK, left))
-                        if not chunk:
-                            raise IPFSError("the uploaded file is shorter than it was")
-                        left -= len(chunk)
-                        yield chunk
-                        ctx.advance(len(chunk))  # resumed once the chunk is sent
-            yield tail
-
-        length = sum(len(head) for head in heads) + 2 * (len(files) - 1) + size + len(tail)
+        parts = [(quote(str(file_path), safe=" ._-()[]/" if several else " ._-()[]"), int(length))
+                 for file_path, length in files]
+        body, length, content_type = spooled_multipart(ctx, path, parts)
         options = [("progress", "true"), ("pin", "true" if pin else "false")]
         if pin:
             options.append(("pin-name", name))     # the pin's name on the node, not just here
@@ -72,7 +52,7 @@ def run(ctx):
         # with an error. Once the node's answer has ended, the file is added
         # and pinned: it goes in the catalogue even if a cancel came then.
         with ctx.interruptible(client):
-            for obj in client.upload("add", options, body(), length, "multipart/form-data; boundary=" + boundary):
+            for obj in client.upload("add", options, body, length, content_type):
                 if isinstance(obj, dict) and obj.get("Hash") and (root is None or obj.get("Name") == root):
                     added = obj
         if added is None:

@@ -16,7 +16,7 @@ from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
 from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
-from console.tasks.common import follow_cluster_pin, plain_error, run_pin_task
+from console.tasks.common import follow_cluster_pin, name_on_node, plain_error, run_pin_task
 from console.tasks.sizes import pin_size
 
 
@@ -34,19 +34,6 @@ def run(ctx):
     else:
         pin, verb = node_pinner(ctx, client, timeout_s), "Pinning"
     return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb)
-
-
-def name_on_node(client, cid):
-    """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
-    try:
-        keys = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")]).get("Keys")
-    except IPFSError as exc:
-        if exc.transient:
-            raise
-        return None         # "not pinned"
-    for entry in (keys or {}).values():
-        return str(entry.get("Name") or "") if isinstance(entry, dict) else ""
-    return None
 
 
 def name_in_cluster(cluster, cid):

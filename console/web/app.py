@@ -13,13 +13,14 @@ from console.errors import HTTPError
 from console.messages import NOT_FOUND
 from console.store import ConnectionPool, database_busy
 from console.web.auth import Authenticator, check_host, check_same_origin
-from console.web.files import handle_upload
-from console.web.http import STATUS_LINES, Redirect, Request, error_response, not_found_page, redirect, wants_html
+from console.web.files import handle_car_import, handle_upload
+from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error_response, not_found_page, redirect,
+                              streamed, wants_html)
 from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
-from console.web.pins import (handle_node, handle_node_gc, handle_pin_recover, handle_pin_sync, handle_pins_add,
-                              handle_pins_api, handle_pins_remove)
+from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
+                              handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_remove)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api)
 
@@ -39,10 +40,14 @@ ROUTES = [
     ("POST", "/tasks/retry", handle_task_retry),
     ("GET", "/tasks/log", handle_task_log),
     ("POST", "/files/upload", handle_upload),
+    ("POST", "/pins/import-car", handle_car_import),
     ("POST", "/pins/add", handle_pins_add),
     ("POST", "/pins/remove", handle_pins_remove),
     ("POST", "/node/gc", handle_node_gc),
     ("GET", "/api/node", handle_node),
+    ("GET", "/api/node/peers", handle_node_peers),
+    ("POST", "/node/verify", handle_node_verify),
+    ("GET", "/api/pins/export-car", handle_export_car),
     ("GET", "/metrics", handle_metrics),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),
@@ -135,9 +140,13 @@ class App:
                                       req.lang, req.all_languages)
         finally:
             req.close()
-        body = response.body if isinstance(response.body, bytes) else b"".join(response.body)
+        status = STATUS_LINES.get(response.status, "%d Status" % response.status)
+        if isinstance(response.body, bytes):
+            start_response(status, response.headers + SECURITY_HEADERS + [("Content-Length", str(len(response.body)))])
+            return [b"" if req.method == "HEAD" else response.body]
+        # A stream: passed on as it comes, never held whole; its length is not known.
+        start_response(status, response.headers + SECURITY_HEADERS)
         if req.method == "HEAD":
-            body = b""
-        headers = response.headers + SECURITY_HEADERS + [("Content-Length", str(len(body)))]
-        start_response(STATUS_LINES.get(response.status, "%d Status" % response.status), headers)
-        return [body]
+            close_body(response.body)
+            return []
+        return streamed(environ, response.body)

@@ -317,12 +317,51 @@ def multipart_fields(environ, length, fields, on_file):
 
 
 class Response:
-    """What a handler returns: status, headers and a body (bytes or an iterable)."""
+    """What a handler returns: status, headers and a body: bytes, or an
+    iterable of bytes (with a ``close()`` if it holds something open) that
+    is streamed as it comes, without a length."""
 
     def __init__(self, body=b"", status=200, content_type="application/json; charset=utf-8", headers=None):
         self.status = status
         self.headers = [("Content-Type", content_type)] + list(headers or [])
         self.body = body
+
+
+# In a request's environ, from the server: the function to call when its
+# streamed body broke off, which has the connection reset (see ``streamed``).
+STREAM_BROKE = "ipfsmaster.stream_broke"
+
+
+def streamed(environ, body):
+    """A streamed body, passed on piece by piece, closed at the end.
+
+    A body streamed without a length ends where the connection closes, so
+    one that fails on the way would look complete if it were simply closed.
+    Its failure is logged, the answer stops there, and the server is told
+    (STREAM_BROKE) to reset the connection, which every client (a browser's
+    download, curl) reports as an error.
+    """
+    try:
+        for piece in body:
+            if piece:
+                yield piece
+    except Exception as exc:
+        if isinstance(exc, IPFSError):
+            log.warning("%s %s: the answer broke off: %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"), exc)
+        else:
+            log.exception("%s %s: the answer broke off", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+        broke = environ.get(STREAM_BROKE)
+        if broke is not None:
+            broke()
+    finally:
+        close_body(body)
+
+
+def close_body(body):
+    """Close a streamed body that holds something open (a connection to the node)."""
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
 
 
 def json_response(data, status=200, headers=None):
@@ -353,7 +392,10 @@ def task_errors(task_id=None):
     except AlreadyRetried as exc:
         raise HTTPError(409, "Task {id} has already been retried: task {retry}.", extra={"taskId": exc.retry_id},
                         id=exc.task_id, retry=exc.retry_id)
-    except NotRetryable:
+    except NotRetryable as exc:
+        if exc.args and exc.args[0] == "car_import":
+            raise HTTPError(409, "A CAR import cannot be retried: its file is removed when the task ends."
+                                 " Import it again.")
         raise HTTPError(409, "An upload cannot be retried: its file is removed when the task ends."
                              " Upload it again.")
     except OSError:

@@ -1,5 +1,6 @@
 """Handlers of the pins page's data and actions: the catalogue, sync,
-pin, unpin, recover, and the node's overview and garbage collection."""
+pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview,
+peers, garbage collection and verification."""
 
 from console import catalogue, node
 from console.control import start_task
@@ -8,7 +9,7 @@ from console.framing import IPFSError
 from console.messages import NO_CLUSTER
 from console.pin_input import PIN_OPTIONS, json_cids, pin_name, start_pin_add, start_pin_remove
 from console.web.files import UPLOAD_FRAMING
-from console.web.http import json_response, multipart_fields, read_json_body, task_errors
+from console.web.http import Response, json_response, multipart_fields, read_json_body, task_errors
 
 MAX_PIN_JSON = 64 * 1024 * 1024
 MAX_REMOVE_CIDS = 100000
@@ -126,6 +127,33 @@ def handle_node_gc(req):
     with task_errors():
         task_id = start_task(req.settings, req.db, "repo_gc", {"ipfs_api": req.settings.ipfs_api})
     return json_response({"success": True, "taskId": task_id}, 202)
+
+
+def handle_node_verify(req):
+    """Start a check of every block in the node's repository (repo_verify)."""
+    req.discard_body()
+    with task_errors():
+        task_id = start_task(req.settings, req.db, "repo_verify", {"ipfs_api": req.settings.ipfs_api})
+    return json_response({"success": True, "taskId": task_id}, 202)
+
+
+def handle_export_car(req):
+    """The DAG under ``cid`` as a CAR file, streamed as the node exports it."""
+    cid = req.arg("cid").strip()
+    pieces = node.export_car(req.settings, cid)
+    return Response(pieces, content_type="application/vnd.ipld.car",
+                    headers=[("Content-Disposition", 'attachment; filename="%s.car"' % cid),
+                             ("Cache-Control", "no-store")])
+
+
+def handle_node_peers(req):
+    """The peers the node is connected to, with their address and latency; 502 when it cannot be reached."""
+    try:
+        peers, online = node.connected_peers(req.settings)
+    except IPFSError as exc:
+        raise HTTPError(502, "The IPFS node cannot be reached: {reason}", extra={"reason": str(exc)},
+                        reason=str(exc))
+    return json_response({"peers": peers, "online": online})
 
 
 def handle_node(req):

@@ -9,6 +9,7 @@ import os
 import socket
 import socketserver
 import sqlite3
+import struct
 import sys
 import threading
 import traceback
@@ -20,7 +21,7 @@ from console.framing import IPFSError
 from console.settings import DEFAULTS
 from console.store import connect, init_db
 from console.web.app import SECURITY_HEADERS, App
-from console.web.http import is_loopback
+from console.web.http import STREAM_BROKE, is_loopback
 
 log = logging.getLogger("ipfsmaster")
 
@@ -50,9 +51,9 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 class RequestHandler(WSGIRequestHandler):
     """Logs through ``logging``, times out idle or slow clients, answers
-    requests too broken to reach the app with the same JSON errors, and
-    sends replies without Nagle's delay (headers and body leave in separate
-    writes)."""
+    requests too broken to reach the app with the same JSON errors, sends
+    replies without Nagle's delay (headers and body leave in separate
+    writes), and resets the connection after a stream that broke off."""
 
     timeout = DEFAULTS["request_timeout"]
 
@@ -81,6 +82,25 @@ class RequestHandler(WSGIRequestHandler):
 
     def log_message(self, format, *args):
         log.info("%s %s", self.address_string(), format % args)
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[STREAM_BROKE] = self.reset_at_the_end
+        return environ
+
+    def reset_at_the_end(self):
+        """Have the connection reset when this request is done (see http.streamed)."""
+        self.reset = True
+
+    def finish(self):
+        """After an answer whose stream broke off, reset the connection:
+        closed as usual it would look like a complete answer."""
+        super().finish()
+        if getattr(self, "reset", False):
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("HH" if os.name == "nt" else "ii", 1, 0))
+                self.connection.close()
 
 
 def make_server(settings):
