@@ -4,9 +4,8 @@ notice, in the task list and in the task's detail; what failed, named by the
 task's type; "Retry the N failed" while the server lets it start again, and a
 link to the retry once there is one.
 
-Each test runs against the server's task JSON as it is today (the pages read
-a partial task from result.failed) and as the contract has it (``partial``,
-``retryable`` and ``retried_by`` from the server).
+The server's task JSON says ``partial``, ``retryable`` (a partial task not
+retried yet) and ``retried_by``.
 """
 
 import hashlib
@@ -16,7 +15,6 @@ import time
 import pytest
 
 import console.store
-import console.web.tasks
 
 SAID = {
     "en": {"partial": "Completed, 1 failed", "details": "CIDs that could not be pinned (1)",
@@ -33,32 +31,10 @@ def absent_cid(seed):
     return "b" + base64.b32encode(b"\x01\x55\x12\x20" + digest).decode().lower().rstrip("=")
 
 
-def serve_the_contract(monkeypatch, db_path):
-    """The server's task JSON as the contract has it: partial, retryable (a
-    partial task not yet retried) and retried_by on every task."""
-    original = console.web.tasks.task_as_json
-
-    def task_as_json(row):
-        task = original(row)
-        conn = console.store.connect(db_path)
-        try:
-            task["retried_by"] = console.store.latest_retry(conn, task["id"])
-        finally:
-            conn.close()
-        task["partial"] = task["status"] == "completed" and (task["result"] or {}).get("failed", 0) > 0
-        task["retryable"] = (task["retryable"] or task["partial"]) and not task["retried_by"]
-        return task
-    monkeypatch.setattr(console.web.tasks, "task_as_json", task_as_json)
-
-
 @pytest.mark.parametrize("lang", ["en", "zh"])
-@pytest.mark.parametrize("server_json", ["today", "contract"])
-def test_a_partly_failed_pin_task_says_so_everywhere(page, live_server, ipfs_node, monkeypatch, lang, server_json):
+def test_a_partly_failed_pin_task_says_so_everywhere(page, live_server, ipfs_node, lang):
     said = SAID[lang]
-    contract = server_json == "contract"
-    if contract:
-        serve_the_contract(monkeypatch, live_server.db_path)
-    stamp = "partial-%s-%s-%f" % (lang, server_json, time.time())
+    stamp = "partial-%s-%f" % (lang, time.time())
     present = ipfs_node.add(stamp.encode(), pin=False)
     missing = absent_cid(stamp)
     page.open(live_server.url + "/static/app.css")
@@ -74,35 +50,34 @@ def test_a_partly_failed_pin_task_says_so_everywhere(page, live_server, ipfs_nod
     assert page.text("#pin-task .error-details summary") == said["details"]
     assert page.wait_for_text("#toasts .toast-warn", "#%d" % task_id).text.endswith(said["partial"])
     retry = page.find_all("#pin-task [data-action='retry']")
-    assert [button.text for button in retry] == ([said["retry"]] if contract else [])
+    assert [button.text for button in retry] == [said["retry"]]
     page.js("document.querySelector('#pin-task').scrollIntoView({block: 'center'})")
-    page.screenshot("partial-pin-panel-%s-%s" % (lang, server_json))
+    page.screenshot("partial-pin-panel-%s" % lang)
 
     page.open(live_server.url + "/tasks")
     row = "#tasks-body tr[data-task-id='%d']" % task_id
     page.wait_for_text(row + " .badge-partial", said["partial"])
     assert page.text(row + " .progress-meta") == said["progress"] and "100%" not in page.text(row)
     assert page.find(row + " .progress").get_attribute("data-status") == "partial"
-    assert bool(page.find_all(row + " [data-action='retry']")) == contract
-    page.screenshot("partial-task-list-%s-%s" % (lang, server_json))
+    assert page.find_all(row + " [data-action='retry']")
+    page.screenshot("partial-task-list-%s" % lang)
 
     page.click(row + " a.task-link")
     page.wait_for_text("#detail-badge .badge-partial", said["partial"])
     assert said["partial"] in page.text("#detail-body .fields")
     assert page.text("#detail-body .error-details summary") == said["details"]
-    assert bool(page.find_all("#detail-actions [data-action='retry']")) == contract
+    assert page.find_all("#detail-actions [data-action='retry']")
 
     # Retried (from the command line, say): the retry is linked to, and no Retry is offered again.
     retry_id = add_retry(live_server.db_path, task_id)
     page.driver.refresh()
     link = page.wait_for("#detail-actions a[data-action='retried']")
     assert link.text == said["retried"] % retry_id and not page.find_all("#detail-actions [data-action='retry']")
-    page.screenshot("partial-task-detail-%s-%s" % (lang, server_json))
+    page.screenshot("partial-task-detail-%s" % lang)
     page.click("#detail-back")
     page.wait_for(row)
     assert not page.find_all(row + " [data-action='retry']")
-    if contract:
-        assert page.text(row + " a[data-action='retried']") == said["retried"] % retry_id
+    assert page.text(row + " a[data-action='retried']") == said["retried"] % retry_id
     page.assert_no_console_errors()
 
 
