@@ -35,6 +35,9 @@ PIN_SORTS = {
     "cid": "cid ASC", "-cid": "cid DESC",
 }
 
+# A pin's fields, as the pages and the exports read them.
+PIN_COLUMNS = ("cid", "type", "name", "size", "first_seen_at", "synced_at")
+
 # The pins page's replication filters (IPFS Cluster): which pins each keeps.
 PIN_FILTERS = {
     "error": " cid IN (SELECT cid FROM pin_replication WHERE in_error > 0)",
@@ -229,9 +232,9 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
 # Reading it, for the pages
 # ---------------------------------------------------------------------------
 
-def search(conn, q, status, sort, limit, offset):
-    """(pins, total) matching a search of CIDs and names and a replication
-    filter (a key of PIN_FILTERS, or ''), in a PIN_SORTS order."""
+def pin_filter(q, status):
+    """The WHERE clause (or '') and its arguments for a search of CIDs and
+    names and a replication filter (a key of PIN_FILTERS, or '')."""
     where, args = [], []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -239,11 +242,37 @@ def search(conn, q, status, sort, limit, offset):
         args = [pattern, pattern]
     if status:
         where.append(PIN_FILTERS[status])
-    clause = " WHERE" + " AND".join(where) if where else ""
-    total = conn.execute("SELECT COUNT(*) FROM pins" + clause, args).fetchone()[0] if where else stats(conn)["count"]
-    rows = conn.execute("SELECT cid, type, name, size, first_seen_at, synced_at FROM pins" + clause
+    return (" WHERE" + " AND".join(where) if where else ""), args
+
+
+def search(conn, q, status, sort, limit, offset):
+    """(pins, total) matching ``pin_filter(q, status)``, in a PIN_SORTS order."""
+    clause, args = pin_filter(q, status)
+    total = conn.execute("SELECT COUNT(*) FROM pins" + clause, args).fetchone()[0] if clause else stats(conn)["count"]
+    rows = conn.execute("SELECT " + ", ".join(PIN_COLUMNS) + " FROM pins" + clause
                         + " ORDER BY " + PIN_SORTS[sort] + " LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
     return [dict(row) for row in rows], total
+
+
+def stream_pins(conn, q, status, sort, batch=1000):
+    """Every pin matching ``pin_filter(q, status)``, in a PIN_SORTS order, as
+    tuples of PIN_COLUMNS, read ``batch`` rows at a time from one statement:
+    a million pins never sit in memory, and they are one consistent snapshot
+    (the statement's read transaction lasts until the last row or until the
+    caller closes this generator or ``conn``)."""
+    clause, args = pin_filter(q, status)
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    try:
+        cursor.execute("SELECT " + ", ".join(PIN_COLUMNS) + " FROM pins" + clause + " ORDER BY " + PIN_SORTS[sort],
+                       args)
+        while True:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def cluster_summary(conn):

@@ -36,6 +36,8 @@ MESSAGES_ZH = {
     "Unknown status {value!r}.": "未知的状态 {value!r}。",
     "Unknown task type {value!r}.": "未知的任务类型 {value!r}。",
     "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
+    "Unknown export format {value!r}: use csv or jsonl.": "未知的导出格式 {value!r}：请用 csv 或 jsonl。",
+    "Unknown export format {value!r}: tasks export as csv.": "未知的导出格式 {value!r}：任务只能导出为 csv。",
     "The request body is too large.": "请求体过大。",
     "Cross-site requests are not allowed.": "不允许跨站请求。",
     "This console answers only at its own address, such as http://127.0.0.1, not at {host}.":

@@ -263,8 +263,8 @@ def create_task(conn, task_type, params=None, retry_of=None):
     raise TaskConflict(task_type, None)
 
 
-def list_tasks(conn, status=None, task_type=None, limit=50, offset=0):
-    """Tasks, newest first, with the total that match the filters."""
+def task_filter(status=None, task_type=None):
+    """The WHERE clause (or '') and its arguments for the task list's filters."""
     where, args = [], []
     if status:
         where.append("status = ?")
@@ -272,11 +272,31 @@ def list_tasks(conn, status=None, task_type=None, limit=50, offset=0):
     if task_type:
         where.append("task_type = ?")
         args.append(task_type)
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    return ((" WHERE " + " AND ".join(where)) if where else ""), args
+
+
+def list_tasks(conn, status=None, task_type=None, limit=50, offset=0):
+    """Tasks, newest first, with the total that match the filters."""
+    clause, args = task_filter(status, task_type)
     total = conn.execute("SELECT COUNT(*) FROM background_tasks" + clause, args).fetchone()[0]
     rows = conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks" + clause
                         + " ORDER BY id DESC LIMIT ? OFFSET ?", args + [limit, offset]).fetchall()
     return rows, total
+
+
+def stream_tasks(conn, status=None, task_type=None, batch=500):
+    """Every task that matches the filters, newest first, read ``batch`` rows
+    at a time from one statement (one snapshot) rather than all at once."""
+    clause, args = task_filter(status, task_type)
+    cursor = conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks" + clause + " ORDER BY id DESC", args)
+    try:
+        while True:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def finish_task(conn, task_id, status, from_status, error_message=None, result=None, counts=None):

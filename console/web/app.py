@@ -20,9 +20,10 @@ from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
-                              handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_remove)
+                              handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_export,
+                              handle_pins_remove)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
-                               handle_tasks_api)
+                               handle_tasks_api, handle_tasks_export)
 
 log = logging.getLogger("ipfsmaster")
 
@@ -48,6 +49,8 @@ ROUTES = [
     ("GET", "/api/node/peers", handle_node_peers),
     ("POST", "/node/verify", handle_node_verify),
     ("GET", "/api/pins/export-car", handle_export_car),
+    ("GET", "/api/pins/export", handle_pins_export),
+    ("GET", "/api/tasks/export", handle_tasks_export),
     ("GET", "/metrics", handle_metrics),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),

@@ -327,6 +327,13 @@ class Response:
         self.body = body
 
 
+def download(pieces, content_type, filename):
+    """A streamed answer that a browser saves as ``filename``."""
+    return Response(pieces, content_type=content_type,
+                    headers=[("Content-Disposition", 'attachment; filename="%s"' % filename),
+                             ("Cache-Control", "no-store")])
+
+
 # In a request's environ, from the server: the function to call when its
 # streamed body broke off, which has the connection reset (see ``streamed``).
 STREAM_BROKE = "ipfsmaster.stream_broke"

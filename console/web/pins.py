@@ -2,14 +2,14 @@
 pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview,
 peers, garbage collection and verification."""
 
-from console import catalogue, node
+from console import catalogue, exports, node
 from console.control import start_task
 from console.errors import HTTPError
 from console.framing import IPFSError
 from console.messages import NO_CLUSTER
 from console.pin_input import PIN_OPTIONS, json_cids, pin_name, start_pin_add, start_pin_remove
 from console.web.files import UPLOAD_FRAMING
-from console.web.http import Response, json_response, multipart_fields, read_json_body, task_errors
+from console.web.http import download, json_response, multipart_fields, read_json_body, task_errors
 
 MAX_PIN_JSON = 64 * 1024 * 1024
 MAX_REMOVE_CIDS = 100000
@@ -33,17 +33,22 @@ def handle_pin_recover(req):
     return json_response({"success": True, "taskId": task_id}, 202)
 
 
-def handle_pins_api(req):
-    """The catalogue: search, filter, sort and page."""
+def pin_query(req):
+    """(q, status, sort) of a request for pins, or a 400."""
     sort = req.arg("sort", "-synced") or "-synced"
     if sort not in catalogue.PIN_SORTS:
         raise HTTPError(400, "Unknown sort order {value!r}.", value=sort[:40])
     status = req.arg("status").strip()
     if status and status not in catalogue.PIN_FILTERS:
         raise HTTPError(400, "Unknown status {value!r}.", value=status[:40])
+    return req.arg("q").strip()[:200], status, sort
+
+
+def handle_pins_api(req):
+    """The catalogue: search, filter, sort and page."""
+    q, status, sort = pin_query(req)
     limit = req.int_arg("limit", 50, 1, 1000)
     offset = req.int_arg("offset", 0, 0, 100000000)
-    q = req.arg("q").strip()[:200]
     conn = req.db
     pins, total = catalogue.search(conn, q, status, sort, limit, offset)
     summary = catalogue.stats(conn)
@@ -57,6 +62,16 @@ def handle_pins_api(req):
         "total": total,
         "summary": dict(summary, last_sync=dict(last) if last else None, cluster=cluster),
     })
+
+
+def handle_pins_export(req):
+    """Every pin that matches the search and filter, as CSV or JSON lines, streamed."""
+    fmt = req.arg("format", "csv").strip() or "csv"
+    if fmt not in exports.PIN_FORMATS:
+        raise HTTPError(400, "Unknown export format {value!r}: use csv or jsonl.", value=fmt[:40])
+    q, status, sort = pin_query(req)
+    return download(exports.on_own_connection(req.settings.db, exports.pin_export, fmt, q, status, sort),
+                    exports.PIN_FORMATS[fmt], "pins." + fmt)
 
 
 def handle_pins_add(req):
@@ -140,10 +155,7 @@ def handle_node_verify(req):
 def handle_export_car(req):
     """The DAG under ``cid`` as a CAR file, streamed as the node exports it."""
     cid = req.arg("cid").strip()
-    pieces = node.export_car(req.settings, cid)
-    return Response(pieces, content_type="application/vnd.ipld.car",
-                    headers=[("Content-Disposition", 'attachment; filename="%s.car"' % cid),
-                             ("Cache-Control", "no-store")])
+    return download(node.export_car(req.settings, cid), "application/vnd.ipld.car", cid + ".car")
 
 
 def handle_node_peers(req):

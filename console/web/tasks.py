@@ -1,10 +1,10 @@
 """Handlers of the task console: one task, the list, cancel, retry, the log."""
 
-from console import registry
+from console import exports, registry
 from console.control import cancel_task, mark_stale_tasks, read_log_tail, retry_task
 from console.errors import HTTPError, TaskStateError
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES, get_task, latest_retry, list_tasks, task_as_json
-from console.web.http import Response, json_response, task_errors
+from console.web.http import Response, download, json_response, task_errors
 
 
 def task_or_404(req, task_id):
@@ -23,19 +23,36 @@ def handle_task_status(req):
     return json_response(task)
 
 
-def handle_tasks_api(req):
-    """Every task, newest first, filtered and paged."""
+def task_query(req):
+    """(status, type) of a request for tasks (None for any), or a 400."""
     status = req.arg("status").strip()
     if status and status not in ACTIVE_STATUSES + FINAL_STATUSES:
         raise HTTPError(400, "Unknown status {value!r}.", value=status[:40])
     task_type = req.arg("type").strip()
     if task_type and task_type not in registry.TASK_TYPES:
         raise HTTPError(400, "Unknown task type {value!r}.", value=task_type[:40])
+    return status or None, task_type or None
+
+
+def handle_tasks_api(req):
+    """Every task, newest first, filtered and paged."""
+    status, task_type = task_query(req)
     limit = req.int_arg("limit", 50, 1, 500)
     offset = req.int_arg("offset", 0, 0, 100000000)
     mark_stale_tasks(req.db, req.settings)
-    rows, total = list_tasks(req.db, status or None, task_type or None, limit, offset)
+    rows, total = list_tasks(req.db, status, task_type, limit, offset)
     return json_response({"tasks": [task_as_json(row) for row in rows], "total": total})
+
+
+def handle_tasks_export(req):
+    """Every task that matches the filters, newest first, as CSV, streamed."""
+    fmt = req.arg("format", "csv").strip() or "csv"
+    if fmt != "csv":
+        raise HTTPError(400, "Unknown export format {value!r}: tasks export as csv.", value=fmt[:40])
+    status, task_type = task_query(req)
+    mark_stale_tasks(req.db, req.settings)
+    return download(exports.on_own_connection(req.settings.db, exports.task_export, status, task_type),
+                    "text/csv; charset=utf-8", "tasks.csv")
 
 
 def handle_task_cancel(req):
