@@ -4,13 +4,18 @@
 import csv
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 
 import console.exports
+import console.shipped
 import console.web.app
+from support import kill_pid
 
 HEADER = "cid,type,name,size,first_seen_at,synced_at"
 ODD_NAMES = {
@@ -168,3 +173,65 @@ def test_the_task_export_takes_the_filters_of_the_task_list(client, some_tasks):
 def test_it_rejects_bad_task_export_arguments_with_a_json_400(client, query):
     r = client.get("/api/tasks/export?" + query)
     assert r.status == 400 and r.json["success"] is False
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+
+def command(*args):
+    return [sys.executable, os.path.join(console.shipped.HERE, "ipfsmaster.py")] + list(args)
+
+
+def run(*args):
+    return subprocess.run(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+
+
+def test_pins_export_prints_the_same_csv_as_the_web(settings, client, odd_pins):
+    done = run("pins", "export", "--db", settings.db, "--sort", "cid")
+    assert done.returncode == 0 and done.stderr == b""
+    assert done.stdout == client.get("/api/pins/export?sort=cid").body
+    done = run("pins", "export", "--db", settings.db, "--format", "jsonl", "-q", "固定")
+    assert done.returncode == 0
+    assert [json.loads(line)["cid"] for line in done.stdout.splitlines()] == ["bafy-chinese"]
+
+
+def test_pins_export_writes_a_file_whole(settings, client, db, tmp_path):
+    add_pins(db, [("bafy-a", "recursive", "x", 1)])
+    db.execute("INSERT INTO pin_replication (cid, wanted, pinned, in_error) VALUES ('bafy-a', 2, 1, 1)")
+    add_pins(db, [("bafy-b", "recursive", "y", 2)])
+    target = tmp_path / "out.csv"
+    done = run("pins", "export", "--db", settings.db, "--status", "error", "-o", str(target))
+    assert done.returncode == 0 and done.stdout == b""
+    assert [row["cid"] for row in read_csv(target.read_bytes())] == ["bafy-a"]
+    assert [name for name in os.listdir(tmp_path) if name.startswith("out")] == ["out.csv"]     # no .part left
+    done = run("pins", "export", "--db", settings.db, "-o", str(tmp_path / "no-such-folder" / "out.csv"))
+    assert done.returncode == 2 and b"Cannot write" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["--format", "xml"], ["--status", "sideways"], ["--sort", "colour"], []])
+def test_pins_export_rejects_bad_flags_with_exit_2(settings, args):
+    done = run("pins", *(["export"] + args if args else []), "--db", settings.db)
+    assert done.returncode == 2
+
+
+def test_pins_export_to_a_reader_that_stops_early_ends_quietly(settings, db):
+    add_pins(db, [("bafy-%06d" % i, "recursive", "name %d" % i, i) for i in range(50000)])
+    proc = subprocess.Popen(command("pins", "export", "--db", settings.db), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        first = [proc.stdout.readline() for _ in range(3)]
+        proc.stdout.close()                       # as `| head -3` does
+        errors = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        kill_pid(proc.pid)
+    assert first[0] == HEADER.encode() + b"\r\n"
+    assert errors == b"" and proc.returncode == 141
+
+
+def test_tasks_csv_prints_the_same_csv_as_the_web(settings, client, some_tasks):
+    done = run("tasks", "--db", settings.db, "--csv", "--type", "pin_sync")
+    assert done.returncode == 0
+    assert done.stdout == client.get("/api/tasks/export?type=pin_sync").body
+    assert run("tasks", "--db", settings.db, "--csv", "--json").returncode == 2

@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from console import bundle, node
+from console import bundle, exports, node
 from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
@@ -174,21 +174,10 @@ def export_car(args, settings):
         return USAGE if error.status == 400 else FAILED
     try:
         if output == "-":
-            for piece in pieces:
-                sys.stdout.buffer.write(piece)
+            write_out(pieces)
             return DONE
-        partial = "%s.part-%d" % (output, os.getpid())
-        try:
-            with open(partial, "wb") as out:
-                for piece in pieces:
-                    out.write(piece)
-            os.replace(partial, output)
-        except OSError as exc:
-            print("Cannot write %s: %s" % (output, exc.strerror), file=sys.stderr)
+        if not write_whole(output, pieces):
             return USAGE
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
     except IPFSError as exc:
         print("The export of %s broke off: %s" % (cid, exc), file=sys.stderr)
         return FAILED
@@ -196,6 +185,44 @@ def export_car(args, settings):
         pieces.close()
     print("Wrote %s (%s)." % (output, size(os.path.getsize(output))), file=sys.stderr)
     return DONE
+
+
+def write_whole(output, pieces):
+    """Write the byte pieces to ``output`` whole or not at all: into
+    ``output.part-PID`` first, renamed when complete. False (said on
+    stderr) when it cannot be written."""
+    partial = "%s.part-%d" % (output, os.getpid())
+    try:
+        with open(partial, "wb") as out:
+            for piece in pieces:
+                out.write(piece)
+        os.replace(partial, output)
+    except OSError as exc:
+        print("Cannot write %s: %s" % (output, exc.strerror), file=sys.stderr)
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+    return True
+
+
+def pins(args, settings, conn):
+    """pins export: every pin that matches, as CSV or JSON lines, to standard output or a file."""
+    pieces = exports.pin_export(conn, args.export_format, args.search.strip(), args.status or "", args.sort)
+    try:
+        if not args.output or args.output == "-":
+            write_out(pieces)
+            return DONE
+        return DONE if write_whole(args.output, pieces) else USAGE
+    finally:
+        pieces.close()
+
+
+def write_out(pieces):
+    """Byte pieces to standard output (a reader that goes away ends the command quietly, in ``main``)."""
+    sys.stdout.flush()
+    for piece in pieces:
+        sys.stdout.buffer.write(piece)
 
 
 def pin(args, settings, conn):
@@ -335,6 +362,13 @@ def show_peers(args, settings, conn):
 
 def list_task_rows(args, settings, conn):
     mark_stale_tasks(conn, settings)
+    if args.csv:
+        pieces = exports.task_export(conn, args.status, args.task_type)
+        try:
+            write_out(pieces)
+        finally:
+            pieces.close()
+        return DONE
     rows, total = list_tasks(conn, args.status, args.task_type, args.limit, 0)
     tasks = [task_as_json(row) for row in rows]
     if args.json:
@@ -405,7 +439,8 @@ def reap(args, settings, conn):
 
 # Every command but serve and bundle, by its name on the command line.
 COMMANDS = {
-    "sync": sync, "recover": recover, "gc": gc, "verify": verify, "pin": pin, "car": car, "node": show_node,
+    "sync": sync, "recover": recover, "gc": gc, "verify": verify, "pin": pin, "pins": pins, "car": car,
+    "node": show_node,
     "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
 }

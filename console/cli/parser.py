@@ -11,7 +11,7 @@ import os
 import re
 import sys
 
-from console import registry, shipped
+from console import catalogue, exports, registry, shipped
 from console.cids import MAX_PIN_TIMEOUT_S
 from console.settings import LOWEST
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES
@@ -146,6 +146,26 @@ def build_parser():
     add_task_flags(pin_rm)
     add_common(pin_rm, "--cluster-api", "--cluster-auth-file")
 
+    pins = commands.add_parser("pins", help="export the catalogue of pins",
+                               description="Read the catalogue of pins (as the last sync and the pin tasks left it).")
+    pins_commands = pins.add_subparsers(dest="pins_command", metavar="ACTION")
+    pins_commands.required = True
+    pins_export = pins_commands.add_parser("export", help="write every pin that matches as CSV or JSON lines",
+                                           description=(
+        "Write every pin that matches (as the pins page and /api/pins filter them) as CSV (columns cid, type,"
+        " name, size, first_seen_at, synced_at) or JSON lines, to standard output or, whole or not at all,"
+        " to a file."))
+    pins_export.add_argument("--format", dest="export_format", choices=sorted(exports.PIN_FORMATS), default="csv",
+                             help="csv (the default) or jsonl")
+    pins_export.add_argument("--status", choices=sorted(catalogue.PIN_FILTERS),
+                             help="only pins a cluster peer failed, or pinned on fewer peers than wanted")
+    pins_export.add_argument("-q", "--search", default="", metavar="TEXT", help="only pins whose CID or name holds TEXT")
+    pins_export.add_argument("--sort", choices=sorted(catalogue.PIN_SORTS), default="-synced", metavar="ORDER",
+                             help="one of %s (default -synced: the latest first)"
+                                  % ", ".join(sorted(catalogue.PIN_SORTS)))
+    pins_export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default: standard output)")
+    add_common(pins_export, "--db")
+
     gc = commands.add_parser("gc", help="collect the node's garbage",
                              description="Run the node's garbage collection (a repo_gc task); it cannot run"
                                          " while a pin sync does, nor the other way round.")
@@ -185,7 +205,10 @@ def build_parser():
     tasks.add_argument("--type", dest="task_type", choices=sorted(registry.TASK_TYPES), metavar="TYPE",
                        help="only tasks of this type: %s" % ", ".join(sorted(registry.TASK_TYPES)))
     tasks.add_argument("--limit", action=WholeNumber, low=1, default=50, metavar="N", help="how many (default 50)")
-    add_common(tasks, "--json", json="print JSON instead of a table")
+    output = tasks.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true",
+                        help="print every task that matches as CSV (the columns of /api/tasks/export; no --limit)")
+    add_common(output, "--json", json="print JSON instead of a table")
 
     for name, text in (("show", "show one task"), ("cancel", "cancel a task"), ("retry", "retry a failed or cancelled task")):
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
