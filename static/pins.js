@@ -134,6 +134,16 @@ function writeLocation() {
   });
   window.history.replaceState(null, "", url);
   clearSelection();
+  linkDownloads();
+}
+
+// The downloads carry the catalogue's current search, filter and sort (every page of it).
+function linkDownloads() {
+  for (const format of ["csv", "jsonl"]) {
+    $(`#download-${format}`).href = withQuery("/api/pins/export", {
+      format, q: catalogue.q, status: catalogue.status, sort: catalogue.sort,
+    });
+  }
 }
 
 async function loadPins() {
@@ -550,6 +560,7 @@ function renderAll() {
 
 initPage("title.pins");
 readLocation();
+linkDownloads();
 setupCatalogue();
 setupUploads({ gateway, onAdded: () => loadPins() });
 setupSelection();

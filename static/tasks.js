@@ -53,6 +53,7 @@ function show() {
     closeDetail();
     setPageTitle("title.tasks");
     $("#filter-status").value = view.status;
+    $("#tasks-download").href = withQuery("/api/tasks/export", { format: "csv", status: view.status, type: view.type });
     renderTypeFilter();
     renderList();
     listPoller.start();
