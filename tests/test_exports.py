@@ -15,7 +15,7 @@ import pytest
 import console.exports
 import console.shipped
 import console.web.app
-from support import kill_pid
+from support import Client, kill_pid
 
 HEADER = "cid,type,name,size,first_seen_at,synced_at"
 ODD_NAMES = {
@@ -128,6 +128,16 @@ def test_a_head_request_opens_nothing(settings, monkeypatch):
     environ = {"REQUEST_METHOD": "HEAD", "PATH_INFO": "/api/pins/export", "QUERY_STRING": "", "HTTP_HOST": "127.0.0.1"}
     setup_testing_defaults(environ)
     assert console.web.app.App(settings)(environ, lambda status, headers: None) == []
+
+
+@pytest.mark.parametrize("path", ["/api/pins/export", "/api/tasks/export"])
+def test_with_a_password_the_exports_need_it(settings, odd_pins, path):
+    settings.password = "correct horse battery staple"
+    client = Client(console.web.app.App(settings))
+    r = client.get(path)
+    assert r.status == 401 and r.json["success"] is False
+    r = client.get(path, headers={"Authorization": "Bearer correct horse battery staple"})
+    assert r.status == 200 and r.body.startswith(b"cid,") == (path == "/api/pins/export")
 
 
 def add_task(db, task_type, status, **extra):
