@@ -12,7 +12,9 @@ its row (``pins.synced_at``, to the millisecond), and a removal leaves a
 mark of its own (``pin_removals``); a listing, which may have begun before
 such a change, applies only to rows that no change touched after it began,
 and never puts back a pin removed after it began. What a task did while a
-sync listed is what the node has now; the listing is older news.
+sync listed is what the node has now; the listing is older news. The same
+holds between two tasks on one CID: a pin task's record carries when it
+asked the node (``since``), and a change recorded after that wins.
 """
 
 from console.framing import IPFSError
@@ -49,25 +51,43 @@ PIN_FILTERS = {
 # One pin at a time
 # ---------------------------------------------------------------------------
 
-def store_pin(conn, cid, name, size, rename=False):
+def now(conn):
+    """The catalogue's time, to the millisecond: taken before asking the node
+    for a change, it is the ``since`` of that change's record."""
+    return conn.execute("SELECT " + NOW_PRECISE).fetchone()[0]
+
+
+def store_pin(conn, cid, name, size, rename=False, since=None):
     """Insert or refresh a recursive pin; ``rename``: its name becomes
-    ``name`` even if the pin was known under another."""
+    ``name`` even if the pin was known under another. ``since``: when the
+    node was asked to pin it; a removal recorded since then is newer news
+    (another task unpinned it after), and the pin is left out. True if stored."""
     with transaction(conn):
+        if since is not None and conn.execute("SELECT 1 FROM pin_removals WHERE cid = ? AND removed_at >= ?",
+                                              (cid, since)).fetchone():
+            return False
         conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
         conn.execute(
             "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
             " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
             " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at",
             (cid, name, size, 1 if rename else 0))
+    return True
 
 
-def remove_pin(conn, cid):
-    """The node (or the cluster) no longer pins ``cid``."""
+def remove_pin(conn, cid, since=None):
+    """The node (or the cluster) no longer pins ``cid``. ``since``: when the
+    node was asked to unpin it; a pin recorded after then is newer news
+    (another task pinned it again after), and it stays. True if removed."""
     with transaction(conn):
+        if since is not None and conn.execute("SELECT 1 FROM pins WHERE cid = ? AND synced_at > ?",
+                                              (cid, since)).fetchone():
+            return False
         conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at) VALUES (?, " + NOW_PRECISE + ")", (cid,))
         conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
+    return True
 
 
 def cluster_pin_rows(obj):

@@ -130,3 +130,18 @@ def test_direct_pins_are_in_the_catalogue_and_unpinned_like_the_others(settings,
                          " 'pending', ?)", (json.dumps({"ipfs_api": node.url, "cids": ["bafydirect"]}),)).lastrowid
     console.tasks.run_task(task_id, settings.db)
     assert "bafydirect" not in catalogue(db) and "bafydirect" not in node.pins
+
+
+def test_two_tasks_on_one_cid_leave_what_the_node_has(db):
+    """pin_add asked the node to pin X; pin_remove then unpinned it and recorded that first; pin_add's
+    record comes last and must not bring X back. The other way round, the later pin stays."""
+    before_pin = now(db)
+    console.catalogue.remove_pin(db, "x", since=now(db))          # the unpin, recorded first
+    assert console.catalogue.store_pin(db, "x", "", 10, since=before_pin) is False
+    assert db.execute("SELECT COUNT(*) FROM pins").fetchone()[0] == 0
+    before_unpin = now(db)
+    while now(db) <= before_unpin:      # the pin comes a millisecond later at least
+        pass
+    assert console.catalogue.store_pin(db, "y", "", 10, since=now(db)) is True     # pinned again after
+    assert console.catalogue.remove_pin(db, "y", since=before_unpin) is False
+    assert [row[0] for row in db.execute("SELECT cid FROM pins")] == ["y"]

@@ -118,8 +118,8 @@ def test_a_real_prometheus_scrapes_the_console(make_live_server, ipfs_node, tmp_
         assert pins >= 7
         wait_for(lambda: prometheus.query("ipfsmaster_pins") == {(): float(pins)}, timeout=60, interval=0.2,
                  message="Prometheus to see the synced pins")
-        moved = prometheus.query('ipfsmaster_tasks_finished_total{type="pin_sync",outcome="completed"}')
-        assert list(moved.values()) == [1.0]
+        wait_for(lambda: list(prometheus.query('ipfsmaster_tasks_finished_total{type="pin_sync",outcome="completed"}')
+                              .values()) == [1.0], timeout=60, interval=0.2, message="the task counter to move")
         wait_for(lambda: prometheus.query("ipfsmaster_node_up") == {(): 1.0}, timeout=60, interval=0.2,
                  message="the node's figures")
         assert list(prometheus.query("ipfsmaster_repo_size_bytes").values())[0] > 0

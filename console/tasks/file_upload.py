@@ -45,6 +45,11 @@ def run(ctx):
         if wrap:
             options.append(("wrap-with-directory", "true"))
         client = ctx.client()
+        conn = connect(ctx.db_path)
+        try:
+            since = catalogue.now(conn)
+        finally:
+            conn.close()
         # The root, the last entry Kubo answers: the file, the folder, or the wrapping directory ("").
         root = "" if wrap else next(iter(tops)) if several else None
         added = None
@@ -65,7 +70,7 @@ def run(ctx):
         if pin:
             conn = connect(ctx.db_path)
             try:
-                catalogue.store_pin(conn, cid, name, dag_size)
+                catalogue.store_pin(conn, cid, name, dag_size, rename=True, since=since)
             finally:
                 conn.close()
         ctx.log("Upload completed: %s" % cid)

@@ -57,6 +57,7 @@ def node_pinner(ctx, client, timeout_s):
         try:
             with ctx.interruptible(client):
                 name = name or name_on_node(client, cid) or default
+                since = catalogue.now(conn)
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
                     args.append(("name", name))
@@ -72,7 +73,7 @@ def node_pinner(ctx, client, timeout_s):
                 return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
             return plain_error(exc)
         size = pin_size(client, cid)
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True)
+        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True, since=since)
         return None
 
     return pin
@@ -94,6 +95,7 @@ def cluster_pinner(ctx, client, timeout_s):
         try:
             with ctx.interruptible(cluster):
                 name = name or name_in_cluster(cluster, cid) or default
+                since = catalogue.now(conn)
                 cluster.call("pins/" + quote(cid, safe=""), factors + ([("name", name)] if name else []),
                              method="POST")
                 info, (wanted, pinned, in_error) = follow_cluster_pin(ctx, cluster, cid, None, deadline)
@@ -104,8 +106,8 @@ def cluster_pinner(ctx, client, timeout_s):
                 raise
             return plain_error(exc)
         size = pin_size(client, cid)    # the local Kubo may not be one of the peers that have it
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True)
-        catalogue.record_cluster_status(conn, info)
+        if catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True, since=since):
+            catalogue.record_cluster_status(conn, info)
         if in_error:
             return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])
                              for row in cluster_pin_rows(info)[1] if row[3] in CLUSTER_ERROR_STATUSES)

@@ -14,6 +14,7 @@ def run(ctx):
     client = ctx.pins_client()
 
     def unpin(conn, cid, name):
+        since = catalogue.now(conn)
         try:
             if not client.unpin(cid):
                 ctx.result["not_pinned"] = ctx.result.get("not_pinned", 0) + 1
@@ -21,7 +22,7 @@ def run(ctx):
             if exc.transient:
                 raise
             return plain_error(exc)
-        catalogue.remove_pin(conn, cid)
+        catalogue.remove_pin(conn, cid, since=since)
         return None
 
     ctx.result = {"invalid": int(ctx.params.get("invalid", 0)),
