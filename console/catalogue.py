@@ -18,7 +18,7 @@ asked the node (``since``), and a change recorded after that wins.
 """
 
 from console.framing import IPFSError
-from console.store import NOW_PRECISE, transaction
+from console.store import NOW_PRECISE, rows_of, transaction
 
 # IPFS Cluster's statuses that mean a peer failed a pin.
 CLUSTER_ERROR_STATUSES = frozenset(("pin_error", "unpin_error", "cluster_error", "error"))
@@ -283,16 +283,8 @@ def stream_pins(conn, q, status, sort, batch=1000):
     clause, args = pin_filter(q, status)
     cursor = conn.cursor()
     cursor.row_factory = None
-    try:
-        cursor.execute("SELECT " + ", ".join(PIN_COLUMNS) + " FROM pins" + clause + " ORDER BY " + PIN_SORTS[sort],
-                       args)
-        while True:
-            rows = cursor.fetchmany(batch)
-            if not rows:
-                return
-            yield from rows
-    finally:
-        cursor.close()
+    yield from rows_of(cursor.execute("SELECT " + ", ".join(PIN_COLUMNS) + " FROM pins" + clause
+                                      + " ORDER BY " + PIN_SORTS[sort], args), batch)
 
 
 def cluster_summary(conn):

@@ -288,7 +288,13 @@ def stream_tasks(conn, status=None, task_type=None, batch=500):
     """Every task that matches the filters, newest first, read ``batch`` rows
     at a time from one statement (one snapshot) rather than all at once."""
     clause, args = task_filter(status, task_type)
-    cursor = conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks" + clause + " ORDER BY id DESC", args)
+    yield from rows_of(conn.execute("SELECT " + TASK_COLUMNS + " FROM background_tasks" + clause
+                                    + " ORDER BY id DESC", args), batch)
+
+
+def rows_of(cursor, batch):
+    """The rows of an executed ``cursor``, read ``batch`` at a time; the cursor
+    is closed at the end, or when the caller closes this generator."""
     try:
         while True:
             rows = cursor.fetchmany(batch)

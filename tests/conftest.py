@@ -122,10 +122,30 @@ def isolated_ipfs_node(tmp_path):
     loopback-only swarm: it never dials out, and a block it lacks is waited
     for (until a time-out) instead of refused at once as --offline does."""
     from ipfs_node import IPFSNode
-    node = IPFSNode(tmp_path / "isolated-ipfs", offline=False)
+    yield from running(IPFSNode(tmp_path / "isolated-ipfs", offline=False))
+
+
+@pytest.fixture
+def second_ipfs_node(tmp_path):
+    """Another offline daemon of this test's own (beside own_ipfs_node): a second node to move content to."""
+    from ipfs_node import IPFSNode
+    yield from running(IPFSNode(tmp_path / "second-ipfs"))
+
+
+@pytest.fixture
+def second_isolated_ipfs_node(tmp_path):
+    """Another online but isolated daemon, for isolated_ipfs_node to connect to (see support.swarm_connect)."""
+    from ipfs_node import IPFSNode
+    yield from running(IPFSNode(tmp_path / "second-isolated-ipfs", offline=False))
+
+
+def running(node):
+    """A fixture's body: ``node`` started, then stopped by its pid in teardown."""
     node.start()
-    yield node
-    node.stop()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ import console.web.server
 
 # The fixtures that start an IPFS node (or a cluster): their tests carry the
 # `node` marker (see conftest.py), which tests/other_pythons.sh leaves out.
-NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "isolated_ipfs_node", "cluster"}
+NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "isolated_ipfs_node", "second_ipfs_node", "second_isolated_ipfs_node",
+                 "cluster"}
 
 # The test cluster's REST API password (see the cluster fixture in conftest.py).
 CLUSTER_USER, CLUSTER_PASSWORD = "operator", "cluster-s3cret"
@@ -216,6 +217,13 @@ class SilentNode:
 
     def close(self):
         self.sock.close()
+
+
+def swarm_connect(node, other):
+    """Connect one online test node to another over loopback; returns ``other``'s peer id."""
+    other_id = other.rpc("id")["ID"]
+    node.rpc("swarm/connect", arg="/ip4/127.0.0.1/tcp/%d/p2p/%s" % (other.swarm_port, other_id))
+    return other_id
 
 
 class StallingProxy:

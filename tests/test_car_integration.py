@@ -12,7 +12,6 @@ import sys
 import pytest
 
 import console.shipped
-from ipfs_node import IPFSNode
 from support import StallingProxy, catalogue, wait_for
 from test_upload import multipart
 from test_upload_integration import deterministic_bytes, pin_name_on_node
@@ -34,16 +33,7 @@ def cat(node, path):
     return data
 
 
-@pytest.fixture
-def second_node(tmp_path):
-    """Another Kubo of this test's own, to import into."""
-    node = IPFSNode(tmp_path / "second-ipfs")
-    node.start()
-    yield node
-    node.stop()
-
-
-def test_an_export_from_one_node_imports_into_another_with_the_same_root_and_bytes(own_ipfs_node, second_node,
+def test_an_export_from_one_node_imports_into_another_with_the_same_root_and_bytes(own_ipfs_node, second_ipfs_node,
                                                                                  make_live_server):
     folder = own_ipfs_node.add_folder("photos", FILES, cid_version=1, raw_leaves="true")
     source = make_live_server(own_ipfs_node.api_url)
@@ -55,21 +45,21 @@ def test_an_export_from_one_node_imports_into_another_with_the_same_root_and_byt
     car = r.body
     assert car == own_ipfs_node.request("dag/export", {"arg": folder})[2]
 
-    target = make_live_server(second_node.api_url)
+    target = make_live_server(second_ipfs_node.api_url)
     r = import_car(target, car, "photos.car")
     assert r.status == 202 and r.json == {"success": True, "taskId": r.json["taskId"]}
     task = target.wait_for_task(r.json["taskId"])
     assert task["status"] == "completed" and task["partial"] is False, task
-    size = second_node.rpc("files/stat", arg="/ipfs/" + folder)["CumulativeSize"]
+    size = second_ipfs_node.rpc("files/stat", arg="/ipfs/" + folder)["CumulativeSize"]
     assert task["result"]["roots"] == [{"cid": folder, "name": "photos.car", "size": size}]
     assert task["result"]["done"] == 1 and task["result"]["failed"] == 0 and task["result"]["blocks"] > 12
     assert task["progress"] == task["total"] == len(car) and task["percentage"] == 100
     assert not os.path.exists(target.settings.files.spool(task["id"]))
 
-    assert second_node.pin_ls("recursive").get(folder) == "recursive"
-    assert pin_name_on_node(second_node, folder) == "photos.car"
+    assert second_ipfs_node.pin_ls("recursive").get(folder) == "recursive"
+    assert pin_name_on_node(second_ipfs_node, folder) == "photos.car"
     for name, data in FILES.items():
-        assert cat(second_node, "/ipfs/%s/%s" % (folder, name)) == data
+        assert cat(second_ipfs_node, "/ipfs/%s/%s" % (folder, name)) == data
     assert catalogue(target.db_path)[folder] == ("recursive", "photos.car", size)
     log = target.log(task["id"])
     assert "Importing photos.car (%d bytes, 1 root) into IPFS..." % len(car) in log and "Pinned " + folder in log
@@ -206,7 +196,7 @@ def run_cli(*args, api):
                           env=dict(os.environ, IPFSMASTER_IPFS_API=api))
 
 
-def test_the_command_line_exports_and_imports(own_ipfs_node, second_node, tmp_path):
+def test_the_command_line_exports_and_imports(own_ipfs_node, second_ipfs_node, tmp_path):
     folder = own_ipfs_node.add_folder("docs", FILES, cid_version=1)
     path = tmp_path / "docs.car"
     out = run_cli("car", "export", folder, "-o", str(path), api=own_ipfs_node.api_url)
@@ -215,13 +205,13 @@ def test_the_command_line_exports_and_imports(own_ipfs_node, second_node, tmp_pa
     assert [name for name in os.listdir(tmp_path) if ".part" in name] == []
 
     db = str(tmp_path / "console.db")
-    out = run_cli("car", "import", str(path), "--wait", "--json", "--db", db, api=second_node.api_url)
+    out = run_cli("car", "import", str(path), "--wait", "--json", "--db", db, api=second_ipfs_node.api_url)
     assert out.returncode == 0, out.stderr
     task = json.loads(out.stdout)
     assert task["status"] == "completed" and task["task_type"] == "car_import"
     assert [(root["cid"], root["name"]) for root in task["result"]["roots"]] == [(folder, "docs.car")]
     assert path.exists()              # the task removed its own link to the file, not the file
-    assert cat(second_node, "/ipfs/%s/a.txt" % folder) == FILES["a.txt"]
+    assert cat(second_ipfs_node, "/ipfs/%s/a.txt" % folder) == FILES["a.txt"]
 
 
 def test_the_command_line_refuses_what_is_not_a_car_or_not_a_cid(own_ipfs_node, tmp_path):

@@ -5,24 +5,7 @@ each other with address and latency; a node that cannot be reached is a 502."""
 import pytest
 
 import console.node
-from support import wait_for
-
-
-@pytest.fixture
-def other_node(tmp_path, isolated_ipfs_node):
-    """A second online but isolated daemon, for the first to connect to."""
-    from ipfs_node import IPFSNode
-    node = IPFSNode(tmp_path / "other-ipfs", offline=False)
-    node.start()
-    yield node
-    node.stop()
-
-
-def connect(node, other):
-    """Connect ``node`` to ``other`` over loopback; returns ``other``'s peer id."""
-    other_id = other.rpc("id")["ID"]
-    node.rpc("swarm/connect", arg="/ip4/127.0.0.1/tcp/%d/p2p/%s" % (other.swarm_port, other_id))
-    return other_id
+from support import swarm_connect, wait_for
 
 
 def test_an_offline_node_has_no_peers(live_server):
@@ -36,12 +19,12 @@ def test_an_online_node_without_connections_has_none_either(make_live_server, is
 
 
 def test_connected_peers_are_listed_with_their_address_and_latency(make_live_server, isolated_ipfs_node,
-                                                                   other_node):
-    other_id = connect(isolated_ipfs_node, other_node)
+                                                                   second_isolated_ipfs_node):
+    other_id = swarm_connect(isolated_ipfs_node, second_isolated_ipfs_node)
     server = make_live_server(isolated_ipfs_node.api_url)
     r = server.request("GET", "/api/node/peers")
     assert r.status == 200 and r.json["online"] is True
-    assert r.json["peers"] == [{"id": other_id, "addr": "/ip4/127.0.0.1/tcp/%d" % other_node.swarm_port,
+    assert r.json["peers"] == [{"id": other_id, "addr": "/ip4/127.0.0.1/tcp/%d" % second_isolated_ipfs_node.swarm_port,
                                 "latency": None}]           # Kubo says "n/a" until it has measured it
     # A ping measures it.
     isolated_ipfs_node.rpc("ping", arg=other_id, count=3)
@@ -51,7 +34,7 @@ def test_connected_peers_are_listed_with_their_address_and_latency(make_live_ser
     assert server.request("GET", "/api/node").json["peers"] == 1
     # The other side sees the first one too.
     first_id = isolated_ipfs_node.rpc("id")["ID"]
-    other_server = make_live_server(other_node.api_url)
+    other_server = make_live_server(second_isolated_ipfs_node.api_url)
     assert [peer["id"] for peer in other_server.request("GET", "/api/node/peers").json["peers"]] == [first_id]
 
 

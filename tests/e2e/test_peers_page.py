@@ -2,18 +2,7 @@
 address, latency), which refreshes while it is open: in a real browser, in
 English and in Chinese, against real Kubo daemons."""
 
-import pytest
-
-from ipfs_node import IPFSNode
-
-
-@pytest.fixture
-def other_node(tmp_path):
-    """A second online but isolated daemon, for the console's node to connect to."""
-    node = IPFSNode(tmp_path / "other-ipfs", offline=False)
-    node.start()
-    yield node
-    node.stop()
+from support import swarm_connect
 
 
 def peer_rows(page):
@@ -22,7 +11,7 @@ def peer_rows(page):
 
 
 def test_the_peer_count_opens_a_list_that_refreshes_while_open(page, make_live_server, isolated_ipfs_node,
-                                                               other_node):
+                                                               second_isolated_ipfs_node):
     server = make_live_server(isolated_ipfs_node.api_url)
     page.open(server.url + "/pins")
     toggle = page.wait_for("#node-peers button")
@@ -35,10 +24,9 @@ def test_the_peer_count_opens_a_list_that_refreshes_while_open(page, make_live_s
     assert page.text("#peers-heading") == "Connected peers (0)"
 
     # Connected meanwhile: the open list shows it without being asked again.
-    other_id = other_node.rpc("id")["ID"]
-    isolated_ipfs_node.rpc("swarm/connect", arg="/ip4/127.0.0.1/tcp/%d/p2p/%s" % (other_node.swarm_port, other_id))
+    other_id = swarm_connect(isolated_ipfs_node, second_isolated_ipfs_node)
     page.wait(lambda d: peer_rows(page), timeout=20, message="the new peer in the list")
-    assert peer_rows(page) == [[other_id, "/ip4/127.0.0.1/tcp/%d" % other_node.swarm_port, "not measured"]]
+    assert peer_rows(page) == [[other_id, "/ip4/127.0.0.1/tcp/%d" % second_isolated_ipfs_node.swarm_port, "not measured"]]
     assert page.text("#peers-heading") == "Connected peers (1)"
     page.wait_for_text("#node-peers", "1", timeout=20)
 
