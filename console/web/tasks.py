@@ -3,7 +3,7 @@
 from console import exports, registry
 from console.control import cancel_task, mark_stale_tasks, read_log_tail, retry_task
 from console.errors import HTTPError, TaskStateError
-from console.store import ACTIVE_STATUSES, FINAL_STATUSES, get_task, latest_retry, list_tasks, task_as_json
+from console.store import ACTIVE_STATUSES, FINAL_STATUSES, get_task, list_tasks, task_as_json
 from console.web.http import Response, download, json_response, task_errors
 
 
@@ -18,9 +18,7 @@ def handle_task_status(req):
     """One task, for the poller, with the id of its latest retry."""
     task_id = req.task_id()
     mark_stale_tasks(req.db, req.settings)
-    task = task_as_json(task_or_404(req, task_id))
-    task["retried_by"] = latest_retry(req.db, task_id)
-    return json_response(task)
+    return json_response(task_as_json(task_or_404(req, task_id)))
 
 
 def task_query(req):
