@@ -208,3 +208,21 @@ BEGIN
             (julianday(NEW.completed_at_precise) - julianday(NEW.started_at_precise)) * 86400,
             (julianday(NEW.completed_at) - julianday(NEW.started_at)) * 86400, 0));
 END;
+
+-- The console's figures over time, for GET /api/history and the pages'
+-- charts (console/history.py): one row every --sample-seconds, written by
+-- the server's look at the node; past two days only the last row of each
+-- hour is kept, past thirty none.
+CREATE TABLE IF NOT EXISTS samples (
+    at TEXT PRIMARY KEY,                        -- when, UTC, to the second (as datetime('now'))
+    pins INTEGER NOT NULL,                      -- pins in the catalogue (pin_stats.count)
+    pins_size INTEGER NOT NULL,                 -- their known sizes added up, in bytes (pin_stats.total_size)
+    repo_size INTEGER,                          -- the node's repository size in bytes; NULL: the node's last
+                                                -- look found it unreachable
+    storage_max INTEGER,                        -- the node's Datastore.StorageMax in bytes; NULL likewise
+    peers INTEGER,                              -- peers the node was connected to; NULL likewise
+    tasks_finished INTEGER NOT NULL,            -- tasks that ever ended, whatever the outcome (a running total
+                                                -- from task_outcomes: the difference of two samples is what
+                                                -- ended between them)
+    tasks_failed INTEGER NOT NULL               -- of those, the tasks that failed (a running total likewise)
+) WITHOUT ROWID;

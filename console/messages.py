@@ -38,6 +38,8 @@ MESSAGES_ZH = {
     "Unknown sort order {value!r}.": "未知的排序方式 {value!r}。",
     "Unknown export format {value!r}: use csv or jsonl.": "未知的导出格式 {value!r}：请用 csv 或 jsonl。",
     "Unknown export format {value!r}: tasks export as csv.": "未知的导出格式 {value!r}：任务只能导出为 csv。",
+    "since must be a time in ISO 8601 form, such as 2026-12-01T08:00:00Z (UTC unless it says otherwise); {value!r}"
+    " is not one.": "since 必须是 ISO 8601 格式的时间，例如 2026-12-01T08:00:00Z（未注明时区时按 UTC）；{value!r} 不是。",
     "The request body is too large.": "请求体过大。",
     "Cross-site requests are not allowed.": "不允许跨站请求。",
     "This console answers only at its own address, such as http://127.0.0.1, not at {host}.":

@@ -222,7 +222,7 @@ LAYERS = [
     ("ipfsmaster", "worker"),
     ("console.cli",),
     ("console.web",),
-    ("console.pin_input", "console.metrics", "console.exports"),
+    ("console.pin_input", "console.metrics", "console.exports", "console.history"),
     ("console.tasks",),
     ("console.runner", "console.control"),
     ("console.processes", "console.node", "console.catalogue", "console.bundle"),

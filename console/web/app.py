@@ -16,6 +16,7 @@ from console.web.auth import Authenticator, check_host, check_same_origin
 from console.web.files import handle_car_import, handle_upload
 from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error_response, not_found_page, redirect,
                               streamed, wants_html)
+from console.web.history import handle_history
 from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
@@ -52,6 +53,7 @@ ROUTES = [
     ("GET", "/api/pins/export", handle_pins_export),
     ("GET", "/api/tasks/export", handle_tasks_export),
     ("GET", "/metrics", handle_metrics),
+    ("GET", "/api/history", handle_history),
     ("GET", "/login", handle_login_page),
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),

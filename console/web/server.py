@@ -15,7 +15,7 @@ import threading
 import traceback
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from console import node
+from console import history, node
 from console.control import cleanup_tasks, mark_stale_tasks
 from console.framing import IPFSError
 from console.settings import DEFAULTS
@@ -123,7 +123,8 @@ def make_server(settings):
 
 def watch_node(settings, stop):
     """Look at the node every ``sample_seconds``, whether a page is open or
-    not, so that /metrics always has its figures without asking the node itself."""
+    not, so that /metrics always has its figures without asking the node
+    itself; and write what the console then knows as a sample of its history."""
     while True:
         try:
             node.node_overview(settings)
@@ -131,6 +132,11 @@ def watch_node(settings, stop):
             pass        # recorded: node_up is 0 until it answers again
         except Exception:
             log.exception("could not look at the node")
+        try:
+            if not history.record_sample_on_own_connection(settings):
+                log.info("history: the database stayed busy; this sample is skipped")
+        except Exception:
+            log.exception("could not record a sample of the history")
         if stop.wait(settings.sample_seconds):
             return
 
