@@ -1,6 +1,7 @@
 // The pins page: the node, the catalogue, the pin sync, pinning and
 // unpinning, garbage collection; file uploads are in uploads.js.
 
+import { setupHistory } from "./history.js";
 import { peerCount } from "./peers.js";
 import {
   $, ApiError, cidView, copyButton, el, errorText, fill, formatAgo, formatBytes, formatDuration, formatNumber,
@@ -566,6 +567,7 @@ setupUploads({ gateway, onAdded: () => loadPins() });
 setupSelection();
 setupPinForm();
 setupNotifyToggle($("#notify-toggle"));
+setupHistory();
 $("#sync-button").addEventListener("click", startSync);
 $("#gc-button").addEventListener("click", startGc);
 $("#recover-button").addEventListener("click", startRecovery);
