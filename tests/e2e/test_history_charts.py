@@ -7,6 +7,7 @@ database rather than waited for."""
 import os
 import re
 import time
+from urllib.parse import urlencode
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -175,4 +176,31 @@ def test_with_no_task_ended_the_tasks_chart_says_so(page, server):
     assert page.find_all("#history-pins svg.chart") and not page.find_all("#history-tasks svg")
     page.find('[data-lang="zh"]').click()
     page.wait_for_text("#history-no-tasks", "此期间没有任务结束。")
+    page.assert_no_console_errors()
+
+
+def test_a_new_sample_joins_the_charts_at_the_next_look_which_asks_only_from_the_last_one(page, server):
+    samples = six_hours(time.time() - 60)
+    own_samples_only(server, samples)
+    page.open(server.url + "/pins")
+    page.wait_for("#history-pins svg.chart path.chart-line")
+    page.js("""
+        window.__historyAsked = [];
+        const original = window.fetch;
+        window.fetch = (...args) => {
+            if (String(args[0]).startsWith("/api/history")) window.__historyAsked.push(String(args[0]));
+            return original(...args);
+        };""")
+    conn = console.store.connect(server.db_path)
+    try:
+        conn.execute("INSERT INTO samples VALUES (?, 5000, 0, NULL, NULL, NULL, 100, 50)",
+                     (console.history.timestamp(time.time()),))
+    finally:
+        conn.close()
+    # The poller looks again every minute, and at once when the page shows again.
+    page.js("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait(lambda d: chart_texts(page, "#history-pins .chart-hover rect > title")[-1].endswith("Pins: 5,000"),
+              message="the new sample drawn")
+    assert len(page.find_all("#history-pins .chart-hover rect")) == len(samples) + 1
+    assert page.js("return window.__historyAsked") == ["/api/history?" + urlencode({"since": samples[-1][0]})]
     page.assert_no_console_errors()
