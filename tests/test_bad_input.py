@@ -21,7 +21,8 @@ ID_PATHS = [("GET", "/pins/task-status"), ("POST", "/tasks/cancel"), ("POST", "/
 QUERIES = [("/api/pins", "limit=-1"), ("/api/pins", "limit=1e9"), ("/api/pins", "offset=abc"),
            ("/api/pins", "sort=name;DROP TABLE pins"), ("/api/pins", "sort=%00"), ("/api/tasks", "status=done"),
            ("/api/tasks", "type=../../etc"), ("/api/tasks", "limit=0"), ("/api/tasks", "offset=-5"),
-           ("/api/tasks", "status=%E4%B8%80"), ("/api/tasks", "limit=99999999999")]
+           ("/api/tasks", "status=%E4%B8%80"), ("/api/tasks", "limit=99999999999"), ("/api/history", "since=yesterday"),
+           ("/api/history", "since=2026-02-30"), ("/api/history", "since=%00")]
 METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"]
 
 

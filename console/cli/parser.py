@@ -278,8 +278,8 @@ def add_serve_flags(parser):
                         help="the gateway that pin links open, as http://host:port (env IPFSMASTER_GATEWAY;"
                              " default the node's own Addresses.Gateway)")
     parser.add_argument("--sample-seconds", action=WholeNumber, low=LOWEST["sample_seconds"], metavar="SECONDS",
-                        help="how often the server looks at the node on its own, for /metrics"
-                             " (env IPFSMASTER_SAMPLE_SECONDS; default 60)")
+                        help="how often the server looks at the node on its own, for /metrics, and records"
+                             " a sample of the history (env IPFSMASTER_SAMPLE_SECONDS; default 60)")
 
 
 def first_word(argv):
