@@ -98,7 +98,7 @@ function lastOfEachHour(samples) {
  * running totals, so what ended between two samples is their difference;
  * it counts in the hour of the later one.
  */
-export function tasksPerHour(samples) {
+function tasksPerHour(samples) {
   const hours = new Map();
   for (let i = 1; i < samples.length; i += 1) {
     const [before, after] = [samples[i - 1], samples[i]];
@@ -206,7 +206,7 @@ function barChart({ hours, width, yLabel, label }) {
   const [top, step] = niceScale(Math.max(...hours.map((h) => h.failed + h.other)));
   const chart = frame({ width, from, to, top, step, format: (v) => formatNumber(v), yLabel, label });
   const slot = (chart.plot.right - chart.plot.left) / Math.max(1, (to - from) / HOUR_MS);
-  const barWidth = Math.max(1, slot * 0.8);
+  const barWidth = Math.min(40, Math.max(1, slot * 0.8));
   const bars = svg("g", { class: "chart-bars" });
   for (const hour of hours) {
     const x = chart.x(hour.hour) + (slot - barWidth) / 2;
@@ -243,7 +243,7 @@ function table(id, caption, headers, rows) {
 }
 
 function figure(key, chart, legendItems, tableView) {
-  return el("figure", { class: "chart-figure", id: `history-${key}`, "data-key": key },
+  return el("figure", { class: "chart-figure", id: `history-${key}` },
     el("figcaption", {}, t(`history.${key}`)), chart, legendItems, tableView);
 }
 

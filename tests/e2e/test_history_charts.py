@@ -117,6 +117,8 @@ def test_the_charts_draw_svg_with_values_on_hover_and_tables_in_both_languages(p
     os.makedirs(ARTIFACTS, exist_ok=True)
     english = os.path.join(ARTIFACTS, "history-en.png")
     card.screenshot(english)
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", page.find("#history-pins"))
+    page.screenshot("history-phone", phone=True)
 
     page.find('[data-lang="zh"]').click()
     page.wait_for_text("#history-heading", "历史")
