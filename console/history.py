@@ -99,7 +99,7 @@ def record_sample_on_own_connection(settings):
 # An ISO 8601 time: a date, optionally a time (seconds and their fraction
 # optional), optionally Z or an offset; without an offset it is UTC.
 ISO_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,9})?)?"
-                      r"(Z|[+-]\d\d:?\d\d)?)?", re.IGNORECASE)
+                      r"(Z|[+-]\d\d:?\d\d)?)?", re.IGNORECASE | re.ASCII)
 
 
 def parse_since(text):
@@ -114,7 +114,7 @@ def parse_since(text):
             digits = zone[1:].replace(":", "")
             offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
             when -= offset if zone[0] == "+" else -offset
-        return when.strftime("%Y-%m-%d %H:%M:%S")
+        return "%04d-%02d-%02d %02d:%02d:%02d" % (when.year, when.month, when.day, when.hour, when.minute, when.second)
     except (ValueError, OverflowError):
         raise HTTPError(400, "since must be a time in ISO 8601 form, such as 2026-12-01T08:00:00Z (UTC unless it"
                              " says otherwise); {value!r} is not one.", value=text[:60]) from None

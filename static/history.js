@@ -145,7 +145,9 @@ function frame({ width, from, to, top, step, format, yLabel, label }) {
       "text-anchor": at < plot.left + 16 ? "start" : at > plot.right - 16 ? "end" : "middle",
     }, every >= DAY_MS ? timeText(ms, { dateOnly: true }) : timeText(ms, { timeOnly: true })));
   }
-  axis.append(svg("line", { class: "chart-baseline", x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom }));
+  axis.append(svg("line", {
+    class: "chart-baseline", x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom,
+  }));
   root.append(grid, axis);
   return { root, x, y, plot };
 }
@@ -214,7 +216,8 @@ function barChart({ hours, width, yLabel, label }) {
     const failedTop = chart.y(hour.failed);
     const allTop = chart.y(hour.failed + hour.other);
     const text = [`${timeText(hour.hour)}–${timeText(hour.hour + HOUR_MS, { timeOnly: true })}`,
-      `${t("history.otherOutcomes")}: ${formatNumber(hour.other)}`, `${t("history.failed")}: ${formatNumber(hour.failed)}`];
+      `${t("history.otherOutcomes")}: ${formatNumber(hour.other)}`,
+      `${t("history.failed")}: ${formatNumber(hour.failed)}`];
     bars.append(svg("g", { class: "chart-bar" }, title(text.join("\n")),
       hour.failed ? svg("rect", { class: "bar-failed", x: x.toFixed(1), width: barWidth.toFixed(1),
         y: failedTop.toFixed(1), height: (base - failedTop).toFixed(1) }) : null,
@@ -304,7 +307,8 @@ function renderHistory() {
       t("history.storageMax", { size: formatBytes(storageMax.storage_max) })) : null);
   const sizeTable = table("history-size-table", t("history.sizeTable"),
     [t("history.time"), t("history.repoSize"), t("history.pinsSize"), t("history.storageMaxColumn")],
-    rows.map((s) => [timeText(when(s)), formatBytes(s.repo_size), formatBytes(s.pins_size), formatBytes(s.storage_max)]));
+    rows.map((s) => [timeText(when(s)), formatBytes(s.repo_size), formatBytes(s.pins_size),
+      formatBytes(s.storage_max)]));
 
   const hours = tasksPerHour(samples);
   const tasksChart = hours.length ? barChart({ hours, width, yLabel: t("history.axisTasks"), label: label("tasks") })

@@ -114,14 +114,15 @@ def test_thinning_keeps_one_an_hour_as_samples_age_one_by_one(db, settings):
     ("2026-12-06T16:00:00+08:00", "2026-12-06 08:00:00"),
     ("2026-12-06T03:30:00-0430", "2026-12-06 08:00:00"),
     ("2026-12-06t08:00:00z", "2026-12-06 08:00:00"),
+    ("0999-01-01", "0999-01-01 00:00:00"),
 ])
 def test_since_takes_iso_times_in_utc_or_with_an_offset(text, expected):
     assert console.history.parse_since(text) == expected
 
 
 BAD_SINCE = ["yesterday", "2026-13-01", "2026-02-30", "2026-12-06T25:00:00Z", "2026-12-06T08:61", "1700000000",
-             "2026-12-06T08:00:00+8", "2026-12-06T08:00:00Zjunk", "0000-01-01", "0001-01-01T00:00:00+01:00", "%E4%B8%80", "%00",
-             "2026-12-06'; DROP TABLE samples;--", "9" * 500]
+             "2026-12-06T08:00:00+8", "2026-12-06T08:00:00Zjunk", "\u0662\u0660\u0662\u0666-12-06", "0000-01-01",
+             "0001-01-01T00:00:00+01:00", "%E4%B8%80", "%00", "2026-12-06'; DROP TABLE samples;--", "9" * 500]
 
 
 @pytest.mark.parametrize("raw", BAD_SINCE)

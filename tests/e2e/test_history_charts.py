@@ -122,7 +122,8 @@ def test_the_charts_draw_svg_with_values_on_hover_and_tables_in_both_languages(p
 
     page.find('[data-lang="zh"]').click()
     page.wait_for_text("#history-heading", "历史")
-    assert chart_texts(page, ".chart-figure figcaption") == ["目录中的固定项", "仓库大小", "每小时结束的任务（按结果）"]
+    assert chart_texts(page, ".chart-figure figcaption") == [
+        "目录中的固定项", "仓库大小", "每小时结束的任务（按结果）"]
     assert chart_texts(page, ".chart-axis-title") == ["固定项", "大小", "任务数"]
     assert chart_texts(page, "#history-tasks .chart-legend li") == ["已完成或已取消", "失败"]
     assert chart_texts(page, "#history-pins .chart-hover rect > title")[-1].endswith("固定项: 3,880")
