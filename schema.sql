@@ -208,3 +208,32 @@ BEGIN
             (julianday(NEW.completed_at_precise) - julianday(NEW.started_at_precise)) * 86400,
             (julianday(NEW.completed_at) - julianday(NEW.started_at)) * 86400, 0));
 END;
+
+-- Recurring tasks: what the server starts on its own, and when.
+CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- schedule id, never reused
+    task_type TEXT NOT NULL,                    -- the type of task it starts (console/schedules.py's UNATTENDED)
+    spec TEXT NOT NULL,                         -- when, as people write it: 'every 6h', 'daily 03:00',
+                                                -- 'weekly mon 03:00' (times of day in the server's local time)
+    params TEXT NOT NULL DEFAULT '{}',          -- JSON object: the schedule's own options (name, keep, above_percent, days)
+    enabled INTEGER NOT NULL DEFAULT 1          -- 0: kept, but never started until enabled again
+        CHECK (enabled IN (0, 1)),
+    next_run_at TEXT NOT NULL,                  -- when it is due next (UTC); a run missed while the server was
+                                                -- down is due at once, and runs once, not once per missed slot
+    last_run_at TEXT,                           -- when it last came due or was run by hand
+    last_task_id INTEGER,                       -- the task its last run started, if it started one
+    last_outcome TEXT                           -- started, skipped (another task held its place, or a
+        CHECK (last_outcome IN ('started', 'skipped', 'error')),  -- condition was not met) or error
+    last_message TEXT,                          -- why it was skipped or failed to start: a template of messages.py
+    last_message_values TEXT,                   -- JSON object: the values of that template
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+
+-- The tick: enabled schedules by when they are due.
+CREATE INDEX IF NOT EXISTS idx_schedules_due ON schedules(next_run_at) WHERE enabled = 1;
+
+-- A schedule's tasks (their params name it as schedule_id), newest first:
+-- whether a schedule keeps failing.
+CREATE INDEX IF NOT EXISTS idx_tasks_schedule ON background_tasks(
+    (CASE WHEN json_valid(params) THEN json_extract(params, '$.schedule_id') END), id)
+    WHERE params LIKE '%schedule_id%';

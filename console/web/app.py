@@ -22,6 +22,8 @@ from console.web.pages import (handle_favicon, handle_index, handle_info, handle
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
                               handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_export,
                               handle_pins_remove)
+from console.web.schedules import (handle_schedule_add, handle_schedule_delete, handle_schedule_post,
+                                   handle_schedules)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api, handle_tasks_export)
 
@@ -56,6 +58,8 @@ ROUTES = [
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),
     ("GET", "/favicon.ico", handle_favicon),
+    ("GET", "/api/schedules", handle_schedules),
+    ("POST", "/api/schedules", handle_schedule_add),
 ]
 # Reachable without logging in.
 PUBLIC_PATHS = ("/login", "/favicon.ico")
@@ -63,6 +67,8 @@ PUBLIC_PATHS = ("/login", "/favicon.ico")
 PAGE_PATHS = ("/", "/pins", "/tasks")
 PREFIX_ROUTES = [
     ("GET", "/static/", handle_static),
+    ("POST", "/api/schedules/", handle_schedule_post),
+    ("DELETE", "/api/schedules/", handle_schedule_delete),
 ]
 
 
