@@ -237,3 +237,13 @@ CREATE INDEX IF NOT EXISTS idx_schedules_due ON schedules(next_run_at) WHERE ena
 CREATE INDEX IF NOT EXISTS idx_tasks_schedule ON background_tasks(
     (CASE WHEN json_valid(params) THEN json_extract(params, '$.schedule_id') END), id)
     WHERE params LIKE '%schedule_id%';
+
+-- What the name_follow task pinned for each name it follows, the newest
+-- last: the CIDs it keeps (the last N) and those it unpins when the name
+-- moves on.
+CREATE TABLE IF NOT EXISTS followed_names (
+    name TEXT NOT NULL,                         -- the name followed: /ipns/KEY or /ipns/DOMAIN (DNSLink)
+    cid TEXT NOT NULL,                          -- a CID the name pointed to, which the task pinned
+    pinned_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),  -- when the task pinned it
+    PRIMARY KEY (name, cid)
+) WITHOUT ROWID;
