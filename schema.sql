@@ -247,3 +247,37 @@ CREATE TABLE IF NOT EXISTS followed_names (
     pinned_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),  -- when the task pinned it
     PRIMARY KEY (name, cid)
 ) WITHOUT ROWID;
+
+-- Alerts: conditions an operator should know of, each kept from when it
+-- began to when it cleared (at most one open per kind and subject).
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- alert id, never reused
+    kind TEXT NOT NULL,                         -- node_down, cluster_peer_down, pins_in_error, under_replicated,
+                                                -- repo_watermark, task_failed or schedule_failing
+    subject TEXT NOT NULL DEFAULT '',           -- what it is about: the node's address, a peer's id, a level
+                                                -- (warn, alarm), a task type, a schedule's id; '' for the whole
+    message TEXT NOT NULL,                      -- what it says: a template of messages.py, in English
+    message_values TEXT NOT NULL DEFAULT '{}',  -- JSON object: the template's values, the latest the check saw
+    opened_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when the condition began (as the check first saw it)
+    closed_at TEXT                              -- when it cleared; NULL while it holds
+);
+
+-- One open alert per condition, however many checks race.
+CREATE UNIQUE INDEX IF NOT EXISTS idx_alerts_open ON alerts(kind, subject) WHERE closed_at IS NULL;
+
+-- The webhook's posts, kept until the receiver took them: a post survives
+-- a receiver that is down, and a restart of the console.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- sent in this order, each after the one before
+    body TEXT NOT NULL,                         -- the exact JSON posted (and signed)
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    status TEXT NOT NULL DEFAULT 'waiting'      -- waiting, delivered, or abandoned (undelivered after a day)
+        CHECK (status IN ('waiting', 'delivered', 'abandoned')),
+    attempts INTEGER NOT NULL DEFAULT 0,        -- posts tried so far
+    next_attempt_at REAL NOT NULL DEFAULT 0,    -- when to try again, in seconds since the epoch
+    last_error TEXT,                            -- why the last attempt failed
+    delivered_at TEXT                           -- when the receiver answered 2xx
+);
+
+-- The posts still to send, in order.
+CREATE INDEX IF NOT EXISTS idx_outbox_waiting ON webhook_outbox(id) WHERE status = 'waiting';

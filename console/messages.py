@@ -118,6 +118,18 @@ MESSAGES_ZH.update({
     "Schedule {id} deleted.": "计划 {id} 已删除。",
 })
 
+# Alerts.
+MESSAGES_ZH.update({
+    "The IPFS node at {api} cannot be reached: {reason}": "无法连接位于 {api} 的 IPFS 节点：{reason}",
+    "Cluster peer {peer} is down: {error}": "集群节点 {peer} 已离线：{error}",
+    "{count} pins are in error on a cluster peer.": "有 {count} 个固定在集群节点上出错。",
+    "{count} pins are on fewer cluster peers than they should be.": "有 {count} 个固定的集群副本数不足。",
+    "The repository uses {percent}% of its StorageMax ({size} of {most} bytes), past the {level} at {limit}%.":
+        "仓库已用 StorageMax 的 {percent}%（{most} 字节中的 {size} 字节），超过了 {limit}% 的{level}。",
+    "The last {what} failed (task {id}): {error}": "最近一次{what}任务失败（任务 {id}）：{error}",
+    "Schedule {id} ({what}, {spec}) failed its last {runs} runs.": "计划 {id}（{what}，{spec}）最近 {runs} 次运行都失败了。",
+})
+
 LANGUAGES = ("en", "zh")
 
 

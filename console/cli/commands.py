@@ -17,7 +17,7 @@ from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
 from console.cli.parser import parse
-from console.cli.unattended import schedule
+from console.cli.unattended import list_alerts, schedule
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
@@ -447,4 +447,4 @@ COMMANDS = {
     "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
 }
-COMMANDS.update(schedule=schedule)
+COMMANDS.update(schedule=schedule, alerts=list_alerts)

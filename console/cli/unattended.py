@@ -4,7 +4,7 @@ disable/enable`` and ``alerts``."""
 import json
 import sys
 
-from console import schedules
+from console import alerts, schedules
 from console.errors import HTTPError
 from console.messages import translate
 
@@ -83,3 +83,19 @@ def switch(args, settings, conn):
 
 
 SCHEDULE_ACTIONS = {"add": add, "ls": listing, "rm": remove, "run": run, "disable": switch, "enable": switch}
+
+
+def list_alerts(args, settings, conn):
+    """alerts: the open ones, then the recent ones; exit 6 when one is open."""
+    found = alerts.list_alerts(conn)
+    still = [alert for alert in found if alert["closed_at"] is None]
+    if args.json:
+        print(json.dumps({"alerts": found}, ensure_ascii=False, indent=2))
+    elif not found:
+        print("No alerts.")
+    else:
+        print(ALERT_LINE % ("ID", "KIND", "OPENED (UTC)", "CLOSED (UTC)", "MESSAGE"))
+        for alert in found:
+            print(ALERT_LINE % (alert["id"], alert["kind"], alert["opened_at"], alert["closed_at"] or "open",
+                                alert["message"]))
+    return ALERTS_OPEN if still else DONE

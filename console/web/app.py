@@ -12,6 +12,7 @@ from console.control import CancelEnforcer
 from console.errors import HTTPError
 from console.messages import NOT_FOUND
 from console.store import ConnectionPool, database_busy
+from console.web.alerts import handle_alerts
 from console.web.auth import Authenticator, check_host, check_same_origin
 from console.web.files import handle_car_import, handle_upload
 from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error_response, not_found_page, redirect,
@@ -60,6 +61,7 @@ ROUTES = [
     ("GET", "/favicon.ico", handle_favicon),
     ("GET", "/api/schedules", handle_schedules),
     ("POST", "/api/schedules", handle_schedule_add),
+    ("GET", "/api/alerts", handle_alerts),
 ]
 # Reachable without logging in.
 PUBLIC_PATHS = ("/login", "/favicon.ico")
