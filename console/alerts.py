@@ -10,7 +10,7 @@ post for the webhook (console/webhook.py), in the same transaction.
 
 import json
 
-from console import catalogue, node, registry, schedules, webhook
+from console import catalogue, guardrails, node, registry, schedules, webhook
 from console.framing import IPFSError
 from console.messages import translate
 from console.store import transaction
@@ -37,7 +37,7 @@ def conditions(settings, conn):
         overview = None
         found["node_down", settings.ipfs_api] = (NODE_DOWN, {"api": settings.ipfs_api, "reason": str(exc)})
     if overview is not None:
-        percent = schedules.storage_percent(overview)
+        percent = guardrails.storage_percent(overview)
         for level, limit in (("warn", settings.repo_warn_percent), ("alarm", settings.repo_alarm_percent)):
             if percent is not None and percent >= limit:
                 found["repo_watermark", level] = (WATERMARK, {

@@ -128,6 +128,10 @@ MESSAGES_ZH.update({
         "仓库已用 StorageMax 的 {percent}%（{most} 字节中的 {size} 字节），超过了 {limit}% 的{level}。",
     "The last {what} failed (task {id}): {error}": "最近一次{what}任务失败（任务 {id}）：{error}",
     "Schedule {id} ({what}, {spec}) failed its last {runs} runs.": "计划 {id}（{what}，{spec}）最近 {runs} 次运行都失败了。",
+    "This upload ({size} bytes) would take the repository past its StorageMax: it holds {repo_size} of"
+    " {storage_max} bytes. Collect garbage, or raise Datastore.StorageMax.":
+        "这次上传（{size} 字节）会让仓库超过 StorageMax：仓库已用 {storage_max} 字节中的 {repo_size} 字节。"
+        "请回收垃圾，或调高 Datastore.StorageMax。",
 })
 
 LANGUAGES = ("en", "zh")

@@ -13,7 +13,7 @@ import json
 import re
 import time
 
-from console import node, registry
+from console import guardrails, node
 from console.control import start_task
 from console.errors import HTTPError, TaskConflict
 from console.framing import IPFSError
@@ -273,19 +273,11 @@ def below_watermark(settings, row):
     if row["task_type"] != "repo_gc" or not above:
         return None
     overview = node.node_overview(settings, fresh=True)
-    percent = storage_percent(overview)
+    percent = guardrails.storage_percent(overview)
     if percent is not None and percent < above:
         return ("The repository is at {percent}% of its StorageMax, below {above}%: nothing to collect yet.",
                 {"percent": percent, "above": above})
     return None
-
-
-def storage_percent(overview):
-    """The repository's size as a percentage of StorageMax (one decimal), or None if unknown."""
-    size, most = overview.get("repo_size"), overview.get("storage_max")
-    if not isinstance(size, int) or not isinstance(most, int) or most <= 0:
-        return None
-    return round(size * 100.0 / most, 1)
 
 
 def fire(settings, conn, row, by_hand=False):

@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from console import bundle, exports, node
+from console import bundle, exports, guardrails, node
 from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
@@ -327,6 +327,7 @@ def show_node(args, settings, conn):
     """The node's overview; exit code 1 if it cannot be reached."""
     try:
         overview = node.node_overview(settings, fresh=True)
+        overview.update(guardrails.storage_state(settings, overview))
     except IPFSError as exc:
         print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
         return FAILED
