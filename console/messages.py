@@ -116,6 +116,7 @@ MESSAGES_ZH.update({
     "The schedule id must be a positive whole number.": "计划编号必须是正整数。",
     "enabled must be true or false.": "enabled 必须是 true 或 false。",
     "Schedule {id} deleted.": "计划 {id} 已删除。",
+    "A schedule's task type cannot be changed: add a new schedule instead.": "计划的任务类型不能更改：请另外添加一个计划。",
 })
 
 # Alerts.

@@ -137,7 +137,7 @@ def utc_text(seconds):
 
 def check_params(settings, task_type, params):
     """A schedule's own options, checked; HTTPError 400 for a mistake."""
-    if task_type not in UNATTENDED:
+    if not isinstance(task_type, str) or task_type not in UNATTENDED:
         raise HTTPError(400, "{value!r} cannot be scheduled: use one of {types}.",
                         value=str(task_type)[:40], types=", ".join(sorted(UNATTENDED)))
     if params is None:

@@ -235,3 +235,24 @@ def test_a_garbage_collection_above_a_watermark_waits_for_it(settings, db, clien
     due_in_the_past(db, schedule_id, 10)
     assert [outcome for _, outcome, _ in schedules.tick(settings, db)] == ["started"]
     assert len(spawned) == 1
+
+
+@pytest.mark.parametrize("data", [
+    {"task_type": ["pin_sync"], "every": "1h"}, {"task_type": {"a": 1}, "every": "1h"}, {"task_type": None},
+    {"task_type": "pin_sync", "every": 3600}, {"task_type": "pin_sync", "every": None, "daily": None},
+    {"task_type": "pin_sync", "weekly": {"day": "mon"}}, {"task_type": "pin_sync", "weekly": [1, 2]},
+    {"task_type": "pin_sync", "weekly": ["mon", "03:00", "x"]}, {"task_type": "pin_sync", "every": "9" * 40 + "m"},
+    {"task_type": "pin_sync", "daily": "\u0663:00"}, {"task_type": "name_follow", "every": "1h", "params": {"name": 5}},
+    {"task_type": "name_follow", "every": "1h", "params": {"name": "/ipns/" + "a" * 300}},
+    {"task_type": "name_follow", "every": "1h", "params": {"name": "/ipns/a", "keep": 1.5}},
+    {"task_type": "task_cleanup", "every": "1h", "params": {"days": "-1"}},
+    {"task_type": "repo_gc", "every": "1h", "params": {"above_percent": 101}},
+])
+def test_it_handles_any_odd_body_with_a_4xx_sentence(client, data):
+    for path in ("/api/schedules", "/api/schedules/1"):
+        r = post_json(client, path, data)
+        assert 400 <= r.status < 500 and r.json["success"] is False and r.json["error"].endswith("."), (path, r.body)
+    add(client, task_type="pin_sync", every="1h")
+    r = post_json(client, "/api/schedules/1", data)
+    assert r.status == 400 or (r.status == 200 and data.get("every", 0) is None), r.body
+    assert schedule(client, 1)["spec"] == "every 1h" and schedule(client, 1)["params"] == {}

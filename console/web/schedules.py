@@ -63,6 +63,9 @@ def handle_schedule_post(req):
                             **values)
         return json_response({"success": True, "taskId": task_id}, 202)
     data = read_json_body(req, 64 * 1024)
+    row = schedules.get_schedule(req.db, schedule_id)
+    if "task_type" in data and data["task_type"] != row["task_type"]:
+        raise HTTPError(400, "A schedule's task type cannot be changed: add a new schedule instead.")
     enabled = data.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
         raise HTTPError(400, "enabled must be true or false.")
