@@ -9,6 +9,7 @@ post for the webhook (console/webhook.py), in the same transaction.
 """
 
 import json
+import sqlite3
 
 from console import catalogue, guardrails, node, registry, schedules, webhook
 from console.framing import IPFSError
@@ -69,26 +70,32 @@ def conditions(settings, conn):
 
 def check(settings, conn):
     """Open the alerts whose condition began, close those whose condition
-    cleared; returns ([opened ids], [closed ids])."""
-    found = conditions(settings, conn)
+    cleared; returns ([opened ids], [closed ids]). Writes only when
+    something changed; each change is a compare-and-set (the unique index
+    of open alerts, ``closed_at IS NULL``), so two checks never open or
+    close one twice."""
+    found = {key: (template, json.dumps(values, ensure_ascii=False, sort_keys=True))
+             for key, (template, values) in conditions(settings, conn).items()}
+    still = {(row["kind"], row["subject"]): row for row in conn.execute("SELECT * FROM alerts WHERE closed_at IS NULL")}
+    to_open = [key for key in found if key not in still]
+    to_close = [row["id"] for key, row in still.items() if key not in found]
+    to_update = [(found[key][1], row["id"]) for key, row in still.items()
+                 if key in found and row["message_values"] != found[key][1]]
+    if not (to_open or to_close or to_update):
+        return [], []
     opened, closed = [], []
     with transaction(conn):
-        still = {(row["kind"], row["subject"]): row for row in conn.execute(
-            "SELECT * FROM alerts WHERE closed_at IS NULL")}
-        for key, (template, values) in found.items():
-            text = json.dumps(values, ensure_ascii=False, sort_keys=True)
-            if key in still:
-                if still[key]["message_values"] != text:
-                    conn.execute("UPDATE alerts SET message_values = ? WHERE id = ?", (text, still[key]["id"]))
-                continue
-            alert_id = conn.execute("INSERT INTO alerts (kind, subject, message, message_values) VALUES (?, ?, ?, ?)",
-                                    (key[0], key[1], template, text)).lastrowid
-            opened.append(alert_id)
-        for key, row in still.items():
-            if key not in found:
-                conn.execute("UPDATE alerts SET closed_at = datetime('now') WHERE id = ? AND closed_at IS NULL",
-                             (row["id"],))
-                closed.append(row["id"])
+        conn.executemany("UPDATE alerts SET message_values = ? WHERE id = ? AND closed_at IS NULL", to_update)
+        for key in to_open:
+            try:
+                opened.append(conn.execute("INSERT INTO alerts (kind, subject, message, message_values)"
+                                           " VALUES (?, ?, ?, ?)", key + found[key]).lastrowid)
+            except sqlite3.IntegrityError:
+                pass        # another check opened it first
+        for alert_id in to_close:
+            if conn.execute("UPDATE alerts SET closed_at = datetime('now') WHERE id = ? AND closed_at IS NULL",
+                            (alert_id,)).rowcount == 1:
+                closed.append(alert_id)
         if settings.webhook_url:
             for event, ids in (("opened", opened), ("closed", closed)):
                 for alert_id in ids:

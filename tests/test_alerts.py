@@ -204,3 +204,23 @@ def test_the_webhook_and_the_watermarks_come_from_flags_or_the_environment(tmp_p
     with pytest.raises(SystemExit) as stopped:
         settings_from(parse(["serve"]))
     assert "at most 100" in str(stopped.value)
+
+
+def test_a_worker_that_died_opens_a_task_failed_alert_with_nobody_watching(settings, db, fake_node):
+    import console.web.unattended
+    settings.ipfs_api = fake_node.url
+    task_id = console.store.create_task(db, "pin_sync")
+    db.execute("UPDATE background_tasks SET status = 'running', pid = 999999999,"
+               " started_at = datetime('now', '-5 minutes'), heartbeat_at = datetime('now', '-5 minutes')"
+               " WHERE id = ?", (task_id,))
+    console.web.unattended.look(settings)
+    assert console.store.get_task(db, task_id)["status"] == "failed"
+    assert open_alerts(db) == [("task_failed", "pin_sync")]
+    assert "worker process exited unexpectedly" in alerts.list_alerts(db)[0]["message"]
+
+
+def test_a_check_that_changes_nothing_writes_nothing(settings, db, fake_node):
+    settings.ipfs_api = fake_node.url
+    alerts.check(settings, db)
+    changes = db.total_changes
+    assert alerts.check(settings, db) == ([], []) and db.total_changes == changes

@@ -17,7 +17,7 @@ from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
 from console.cli.parser import parse
-from console.cli.unattended import list_alerts, schedule
+from console.cli.unattended import ALERTS_OPEN, list_alerts, schedule
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError

@@ -10,8 +10,9 @@ from console.messages import translate
 
 SCHEDULE_LINE = "%4s  %-12s  %-18s  %-7s  %-19s  %-19s  %s"
 ALERT_LINE = "%5s  %-17s  %-19s  %-19s  %s"
+# The command line's exit codes (the others are console/cli/commands.py's, which imports this module).
 DONE, FAILED, USAGE, REFUSED, NO_SUCH = 0, 1, 2, 3, 4
-ALERTS_OPEN = 6
+ALERTS_OPEN = 6         # alerts: at least one is open
 
 
 def said(error):

@@ -1,11 +1,13 @@
 """The server's own work while nobody watches: every
-``schedule_tick_seconds`` it starts the schedules that are due and looks
-at what alerts are open."""
+``schedule_tick_seconds`` it starts the schedules that are due, notices
+workers that died, and opens or closes alerts; the webhook's posts leave
+from a thread of their own."""
 
 import logging
 import threading
 
 from console import alerts, schedules, webhook
+from console.control import mark_stale_tasks
 from console.store import connect
 
 log = logging.getLogger("ipfsmaster")
@@ -19,23 +21,35 @@ def start(settings, stop):
 
 
 def keep_watch(settings, stop):
-    """Each tick: the schedules that are due, then the alerts."""
+    """A look every tick, until ``stop`` is set."""
     while True:
-        conn = connect(settings.db)
-        try:
-            for schedule_id, outcome, task_id in schedules.tick(settings, conn):
-                log.info("schedule %d: %s%s", schedule_id, outcome, " (task %d)" % task_id if task_id else "")
-        except Exception:
-            log.exception("could not run the schedules")
-        try:
-            opened, closed = alerts.check(settings, conn)
-            for alert_id in opened:
-                log.warning("alert %d opened: %s", alert_id, alerts.alert_as_json(alerts.get_alert(conn, alert_id))["message"])
-            for alert_id in closed:
-                log.info("alert %d closed", alert_id)
-        except Exception:
-            log.exception("could not check the alerts")
-        finally:
-            conn.close()
+        look(settings)
         if stop.wait(settings.schedule_tick_seconds):
             return
+
+
+def look(settings):
+    """One tick: the schedules that are due, the workers that died, then the alerts.
+    A failure of one part is logged, and the others still run."""
+    conn = connect(settings.db)
+    try:
+        for part in (start_due, mark_stale_tasks, check_alerts):
+            try:
+                part(conn, settings)
+            except Exception:
+                log.exception("unattended: %s failed", part.__name__)
+    finally:
+        conn.close()
+
+
+def start_due(conn, settings):
+    for schedule_id, outcome, task_id in schedules.tick(settings, conn):
+        log.info("schedule %d: %s%s", schedule_id, outcome, " (task %d)" % task_id if task_id else "")
+
+
+def check_alerts(conn, settings):
+    opened, closed = alerts.check(settings, conn)
+    for alert_id in opened:
+        log.warning("alert %d opened: %s", alert_id, alerts.alert_as_json(alerts.get_alert(conn, alert_id))["message"])
+    for alert_id in closed:
+        log.info("alert %d closed", alert_id)
