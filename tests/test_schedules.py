@@ -256,3 +256,26 @@ def test_it_handles_any_odd_body_with_a_4xx_sentence(client, data):
     r = post_json(client, "/api/schedules/1", data)
     assert r.status == 400 or (r.status == 200 and data.get("every", 0) is None), r.body
     assert schedule(client, 1)["spec"] == "every 1h" and schedule(client, 1)["params"] == {}
+
+
+def test_schedules_and_alerts_need_the_password_when_one_is_set(settings):
+    import console.web.app
+    from support import Client
+    settings.password = "s3cret schedules"
+    locked = Client(console.web.app.App(settings))
+    for method, path in (("GET", "/api/schedules"), ("POST", "/api/schedules"), ("POST", "/api/schedules/1/run"),
+                         ("DELETE", "/api/schedules/1"), ("GET", "/api/alerts")):
+        r = locked.request(method, path)
+        assert r.status == 401 and r.json["success"] is False, (method, path)
+    bearer = {"Authorization": "Bearer s3cret schedules"}
+    assert locked.get("/api/schedules", headers=bearer).json == {"schedules": []}
+    assert locked.get("/api/alerts", headers=bearer).json == {"alerts": []}
+
+
+def test_a_page_on_another_site_cannot_change_a_schedule(client):
+    schedule_id = add(client, task_type="pin_sync", every="1h")
+    elsewhere = {"Origin": "http://evil.example"}
+    assert client.request("DELETE", "/api/schedules/%d" % schedule_id, headers=elsewhere).status == 403
+    assert client.post("/api/schedules/%d/run" % schedule_id, headers=elsewhere).status == 403
+    assert post_json(client, "/api/schedules", {"task_type": "pin_sync", "every": "1h"}, **elsewhere).status == 403
+    assert len(client.get("/api/schedules").json["schedules"]) == 1

@@ -123,7 +123,7 @@ class App:
             if not self.auth.enabled:
                 check_host(environ, self.settings)
             handler = route(req.method, req.path)
-            if req.method == "POST":
+            if req.method in ("POST", "DELETE"):
                 check_same_origin(environ)
             if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
                     or self.auth.allows(environ, req.client)):
