@@ -32,11 +32,14 @@ RECENT_DAYS = 7
 def conditions(settings, conn):
     """{(kind, subject): (template, values)} of every condition that holds now."""
     found = {}
+    before, since = node.last_overview(settings)
     try:
         overview = node.node_overview(settings)
     except IPFSError as exc:
         overview = None
-        found["node_down", settings.ipfs_api] = (NODE_DOWN, {"api": settings.ipfs_api, "reason": str(exc)})
+        # Down at two looks in a row: one request that failed is no outage.
+        if before is None and since is not None:
+            found["node_down", settings.ipfs_api] = (NODE_DOWN, {"api": settings.ipfs_api, "reason": str(exc)})
     if overview is not None:
         percent = guardrails.storage_percent(overview)
         for level, limit in (("warn", settings.repo_warn_percent), ("alarm", settings.repo_alarm_percent)):

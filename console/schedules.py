@@ -239,16 +239,18 @@ def remove_schedule(conn, schedule_id):
             raise HTTPError(404, NO_SCHEDULE, id=schedule_id)
 
 
-def list_schedules(conn, lang="en"):
-    """Every schedule as JSON, by id, with the status of its last run: the
-    status of the task it started, or skipped, or error."""
+def list_schedules(conn, lang="en", schedule_id=None):
+    """Every schedule (or the one of ``schedule_id``) as JSON, by id, with
+    the status of its last run: the status of the task it started, or
+    skipped, or error; its message in ``lang``."""
     rows = conn.execute(
-        "SELECT s.*, t.status AS task_status FROM schedules s"
-        " LEFT JOIN background_tasks t ON t.id = s.last_task_id ORDER BY s.id").fetchall()
+        "SELECT s.*, t.status AS task_status FROM schedules s LEFT JOIN background_tasks t ON t.id = s.last_task_id"
+        " WHERE ? IS NULL OR s.id = ? ORDER BY s.id", (schedule_id, schedule_id)).fetchall()
     return [schedule_as_json(row, lang) for row in rows]
 
 
 def schedule_as_json(row, lang="en"):
+    """A schedule's row (with its last task's ``task_status``) as the API and ``schedule ls --json`` give it."""
     message = None
     if row["last_message"]:
         message = translate(row["last_message"], lang, **json.loads(row["last_message_values"] or "{}"))

@@ -41,12 +41,7 @@ def handle_schedule_add(req):
     spec = spec_of(data, required=True)
     schedule_id = schedules.add_schedule(req.settings, req.db, data.get("task_type"), spec, data.get("params"))
     return json_response({"success": True, "id": schedule_id,
-                          "schedule": schedules.schedule_as_json(one(req, schedule_id), req.lang)}, 201)
-
-
-def one(req, schedule_id):
-    return req.db.execute("SELECT s.*, t.status AS task_status FROM schedules s LEFT JOIN background_tasks t"
-                          " ON t.id = s.last_task_id WHERE s.id = ?", (schedule_id,)).fetchone()
+                          "schedule": schedules.list_schedules(req.db, req.lang, schedule_id)[0]}, 201)
 
 
 def handle_schedule_post(req):
@@ -55,11 +50,11 @@ def handle_schedule_post(req):
     schedule_id, run = schedule_path(req)
     if run:
         req.discard_body()
-        schedules.get_schedule(req.db, schedule_id)
         outcome, task_id, template, values = schedules.run_now(req.settings, req.db, schedule_id)
+        if outcome == "skipped":        # another task holds its place: the conflict's sentence and task
+            raise HTTPError(409, template, extra={"taskId": values.get("id")}, **values)
         if outcome != "started":
-            raise HTTPError(409 if outcome == "skipped" else 502, template, extra={"taskId": values.get("id")},
-                            **values)
+            raise HTTPError(500, template, **values)
         return json_response({"success": True, "taskId": task_id}, 202)
     data = read_json_body(req, 64 * 1024)
     row = schedules.get_schedule(req.db, schedule_id)
@@ -70,7 +65,7 @@ def handle_schedule_post(req):
         raise HTTPError(400, "enabled must be true or false.")
     schedules.change_schedule(req.settings, req.db, schedule_id, spec_of(data, required=False),
                               data.get("params"), enabled)
-    return json_response({"success": True, "schedule": schedules.schedule_as_json(one(req, schedule_id), req.lang)})
+    return json_response({"success": True, "schedule": schedules.list_schedules(req.db, req.lang, schedule_id)[0]})
 
 
 def handle_schedule_delete(req):
