@@ -226,7 +226,7 @@ CREATE TABLE IF NOT EXISTS schedules (
         CHECK (last_outcome IN ('started', 'skipped', 'error')),  -- condition was not met) or error
     last_message TEXT,                          -- why it was skipped or failed to start: a template of messages.py
     last_message_values TEXT,                   -- JSON object: the values of that template
-    created_at TEXT NOT NULL DEFAULT (datetime('now'))
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when it was added
 );
 
 -- The tick: enabled schedules by when they are due.
@@ -270,7 +270,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS idx_alerts_open ON alerts(kind, subject) WHERE
 CREATE TABLE IF NOT EXISTS webhook_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,       -- sent in this order, each after the one before
     body TEXT NOT NULL,                         -- the exact JSON posted (and signed)
-    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when it was queued (given up a day later)
     status TEXT NOT NULL DEFAULT 'waiting'      -- waiting, delivered, or abandoned (undelivered after a day)
         CHECK (status IN ('waiting', 'delivered', 'abandoned')),
     attempts INTEGER NOT NULL DEFAULT 0,        -- posts tried so far

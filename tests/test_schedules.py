@@ -279,3 +279,22 @@ def test_a_page_on_another_site_cannot_change_a_schedule(client):
     assert client.post("/api/schedules/%d/run" % schedule_id, headers=elsewhere).status == 403
     assert post_json(client, "/api/schedules", {"task_type": "pin_sync", "every": "1h"}, **elsewhere).status == 403
     assert len(client.get("/api/schedules").json["schedules"]) == 1
+
+
+@pytest.fixture
+def in_shanghai(monkeypatch):
+    """The server's local time is UTC+8 (no summer time) for this test."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_time_of_day_is_the_servers_local_time_not_utc(in_shanghai, client):
+    now = time.time()
+    assert time.gmtime(schedules.next_run("daily 03:00", now))[3:5] == (19, 0)       # 03:00 in Shanghai
+    weekly = schedules.next_run("weekly mon 07:30", now)
+    assert time.gmtime(weekly)[3:5] == (23, 30) and time.gmtime(weekly).tm_wday == 6   # Sunday 23:30 UTC
+    schedule_id = add(client, task_type="pin_sync", daily="03:00")
+    assert schedule(client, schedule_id)["next_run_at"].endswith(" 19:00:00")
