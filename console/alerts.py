@@ -14,6 +14,7 @@ import sqlite3
 from console import catalogue, guardrails, node, registry, schedules, webhook
 from console.framing import IPFSError
 from console.messages import translate
+from console.rpc import ClusterClient
 from console.store import transaction
 
 KINDS = ("node_down", "cluster_peer_down", "pins_in_error", "under_replicated", "repo_watermark", "task_failed",
@@ -49,9 +50,9 @@ def conditions(settings, conn):
                     "level": {"warn": {"en": "warning", "zh": "警告线"}, "alarm": {"en": "alarm", "zh": "警报线"}}[level],
                     "limit": limit})
     if settings.cluster_api:
-        for row in conn.execute("SELECT peer_id, peername, error FROM cluster_peers WHERE error IS NOT NULL"):
-            found["cluster_peer_down", row["peer_id"]] = (PEER_DOWN, {"peer": row["peername"] or row["peer_id"],
-                                                                      "error": row["error"]})
+        for peer_id, name, _, _, error in cluster_peers(settings, conn):
+            if error:
+                found["cluster_peer_down", peer_id] = (PEER_DOWN, {"peer": name or peer_id, "error": error})
         summary = catalogue.cluster_summary(conn) or {}
         if summary.get("pins_in_error"):
             found["pins_in_error", ""] = (PINS_IN_ERROR, {"count": summary["pins_in_error"]})
@@ -69,6 +70,19 @@ def conditions(settings, conn):
             "id": schedule_id, "what": labels.get(row["task_type"], row["task_type"]), "spec": row["spec"],
             "runs": 3})
     return found
+
+
+def cluster_peers(settings, conn):
+    """The cluster's peers as rows of cluster_peers: as the cluster lists
+    them now, or, when it cannot be reached, as the last sync found them."""
+    client = ClusterClient(settings.cluster_api, settings.cluster_auth, timeout=10.0, attempts=1)
+    try:
+        return [catalogue.cluster_peer_row(peer) for peer in client.stream("peers", method="GET")]
+    except (IPFSError, AttributeError):
+        return [tuple(row) for row in conn.execute(
+            "SELECT peer_id, peername, version, ipfs_id, error FROM cluster_peers")]
+    finally:
+        client.close()
 
 
 def check(settings, conn):
