@@ -118,6 +118,10 @@ class Settings:
             if values.get(name, 0) > high:
                 raise SystemExit("--%s (%s) must be at most %d, not %d"
                                  % (name.replace("_", "-"), ENVIRONMENT[name][0], high, values[name]))
+        warn = values.get("repo_warn_percent", DEFAULTS["repo_warn_percent"])
+        alarm = values.get("repo_alarm_percent", DEFAULTS["repo_alarm_percent"])
+        if warn > alarm:
+            raise SystemExit("--repo-warn-percent (%d) must not be above --repo-alarm-percent (%d)" % (warn, alarm))
         if not 0 <= values.get("port", 0) <= 65535:
             raise SystemExit("--port (IPFSMASTER_PORT) must be from 0 to 65535, not %d" % values["port"])
         return cls(**values)

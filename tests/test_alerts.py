@@ -208,6 +208,10 @@ def test_the_webhook_and_the_watermarks_come_from_flags_or_the_environment(tmp_p
     with pytest.raises(SystemExit) as stopped:
         settings_from(parse(["serve"]))
     assert "at most 100" in str(stopped.value)
+    monkeypatch.setenv("IPFSMASTER_REPO_WARN_PERCENT", "91")
+    with pytest.raises(SystemExit) as stopped:
+        settings_from(parse(["serve"]))
+    assert "must not be above --repo-alarm-percent (90)" in str(stopped.value)
 
 
 def test_a_worker_that_died_opens_a_task_failed_alert_with_nobody_watching(settings, db, fake_node):
