@@ -76,7 +76,7 @@ def post(url, body, secret=None, timeout=TIMEOUT_SECONDS):
     return None if 200 <= resp.status < 300 else "the receiver answered %d %s" % (resp.status, resp.reason)
 
 
-def deliver_due(settings, conn, now=None):
+def deliver_due(settings, conn):
     """Send the waiting posts whose time has come, in order, until one fails;
     returns when to look again (seconds since the epoch), or None when none waits."""
     while True:
