@@ -84,3 +84,18 @@ def test_a_schedule_survives_a_restart_and_runs_once_after_downtime(tmp_path, ip
         assert len(scheduled_tasks(second, schedule_id)) == 1
     finally:
         second.close()
+
+
+def test_a_scheduled_sync_is_skipped_while_a_real_sync_runs(make_live_server, silent_node):
+    server = make_live_server(silent_node.url, schedule_tick_seconds=1)
+    r = server.request("POST", "/pins/sync")            # its worker lists, and the node never answers
+    assert r.status == 202
+    running = server.wait_for_task(r.json["taskId"], statuses=("running",))
+    schedule_id = add(server, task_type="pin_sync", every="1m")
+    sql(server, "UPDATE schedules SET next_run_at = datetime('now', '-1 minutes') WHERE id = ?", schedule_id)
+    item = wait_for(lambda: (lambda s: s if s["last_status"] else None)(listed(server, schedule_id)), timeout=20,
+                    message="the schedule's run")
+    assert item["last_status"] == "skipped" and item["last_task_id"] is None
+    assert item["last_message"] == "A pin sync is already running (task %d)." % running["id"]
+    assert scheduled_tasks(server, schedule_id) == []
+    assert server.task(running["id"])["status"] == "running"
