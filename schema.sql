@@ -226,3 +226,76 @@ CREATE TABLE IF NOT EXISTS samples (
                                                 -- ended between them)
     tasks_failed INTEGER NOT NULL               -- of those, the tasks that failed (a running total likewise)
 ) WITHOUT ROWID;
+
+-- Recurring tasks: what the server starts on its own, and when.
+CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- schedule id, never reused
+    task_type TEXT NOT NULL,                    -- the type of task it starts (console/schedules.py's UNATTENDED)
+    spec TEXT NOT NULL,                         -- when, as people write it: 'every 6h', 'daily 03:00',
+                                                -- 'weekly mon 03:00' (times of day in the server's local time)
+    params TEXT NOT NULL DEFAULT '{}',          -- JSON object: the schedule's own options (name, keep, above_percent, days)
+    enabled INTEGER NOT NULL DEFAULT 1          -- 0: kept, but never started until enabled again
+        CHECK (enabled IN (0, 1)),
+    next_run_at TEXT NOT NULL,                  -- when it is due next (UTC); a run missed while the server was
+                                                -- down is due at once, and runs once, not once per missed slot
+    last_run_at TEXT,                           -- when it last came due or was run by hand
+    last_task_id INTEGER,                       -- the task its last run started, if it started one
+    last_outcome TEXT                           -- started, skipped (another task held its place, or a
+        CHECK (last_outcome IN ('started', 'skipped', 'error')),  -- condition was not met) or error
+    last_message TEXT,                          -- why it was skipped or failed to start: a template of messages.py
+    last_message_values TEXT,                   -- JSON object: the values of that template
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when it was added
+);
+
+-- The tick: enabled schedules by when they are due.
+CREATE INDEX IF NOT EXISTS idx_schedules_due ON schedules(next_run_at) WHERE enabled = 1;
+
+-- A schedule's tasks (their params name it as schedule_id), newest first:
+-- whether a schedule keeps failing.
+CREATE INDEX IF NOT EXISTS idx_tasks_schedule ON background_tasks(
+    (CASE WHEN json_valid(params) THEN json_extract(params, '$.schedule_id') END), id)
+    WHERE params LIKE '%schedule_id%';
+
+-- What the name_follow task pinned for each name it follows, the newest
+-- last: the CIDs it keeps (the last N) and those it unpins when the name
+-- moves on.
+CREATE TABLE IF NOT EXISTS followed_names (
+    name TEXT NOT NULL,                         -- the name followed: /ipns/KEY or /ipns/DOMAIN (DNSLink)
+    cid TEXT NOT NULL,                          -- a CID the name pointed to, which the task pinned
+    pinned_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),  -- when the task pinned it
+    PRIMARY KEY (name, cid)
+) WITHOUT ROWID;
+
+-- Alerts: conditions an operator should know of, each kept from when it
+-- began to when it cleared (at most one open per kind and subject).
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- alert id, never reused
+    kind TEXT NOT NULL,                         -- node_down, cluster_peer_down, pins_in_error, under_replicated,
+                                                -- repo_watermark, task_failed or schedule_failing
+    subject TEXT NOT NULL DEFAULT '',           -- what it is about: the node's address, a peer's id, a level
+                                                -- (warn, alarm), a task type, a schedule's id; '' for the whole
+    message TEXT NOT NULL,                      -- what it says: a template of messages.py, in English
+    message_values TEXT NOT NULL DEFAULT '{}',  -- JSON object: the template's values, the latest the check saw
+    opened_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when the condition began (as the check first saw it)
+    closed_at TEXT                              -- when it cleared; NULL while it holds
+);
+
+-- One open alert per condition, however many checks race.
+CREATE UNIQUE INDEX IF NOT EXISTS idx_alerts_open ON alerts(kind, subject) WHERE closed_at IS NULL;
+
+-- The webhook's posts, kept until the receiver took them: a post survives
+-- a receiver that is down, and a restart of the console.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,       -- sent in this order, each after the one before
+    body TEXT NOT NULL,                         -- the exact JSON posted (and signed)
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when it was queued (given up a day later)
+    status TEXT NOT NULL DEFAULT 'waiting'      -- waiting, delivered, or abandoned (undelivered after a day)
+        CHECK (status IN ('waiting', 'delivered', 'abandoned')),
+    attempts INTEGER NOT NULL DEFAULT 0,        -- posts tried so far
+    next_attempt_at REAL NOT NULL DEFAULT 0,    -- when to try again, in seconds since the epoch
+    last_error TEXT,                            -- why the last attempt failed
+    delivered_at TEXT                           -- when the receiver answered 2xx
+);
+
+-- The posts still to send, in order.
+CREATE INDEX IF NOT EXISTS idx_outbox_waiting ON webhook_outbox(id) WHERE status = 'waiting';

@@ -122,6 +122,15 @@ def record_cluster_status(conn, obj):
                      counts)
 
 
+def cluster_peer_row(peer):
+    """One peer as IPFS Cluster's ``peers`` lists it, as a row of
+    cluster_peers: (peer_id, peername, version, ipfs_id, error); the error
+    is the peer's own or its Kubo's, None when it is well."""
+    ipfs = peer.get("ipfs") or {}
+    return (str(peer.get("id")), peer.get("peername"), peer.get("version"), ipfs.get("id"),
+            peer.get("error") or ipfs.get("error") or None)
+
+
 def record_cluster_peers(conn, rows):
     """The cluster's peers as it lists them now: (peer_id, peername, version, ipfs_id, error) rows."""
     with transaction(conn):

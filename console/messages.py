@@ -93,6 +93,50 @@ MESSAGES_ZH = {
         "数据库正忙于一次较长的写入（例如同步正在保存目录），请稍后重试。",
 }
 
+# Schedules.
+MESSAGES_ZH.update({
+    "{value!r} is not a duration: write a number and a unit, such as 90s, 15m, 6h or 1d.":
+        "{value!r} 不是时长：请写数字加单位，例如 90s、15m、6h 或 1d。",
+    "{value!r} is not a time of day: write HH:MM, from 00:00 to 23:59.":
+        "{value!r} 不是一天中的时间：请写 HH:MM，从 00:00 到 23:59。",
+    "{value!r} is not a day of the week: write mon, tue, wed, thu, fri, sat or sun.":
+        "{value!r} 不是星期几：请写 mon、tue、wed、thu、fri、sat 或 sun。",
+    "There is no schedule {id}.": "不存在编号为 {id} 的计划。",
+    "A schedule repeats at most once a minute and at least once a year, not every {value}.":
+        "计划最多每分钟运行一次、至少每年运行一次，不能是每 {value}。",
+    "Say when it runs with one of every (such as 6h), daily (03:00) or weekly (mon 03:00).":
+        "请用 every（例如 6h）、daily（03:00）或 weekly（mon 03:00）中的一个说明何时运行。",
+    "weekly takes a day and a time, such as mon 03:00.": "weekly 需要星期几和时间，例如 mon 03:00。",
+    "{value!r} cannot be scheduled: use one of {types}.": "{value!r} 不能按计划运行：请使用 {types} 之一。",
+    "params must be a JSON object.": "params 必须是 JSON 对象。",
+    "A {type} schedule takes no option {name!r}.": "{type} 计划没有选项 {name!r}。",
+    "{name} must be text.": "{name} 必须是文本。",
+    "name must be an IPNS name or a DNSLink domain, such as /ipns/example.org.":
+        "name 必须是 IPNS 名称或 DNSLink 域名，例如 /ipns/example.org。",
+    "The repository is at {percent}% of its StorageMax, below {above}%: nothing to collect yet.":
+        "仓库已用 StorageMax 的 {percent}%，低于 {above}%：暂不需要回收。",
+    "The schedule id must be a positive whole number.": "计划编号必须是正整数。",
+    "enabled must be true or false.": "enabled 必须是 true 或 false。",
+    "Schedule {id} deleted.": "计划 {id} 已删除。",
+    "A schedule's task type cannot be changed: add a new schedule instead.": "计划的任务类型不能更改：请另外添加一个计划。",
+})
+
+# Alerts.
+MESSAGES_ZH.update({
+    "The IPFS node at {api} cannot be reached: {reason}": "无法连接位于 {api} 的 IPFS 节点：{reason}",
+    "Cluster peer {peer} is down: {error}": "集群节点 {peer} 已离线：{error}",
+    "{count} pins are in error on a cluster peer.": "有 {count} 个固定在集群节点上出错。",
+    "{count} pins are on fewer cluster peers than they should be.": "有 {count} 个固定的集群副本数不足。",
+    "The repository uses {percent}% of its StorageMax ({size} of {most} bytes), past the {level} at {limit}%.":
+        "仓库已用 StorageMax 的 {percent}%（{most} 字节中的 {size} 字节），超过了 {limit}% 的{level}。",
+    "The last {what} failed (task {id}): {error}": "最近一次{what}任务失败（任务 {id}）：{error}",
+    "Schedule {id} ({what}, {spec}) failed its last {runs} runs.": "计划 {id}（{what}，{spec}）最近 {runs} 次运行都失败了。",
+    "This upload ({size} bytes) would take the repository past its StorageMax: it holds {repo_size} of"
+    " {storage_max} bytes. Collect garbage, or raise Datastore.StorageMax.":
+        "这次上传（{size} 字节）会让仓库超过 StorageMax：仓库已用 {storage_max} 字节中的 {repo_size} 字节。"
+        "请回收垃圾，或调高 Datastore.StorageMax。",
+})
+
 LANGUAGES = ("en", "zh")
 
 

@@ -9,7 +9,7 @@ refreshes on its own), never a pin listing or a full ``repo/stat``.
 import math
 import time
 
-from console import catalogue, node, registry
+from console import alerts, catalogue, node, registry
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES, utc_seconds
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,6 +59,7 @@ def render(conn, settings):
     pins(out, conn)
     node_figures(out, settings)
     cluster(out, conn)
+    open_alerts(out, conn)
     return out.text()
 
 
@@ -142,3 +143,8 @@ def cluster(out, conn):
     out.gauge("ipfsmaster_pins_in_error", "Pins a cluster peer failed.", summary["pins_in_error"])
     out.gauge("ipfsmaster_pins_under_replicated", "Pins on fewer cluster peers than they should be.",
               summary["under_replicated"])
+
+
+def open_alerts(out, conn):
+    out.family("ipfsmaster_alerts_open", "gauge", "Alerts open now, by kind.",
+               [("", {"kind": kind}, count) for kind, count in sorted(alerts.open_counts(conn).items())])

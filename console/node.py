@@ -73,6 +73,7 @@ _overviews = {}        # API URL -> (overview, when)
 _last_answers = {}     # API URL -> (overview or None when the node could not be reached, when)
 _object_counts = {}    # API URL -> (count or None, when)
 _overview_lock = threading.Lock()
+_counting_lock = threading.Lock()
 
 
 def forget_overviews():
@@ -113,17 +114,20 @@ def node_overview(settings, fresh=False):
                 _last_answers[settings.ipfs_api] = (None, time.monotonic())
             raise
         stat = client.call("repo/stat", [("size-only", "true")])
-        with _overview_lock:
-            counted = _object_counts.get(settings.ipfs_api)
-        if counted is None or now - counted[1] >= OBJECTS_SECONDS:
-            try:
-                counted = (client.call("repo/stat", [("timeout", "5s")]).get("NumObjects"), now)
-            except IPFSError as exc:
-                if exc.transient:
-                    raise
-                counted = (None, now)
+        # One count at a time: two threads that look at once (the server's
+        # watch and its alerts' tick) share it rather than walk the blockstore twice.
+        with _counting_lock:
             with _overview_lock:
-                _object_counts[settings.ipfs_api] = counted
+                counted = _object_counts.get(settings.ipfs_api)
+            if counted is None or now - counted[1] >= OBJECTS_SECONDS:
+                try:
+                    counted = (client.call("repo/stat", [("timeout", "5s")]).get("NumObjects"), now)
+                except IPFSError as exc:
+                    if exc.transient:
+                        raise
+                    counted = (None, now)
+                with _overview_lock:
+                    _object_counts[settings.ipfs_api] = counted
         try:
             peers = len(client.call("swarm/peers").get("Peers") or [])
         except IPFSError as exc:

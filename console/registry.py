@@ -38,6 +38,10 @@ TASK_TYPES = {
                            single_flight=False, retryable=False, partial=True),
     "repo_verify": TaskType(label="Repository verification", label_zh="校验仓库", unit="blocks",
                             single_flight=True, retryable=True, partial=True),
+    "task_cleanup": TaskType(label="Task cleanup", label_zh="清理旧任务", unit="items",
+                             single_flight=True, retryable=True),
+    "name_follow": TaskType(label="Name follow", label_zh="跟随名称", unit="items",
+                            single_flight=False, retryable=True),
 }
 
 

@@ -26,6 +26,11 @@ DEFAULTS = {
     "gateway": None,
     "trust_proxy": False,
     "sample_seconds": 60,
+    "schedule_tick_seconds": 15,
+    "webhook_url": None,
+    "webhook_secret": None,
+    "repo_warn_percent": 80,
+    "repo_alarm_percent": 95,
 }
 
 
@@ -43,6 +48,9 @@ def yes_or_no(raw):
 # fail every task at once, or never let one be cancelled.
 LOWEST = {"stale_seconds": 1, "cancel_grace_seconds": 1, "retention_days": 1, "max_upload_bytes": 1,
           "request_timeout": 1, "sample_seconds": 1}
+LOWEST.update(schedule_tick_seconds=1, repo_warn_percent=1, repo_alarm_percent=1)
+# The most a percentage setting may be.
+HIGHEST = {"repo_warn_percent": 100, "repo_alarm_percent": 100}
 
 # What each kind of environment value must be, as an error message says it.
 KIND_NAMES = {int: "a whole number", str: "text", yes_or_no: "yes or no"}
@@ -65,10 +73,16 @@ ENVIRONMENT = {
     "gateway": ("IPFSMASTER_GATEWAY", str),
     "trust_proxy": ("IPFSMASTER_TRUST_PROXY", yes_or_no),
     "sample_seconds": ("IPFSMASTER_SAMPLE_SECONDS", int),
+    "schedule_tick_seconds": ("IPFSMASTER_SCHEDULE_TICK_SECONDS", int),
+    "webhook_url": ("IPFSMASTER_WEBHOOK_URL", str),
+    "webhook_secret": ("IPFSMASTER_WEBHOOK_SECRET", str),
+    "repo_warn_percent": ("IPFSMASTER_REPO_WARN_PERCENT", int),
+    "repo_alarm_percent": ("IPFSMASTER_REPO_ALARM_PERCENT", int),
 }
 
 
 SECRET_SETTINGS = ("password", "ipfs_auth", "cluster_auth")
+SECRET_SETTINGS += ("webhook_secret",)
 
 
 class Settings:
@@ -100,6 +114,14 @@ class Settings:
             if name in values and values[name] < low:
                 raise SystemExit("--%s (%s) must be at least %d, not %d"
                                  % (name.replace("_", "-"), ENVIRONMENT[name][0], low, values[name]))
+        for name, high in HIGHEST.items():
+            if values.get(name, 0) > high:
+                raise SystemExit("--%s (%s) must be at most %d, not %d"
+                                 % (name.replace("_", "-"), ENVIRONMENT[name][0], high, values[name]))
+        warn = values.get("repo_warn_percent", DEFAULTS["repo_warn_percent"])
+        alarm = values.get("repo_alarm_percent", DEFAULTS["repo_alarm_percent"])
+        if warn > alarm:
+            raise SystemExit("--repo-warn-percent (%d) must not be above --repo-alarm-percent (%d)" % (warn, alarm))
         if not 0 <= values.get("port", 0) <= 65535:
             raise SystemExit("--port (IPFSMASTER_PORT) must be from 0 to 65535, not %d" % values["port"])
         return cls(**values)

@@ -71,18 +71,29 @@ function renderNode() {
     "aria-valuemax": "100", "aria-valuenow": String(Math.round(used * 100)), "data-status": "running",
   }, el("div", { class: "progress-fill", "data-width": String(used) }));
   bar.firstChild.style.width = `${(used * 100).toFixed(2)}%`;
+  if (data.storage_level) bar.dataset.level = data.storage_level;
   fill(overview, el("dl", { class: "node-overview" },
     item("node.id", "node-id", data.id
       ? el("span", { class: "peer-id" }, el("code", { title: data.id }, data.id), copyButton(data.id)) : t("dash")),
     item("node.version", "node-version", data.agent_version || t("dash")),
     item("node.repo", "node-repo",
       data.storage_max ? t("node.repoValue", { size: formatBytes(data.repo_size), max: formatBytes(data.storage_max) })
-        : formatBytes(data.repo_size), data.storage_max ? bar : null),
+        : formatBytes(data.repo_size), data.storage_max ? bar : null, repoLevel(data)),
     item("node.objects", "node-objects", data.num_objects == null ? t("dash") : formatNumber(data.num_objects)),
     item("node.peers", "node-peers", peerCount(data.peers || 0)),
     item("node.gateway", "node-gateway", gateway() ? el("a", {
       href: gateway(), target: "_blank", rel: "noopener noreferrer",
     }, gateway()) : t("dash"))));
+}
+
+/** Past the warning or the alarm level: a sentence under the repository's bar. */
+function repoLevel(data) {
+  if (data.storage_level !== "warn" && data.storage_level !== "alarm") return null;
+  const alarm = data.storage_level === "alarm";
+  return el("p", { id: "repo-level", class: alarm ? "alert" : "note", role: alarm ? "alert" : "status" },
+    t(alarm ? "node.repoAlarm" : "node.repoWarn", {
+      percent: formatNumber(data.storage_percent, 1), limit: alarm ? data.repo_alarm_percent : data.repo_warn_percent,
+    }));
 }
 
 const gcPanel = new TaskPanel(document.getElementById("gc-task"), { onEnd: () => loadNode() });

@@ -83,6 +83,7 @@ function startUpload(files, name, pin, limit) {
       body = null;
     }
     if (xhr.status === 202 && body && body.taskId) {
+      if (body.storage_warning) toast(body.storage_warning, "warn");
       watchUpload(upload, body.taskId);
     } else {
       const error = new ApiError(xhr.status, body);

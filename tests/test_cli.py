@@ -519,4 +519,4 @@ def test_the_readme_lists_every_exit_code_and_no_other():
     listed = {int(line.split("|")[1]) for line in table.splitlines()[3:]}
     commands = console.cli.commands
     assert listed == {commands.DONE, commands.FAILED, commands.USAGE, commands.REFUSED, commands.NO_SUCH_TASK,
-                      commands.PARTIAL, commands.OUTPUT_CLOSED}
+                      commands.PARTIAL, commands.OUTPUT_CLOSED, commands.ALERTS_OPEN}

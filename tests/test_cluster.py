@@ -196,3 +196,21 @@ def test_it_rejects_bad_replication_factors(settings, factors):
     r = client.post("/pins/add", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     assert r.status == 400 and "replication" in r.json["error"], r.json
     assert client.get("/api/tasks").json["total"] == 0
+
+
+def test_a_peer_whose_kubo_goes_down_opens_an_alert_until_it_is_back(make_live_server, cluster):
+    """Read from the cluster at each tick, not only at a sync."""
+    console_ = make_live_server(cluster.kubos[0].api_url, cluster_api=cluster.api_url, cluster_auth=SECRET,
+                                schedule_tick_seconds=1)
+
+    def peer_alerts(closed):
+        return [alert for alert in console_.request("GET", "/api/alerts").json["alerts"]
+                if alert["kind"] == "cluster_peer_down" and bool(alert["closed_at"]) == closed]
+
+    cluster.kubos[1].stop()
+    try:
+        (alert,) = cluster.wait_for(lambda: peer_alerts(False), "the peer's alert")
+        assert "peer-1" in alert["message"] and alert["subject"] == cluster.peers[1].id
+    finally:
+        cluster.kubos[1].start()
+    cluster.wait_for(lambda: peer_alerts(True) and not peer_alerts(False), "the peer's alert to close")

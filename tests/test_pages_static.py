@@ -20,12 +20,10 @@ def read(*path):
 
 
 def page_strings(lang):
-    """{key: text} of static/i18n.js's table for ``lang``."""
-    source = read("static", "i18n.js")
-    start = source.index("\n  %s: {" % lang)
-    table = source[start:source.index("\n  },", start)]
+    """{key: text} of the pages' strings for ``lang`` (static/strings-LANG.js)."""
+    source = read("static", "strings-%s.js" % lang)
     return {key: json.loads('"%s"' % value)
-            for key, value in re.findall(r'^ {4}"([^"]+)": "((?:[^"\\]|\\.)*)",$', table, re.M)}
+            for key, value in re.findall(r'^ {2}"([^"]+)": "((?:[^"\\]|\\.)*)",$', source, re.M)}
 
 
 def worker_messages_zh():
@@ -55,7 +53,7 @@ MIXED_TERMS = ("撤销固定", "钉")
 
 
 def chinese_sentences():
-    pages = {"static/i18n.js %s" % key: text for key, text in page_strings("zh").items()}
+    pages = {"static/strings-zh.js %s" % key: text for key, text in page_strings("zh").items()}
     pages.update(("static/i18n.js %r" % key, text) for key, text in worker_messages_zh().items())
     server = {"console/messages.py %r" % key: text for key, text in console.messages.MESSAGES_ZH.items()}
     return dict(pages, **server)

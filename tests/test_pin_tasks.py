@@ -357,7 +357,8 @@ def test_the_node_overview_and_its_gateway(settings, fake_node):
     r = client.get("/api/node")
     assert r.status == 200
     assert r.json == {"id": "12D3KooWFake", "agent_version": "kubo/0.43.1", "repo_size": 100000,
-                      "storage_max": 10 ** 10, "num_objects": 0, "peers": 0, "gateway": "http://127.0.0.1:8080"}
+                      "storage_max": 10 ** 10, "num_objects": 0, "peers": 0, "gateway": "http://127.0.0.1:8080",
+                      "storage_percent": 0.0, "storage_level": "ok", "repo_warn_percent": 80, "repo_alarm_percent": 95}
     settings.gateway = "https://gw.example/"
     assert client.get("/api/node").json["gateway"] == "https://gw.example"
     assert client.get("/api/info").json["gateway"] == "https://gw.example/"

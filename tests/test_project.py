@@ -223,6 +223,7 @@ LAYERS = [
     ("console.cli",),
     ("console.web",),
     ("console.pin_input", "console.metrics", "console.exports", "console.history"),
+    ("console.schedules", "console.alerts", "console.webhook", "console.guardrails"),
     ("console.tasks",),
     ("console.runner", "console.control"),
     ("console.processes", "console.node", "console.catalogue", "console.bundle"),

@@ -12,11 +12,12 @@ import shutil
 import sys
 import time
 
-from console import bundle, exports, node
+from console import bundle, exports, guardrails, node
 from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
 from console.cli.parser import parse
+from console.cli.unattended import ALERTS_OPEN, list_alerts, schedule
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
@@ -91,6 +92,8 @@ def settings_from(args):
         flags["ipfs_auth"] = read_secret_file(args.ipfs_auth_file, "IPFS API credentials")
     if getattr(args, "cluster_auth_file", None):
         flags["cluster_auth"] = read_secret_file(args.cluster_auth_file, "IPFS Cluster API credentials")
+    if getattr(args, "webhook_secret_file", None):
+        flags["webhook_secret"] = read_secret_file(args.webhook_secret_file, "webhook secret")
     settings = Settings.from_environment(**flags)
     settings.ipfs_api, credentials = split_api_credentials(settings.ipfs_api)
     settings.ipfs_auth = settings.ipfs_auth or credentials
@@ -324,6 +327,7 @@ def show_node(args, settings, conn):
     """The node's overview; exit code 1 if it cannot be reached."""
     try:
         overview = node.node_overview(settings, fresh=True)
+        overview.update(guardrails.storage_state(settings, overview))
     except IPFSError as exc:
         print(translate("The IPFS node cannot be reached: {reason}", "en", reason=str(exc)), file=sys.stderr)
         return FAILED
@@ -444,3 +448,4 @@ COMMANDS = {
     "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
 }
+COMMANDS.update(schedule=schedule, alerts=list_alerts)

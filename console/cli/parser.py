@@ -233,6 +233,8 @@ def build_parser():
     reap.add_argument("--stale-seconds", action=WholeNumber, low=LOWEST["stale_seconds"], metavar="SECONDS",
                       help="heartbeat age that counts as dead (default 30)")
 
+    add_unattended_commands(commands)
+
     bundle = commands.add_parser("bundle", help="write the whole console into one runnable file",
                                  description="Write the console (both programs, the schema and static/) into"
                                              " one zipapp that runs every command, copied anywhere alone:"
@@ -253,6 +255,8 @@ def add_task_flags(parser):
 # value from a command's name in ``ipfsmaster.py --port 7790``.
 SERVE_VALUES = ("--host", "--port", "--stale-seconds", "--retention-days", "--password-file",
                 "--max-upload-bytes", "--gateway", "--sample-seconds")
+SERVE_VALUES += ("--schedule-tick-seconds", "--webhook", "--webhook-secret-file", "--repo-warn-percent",
+                 "--repo-alarm-percent")
 
 
 def add_serve_flags(parser):
@@ -280,6 +284,64 @@ def add_serve_flags(parser):
     parser.add_argument("--sample-seconds", action=WholeNumber, low=LOWEST["sample_seconds"], metavar="SECONDS",
                         help="how often the server looks at the node on its own, for /metrics, and records"
                              " a sample of the history (env IPFSMASTER_SAMPLE_SECONDS; default 60)")
+    add_unattended_serve_flags(parser)
+
+
+def add_unattended_serve_flags(parser):
+    """serve's flags for running unattended: the schedules' tick, the alerts' webhook, the watermarks."""
+    parser.add_argument("--schedule-tick-seconds", action=WholeNumber, low=LOWEST["schedule_tick_seconds"],
+                        metavar="SECONDS", help="how often the server looks for schedules that are due and for"
+                                                " alerts (env IPFSMASTER_SCHEDULE_TICK_SECONDS; default 15)")
+    parser.add_argument("--webhook", dest="webhook_url", metavar="URL",
+                        help="POST each alert's opening and closing to this URL as JSON (env IPFSMASTER_WEBHOOK_URL)")
+    parser.add_argument("--webhook-secret-file", metavar="PATH",
+                        help="sign the webhook's posts with this secret (the file's first line), in the header"
+                             " X-IPFSMaster-Signature (env IPFSMASTER_WEBHOOK_SECRET)")
+    for level, default in (("warn", 80), ("alarm", 95)):
+        parser.add_argument("--repo-%s-percent" % level, action=WholeNumber, low=1, high=100, metavar="PERCENT",
+                            help="the repository's %s, in percent of its StorageMax (env IPFSMASTER_REPO_%s_PERCENT;"
+                                 " default %d)" % ({"warn": "warning", "alarm": "alarm"}[level], level.upper(),
+                                                   default))
+
+
+def add_unattended_commands(commands):
+    """schedule add/ls/rm/run/disable/enable, and alerts."""
+    schedule = commands.add_parser("schedule", help="run tasks on a schedule",
+                                   description="Recurring tasks the server starts on its own (while it runs).")
+    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION")
+    actions.required = True
+    add = actions.add_parser("add", help="add a schedule; prints its id", description=(
+        "Add a schedule: TYPE every DURATION (90s, 15m, 6h, 1d), daily at HH:MM or weekly on DAY at HH:MM"
+        " (the server's local time). A run that would collide with a running task is skipped; one missed"
+        " while the server was down runs once when it starts."))
+    add.add_argument("task_type", metavar="TYPE", help="pin_sync, repo_gc, pin_recover, repo_verify, task_cleanup"
+                                                       " or name_follow")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", metavar="DURATION", help="every 90s, 15m, 6h, 1d, ...")
+    when.add_argument("--daily", metavar="HH:MM", help="every day at this local time")
+    when.add_argument("--weekly", nargs=2, metavar=("DAY", "HH:MM"), help="every week on DAY (mon ... sun) at HH:MM")
+    add.add_argument("--name", help="name_follow: the name to follow, /ipns/NAME or /ipns/DOMAIN (DNSLink)")
+    add.add_argument("--keep", action=WholeNumber, low=1, high=100, metavar="N",
+                     help="name_follow: how many of the CIDs it pointed to stay pinned (default 1)")
+    add.add_argument("--above-percent", action=WholeNumber, low=1, high=100, metavar="PERCENT",
+                     help="repo_gc: collect only when the repository is above this percentage of StorageMax")
+    add.add_argument("--days", action=WholeNumber, low=1, high=36500, metavar="N",
+                     help="task_cleanup: delete finished tasks older than this (default the retention period)")
+    add_common(add, "--db", "--ipfs-api", "--cluster-api")
+    listing = actions.add_parser("ls", help="list the schedules", description="List the schedules.")
+    add_common(listing, "--db")
+    add_common(listing, "--json", json="print JSON instead of a table")
+    for name, text in (("rm", "delete a schedule"), ("run", "run a schedule now"),
+                       ("disable", "stop a schedule from running, keeping it"),
+                       ("enable", "let a disabled schedule run again")):
+        sub = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("id", action=WholeNumber, low=1, metavar="ID", help="the schedule's id")
+        add_common(sub, "--db", "--ipfs-api", "--cluster-api")
+    alerts = commands.add_parser("alerts", help="list open and recent alerts; exit 6 if any is open",
+                                 description="List the open alerts, then the recent ones. Exits 0 when none is"
+                                             " open, 6 when one is (for cron and monitoring scripts).")
+    add_common(alerts, "--db")
+    add_common(alerts, "--json", json="print JSON instead of a table")
 
 
 def first_word(argv):

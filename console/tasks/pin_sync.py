@@ -210,15 +210,10 @@ class PinSync:
         """The cluster's peers and their state, for the pins page. A peer
         that is down is listed with its error; if the list cannot be had at
         all, the sync goes on without it."""
-        rows = []
         client = self.ctx.cluster_client()
         try:
             with self.ctx.interruptible(client):
-                for peer in client.stream("peers", method="GET"):
-                    ipfs = peer.get("ipfs") or {}
-                    error = peer.get("error") or ipfs.get("error") or None
-                    rows.append((str(peer.get("id")), peer.get("peername"), peer.get("version"),
-                                 ipfs.get("id"), error))
+                rows = [catalogue.cluster_peer_row(peer) for peer in client.stream("peers", method="GET")]
         except (IPFSError, AttributeError) as exc:
             self.ctx.log("Could not read the cluster's peers: %s" % exc)
             return

@@ -12,6 +12,7 @@ from console.control import CancelEnforcer
 from console.errors import HTTPError
 from console.messages import NOT_FOUND
 from console.store import ConnectionPool, database_busy
+from console.web.alerts import handle_alerts
 from console.web.auth import Authenticator, check_host, check_same_origin
 from console.web.files import handle_car_import, handle_upload
 from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error_response, not_found_page, redirect,
@@ -23,6 +24,8 @@ from console.web.pages import (handle_favicon, handle_index, handle_info, handle
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
                               handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_export,
                               handle_pins_remove)
+from console.web.schedules import (handle_schedule_add, handle_schedule_delete, handle_schedule_post,
+                                   handle_schedules)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api, handle_tasks_export)
 
@@ -58,6 +61,9 @@ ROUTES = [
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),
     ("GET", "/favicon.ico", handle_favicon),
+    ("GET", "/api/schedules", handle_schedules),
+    ("POST", "/api/schedules", handle_schedule_add),
+    ("GET", "/api/alerts", handle_alerts),
 ]
 # Reachable without logging in.
 PUBLIC_PATHS = ("/login", "/favicon.ico")
@@ -65,6 +71,8 @@ PUBLIC_PATHS = ("/login", "/favicon.ico")
 PAGE_PATHS = ("/", "/pins", "/tasks")
 PREFIX_ROUTES = [
     ("GET", "/static/", handle_static),
+    ("POST", "/api/schedules/", handle_schedule_post),
+    ("DELETE", "/api/schedules/", handle_schedule_delete),
 ]
 
 
@@ -117,7 +125,7 @@ class App:
             if not self.auth.enabled:
                 check_host(environ, self.settings)
             handler = route(req.method, req.path)
-            if req.method == "POST":
+            if req.method in ("POST", "DELETE"):
                 check_same_origin(environ)
             if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
                     or self.auth.allows(environ, req.client)):

@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 
+from console import guardrails
 from console.car import NotACar, read_roots
 from console.control import start_task
 from console.errors import HTTPError
@@ -85,7 +86,17 @@ def handle_upload(req):
             params["file_name"] = fields["name"][:255] or (
                 top.pop() if len(top) == 1 and "/" in files[0][0] else "%d files" % len(files))
         task_id = start_with_spool(req, "file_upload", params, incoming)
-    return json_response({"success": True, "taskId": task_id}, 202)
+    return accepted(req, task_id, file_size)
+
+
+def accepted(req, task_id, size):
+    """The 202 of a task that adds ``size`` bytes to the node, with a
+    warning when they would take its repository past StorageMax."""
+    answer = {"success": True, "taskId": task_id}
+    warning = guardrails.crossing_warning(req.settings, size, req.lang)
+    if warning:
+        answer["storage_warning"] = warning
+    return json_response(answer, 202)
 
 
 def handle_car_import(req):
@@ -102,7 +113,7 @@ def handle_car_import(req):
         name = fields["name"][:255] or files[0][0].split("/")[-1]
         params = {"ipfs_api": req.settings.ipfs_api, "file_name": name, "size": files[0][1]}
         task_id = start_with_spool(req, "car_import", params, incoming)
-    return json_response({"success": True, "taskId": task_id}, 202)
+    return accepted(req, task_id, files[0][1])
 
 
 def upload_path(filename):

@@ -38,6 +38,7 @@ STATUS_LINES = {
     502: "502 Bad Gateway", 503: "503 Service Unavailable",
 }
 
+STATUS_LINES[201] = "201 Created"
 
 MAX_ID = 2 ** 63 - 1
 MAX_FORM_BODY = 64 * 1024

@@ -2,7 +2,7 @@
 pin, unpin, recover, a pin's DAG as a CAR file, and the node's overview,
 peers, garbage collection and verification."""
 
-from console import catalogue, exports, node
+from console import catalogue, exports, guardrails, node
 from console.control import start_task
 from console.errors import HTTPError
 from console.framing import IPFSError
@@ -171,7 +171,8 @@ def handle_node_peers(req):
 def handle_node(req):
     """The node's overview: identity, repository, peers, gateway; 502 when it cannot be reached."""
     try:
-        return json_response(node.node_overview(req.settings))
+        overview = node.node_overview(req.settings)
+        return json_response(dict(overview, **guardrails.storage_state(req.settings, overview)))
     except IPFSError as exc:
         raise HTTPError(502, "The IPFS node cannot be reached: {reason}", extra={"reason": str(exc)},
                         reason=str(exc))

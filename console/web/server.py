@@ -22,6 +22,7 @@ from console.settings import DEFAULTS
 from console.store import connect, init_db
 from console.web.app import SECURITY_HEADERS, App
 from console.web.http import STREAM_BROKE, is_loopback
+from console.web.unattended import start as start_unattended
 
 log = logging.getLogger("ipfsmaster")
 
@@ -118,6 +119,7 @@ def make_server(settings):
     server.set_app(App(settings))
     server.watch_stop = threading.Event()
     threading.Thread(target=watch_node, args=(settings, server.watch_stop), name="node-watch", daemon=True).start()
+    start_unattended(settings, server.watch_stop)
     return server
 
 
