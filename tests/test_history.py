@@ -2,7 +2,6 @@
 already has, thinned out and dropped as they age, and GET /api/history."""
 
 import calendar
-import time
 
 import pytest
 

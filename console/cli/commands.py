@@ -17,7 +17,8 @@ from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
 from console.cli.parser import parse
-from console.cli.unattended import ALERTS_OPEN, list_alerts, schedule
+from console.cli.exits import DONE, FAILED, NO_SUCH_TASK, OUTPUT_CLOSED, PARTIAL, REFUSED, USAGE
+from console.cli.unattended import list_alerts, schedule
 from console.control import cancel_task, cleanup_tasks, mark_stale_tasks, retry_task, start_task
 from console.errors import AlreadyRetried, HTTPError, NotRetryable, TaskConflict, TaskStateError
 from console.framing import IPFSError
@@ -29,14 +30,6 @@ from console.store import FINAL_STATUSES, connect, get_task, init_db, list_tasks
 from console.web.server import serve
 
 TASK_LINE = "%6s  %-11s  %-9s  %4s  %-19s  %s"
-
-DONE = 0            # done, or started (without --wait)
-FAILED = 1          # the task failed or was cancelled; the node or cluster cannot be reached; a bad setting
-USAGE = 2           # a mistake in the command line or its input (argparse's own code)
-REFUSED = 3         # another task keeps it from starting, or the task's state forbids it
-NO_SUCH_TASK = 4
-PARTIAL = 5         # the task completed, but some of its items failed
-OUTPUT_CLOSED = 141     # whoever read the output stopped (`| head`): 128 + SIGPIPE, as other tools end then
 
 
 def main(argv=None):

@@ -5,14 +5,12 @@ import json
 import sys
 
 from console import alerts, schedules
+from console.cli.exits import ALERTS_OPEN, DONE, FAILED, NO_SUCH_TASK, REFUSED, USAGE
 from console.errors import HTTPError
 from console.messages import translate
 
 SCHEDULE_LINE = "%4s  %-12s  %-18s  %-7s  %-19s  %-19s  %s"
 ALERT_LINE = "%5s  %-17s  %-19s  %-19s  %s"
-# The command line's exit codes (the others are console/cli/commands.py's, which imports this module).
-DONE, FAILED, USAGE, REFUSED, NO_SUCH = 0, 1, 2, 3, 4
-ALERTS_OPEN = 6         # alerts: at least one is open
 
 
 def said(error):
@@ -26,7 +24,7 @@ def schedule(args, settings, conn):
         return SCHEDULE_ACTIONS[args.schedule_command](args, settings, conn)
     except HTTPError as error:
         print(said(error), file=sys.stderr)
-        return NO_SUCH if error.status == 404 else USAGE
+        return NO_SUCH_TASK if error.status == 404 else USAGE
 
 
 def add(args, settings, conn):
