@@ -135,6 +135,10 @@ MESSAGES_ZH.update({
     " {storage_max} bytes. Collect garbage, or raise Datastore.StorageMax.":
         "这次上传（{size} 字节）会让仓库超过 StorageMax：仓库已用 {storage_max} 字节中的 {repo_size} 字节。"
         "请回收垃圾，或调高 Datastore.StorageMax。",
+    "Pinning this adds {size} bytes the node does not hold yet, which would take the repository past its"
+    " StorageMax: it holds {repo_size} of {storage_max} bytes. Collect garbage, or raise Datastore.StorageMax.":
+        "这次固定会添加节点尚未保存的 {size} 字节，会让仓库超过 StorageMax：仓库已用 {storage_max} 字节中的"
+        " {repo_size} 字节。请回收垃圾，或调高 Datastore.StorageMax。",
 })
 
 LANGUAGES = ("en", "zh")

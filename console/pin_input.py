@@ -7,7 +7,8 @@ import contextlib
 import os
 import re
 
-from console.cids import DEFAULT_PIN_TIMEOUT_S, MAX_INVALID_LINES, MAX_PIN_TIMEOUT_S, is_cid, new_pin_list
+from console import guardrails
+from console.cids import DEFAULT_PIN_TIMEOUT_S, MAX_INVALID_LINES, MAX_PIN_TIMEOUT_S, is_cid, new_pin_list, read_pin_list
 from console.control import start_task
 from console.errors import HTTPError
 
@@ -72,12 +73,15 @@ def replication(settings, options):
     return given
 
 
-def start_pin_add(settings, conn, fill):
+def start_pin_add(settings, conn, fill, lang=None):
     """Spool a pin list that ``fill(writer)`` writes (returning the options
     it was given, see PIN_OPTIONS, or None), then start its pin_add task.
 
     Returns (task id, {"valid", "invalid", "invalid_lines"}); HTTPError 400
-    when no line holds a CID, before any task exists.
+    when no line holds a CID, before any task exists. With ``lang``, a list
+    of a few CIDs is sized first, and the summary carries a
+    ``storage_warning`` (in ``lang``) when they would take the repository
+    past StorageMax (see guardrails.pin_warning).
     """
     token, writer = new_pin_list(settings.files)
     try:
@@ -91,6 +95,11 @@ def start_pin_add(settings, conn, fill):
         params = dict(summary, pin_list=token, timeout_s=timeout_s, **settings.sync_params(), **factors)
         if writer.name:
             params["default_name"] = writer.name
+        if lang is not None and summary["valid"] <= guardrails.MAX_SIZED_PINS:
+            warning = guardrails.pin_warning(
+                settings, [cid for cid, _ in read_pin_list(settings.files.pin_list(token))], lang)
+            if warning:
+                summary = dict(summary, storage_warning=warning)
         return start_task(settings, conn, "pin_add", params), summary
     except BaseException:
         writer.out.close()

@@ -388,6 +388,7 @@ function setupPinForm() {
     try {
       const answer = await postJSON("/pins/add", body);
       toast(() => t("pinadd.started", { n: formatNumber(answer.valid), id: answer.taskId }));
+      if (answer.storage_warning) toast(answer.storage_warning, "warn");
       if (answer.invalid) {
         toast(() => t("pinadd.skipped", { n: formatNumber(answer.invalid), lines: answer.invalid_lines.join(", ") }));
       }

@@ -26,6 +26,7 @@ class FakeNode(ThreadingHTTPServer):
     def __init__(self):
         self.pins = {}                 # cid -> {"Type": ..., "Name": ...} (Name optional)
         self.sizes = {}                # cid -> CumulativeSize
+        self.local_sizes = {}          # cid -> SizeLocal (files/stat with-local); else all of it is local
         self.not_unixfs = {}           # cid -> the root block's size (block/stat)
         self.missing = set()           # cids whose block is not there: both look-ups fail
         self.extra_lines = []          # raw lines appended to the listing
@@ -90,9 +91,12 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
             cid = args.get("arg", "")[len("/ipfs/"):]
             with node.lock:
                 node.lookups["files/stat", cid] += 1
+            limit = float(args["timeout"].rstrip("s")) if args.get("timeout", "").endswith("s") else None
             if node.lookup_delay:
-                time.sleep(node.lookup_delay)
-            if node.lookup_garbage is not None:
+                time.sleep(min(node.lookup_delay, limit or node.lookup_delay))
+            if limit is not None and node.lookup_delay > limit:
+                self.answer({"Message": "context deadline exceeded", "Code": 0, "Type": "error"}, 500)
+            elif node.lookup_garbage is not None:
                 self.wfile.write(node.lookup_garbage)
                 self.wfile.flush()
                 self.close_connection = True
@@ -104,7 +108,10 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 self.answer({"Message": "not unixfs node (proto: can't skip unknown wire type 6)", "Code": 0,
                              "Type": "error"}, 500)
             else:
-                self.answer({"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"})
+                stat = {"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"}
+                if args.get("with-local") == "true":
+                    stat.update(WithLocality=True, SizeLocal=node.local_sizes.get(cid, stat["CumulativeSize"]))
+                self.answer(stat)
         elif command == "pin/add":
             self.pin_add(node, args)
         elif command == "pin/rm":

@@ -1,10 +1,17 @@
 """Storage guardrails: the node overview's level against StorageMax, and
-the warning an upload or a CAR import gets when it would cross it."""
+the warning an upload, a CAR import or a pin of a few CIDs gets when it
+would cross it."""
 
+import json
 import os
+import time
 
 import pytest
 
+import console.guardrails
+import ipfsmaster
+from conftest import running
+from test_pin_tasks import cid
 from test_upload import multipart
 
 
@@ -57,3 +64,108 @@ def test_an_unreachable_node_gives_no_warning_and_holds_nothing_up(settings, cli
     body, headers = multipart([("file", "big.bin", os.urandom(200000))])
     r = client.post("/files/upload", body=body, headers=headers)
     assert r.status == 202 and "storage_warning" not in r.json
+
+
+# -- a pin of known size -----------------------------------------------------
+
+def pin_post(client, cids, lang="en"):
+    return client.post("/pins/add", body=json.dumps({"cids": cids}).encode(),
+                       headers={"Content-Type": "application/json", "Accept-Language": lang})
+
+
+def test_a_pin_that_would_cross_storage_max_is_warned_of(settings, client, spawned, near_full):
+    partly, whole = cid(1), cid(2)
+    near_full.sizes.update({partly: 300000, whole: 500000})
+    near_full.local_sizes[partly] = 50000          # the node holds 50 kB of it: the pin adds 250 kB
+    r = pin_post(client, [partly])
+    assert r.status == 202 and r.json["valid"] == 1 and "past its StorageMax" in r.json["storage_warning"]
+    assert "adds 250000 bytes" in r.json["storage_warning"] and str(10 ** 10 - 100000) in r.json["storage_warning"]
+    zh = pin_post(client, [partly], "zh")
+    assert zh.status == 202 and "尚未保存的 250000 字节" in zh.json["storage_warning"]
+    # All of it is on the node already (unpinned): pinning it adds nothing.
+    r = pin_post(client, [whole])
+    assert r.status == 202 and "storage_warning" not in r.json
+    assert near_full.lookups["files/stat", whole] == 1 and len(spawned) == 3
+
+
+def test_the_sizes_of_several_cids_add_up_and_the_unknown_count_for_nothing(settings, client, spawned, near_full):
+    cids = [cid(n) for n in range(1, 5)]
+    for number, one in enumerate(cids):
+        near_full.sizes[one] = 40000
+        near_full.local_sizes[one] = 0
+    near_full.missing.add(cids[3])                 # the node cannot say: 3 x 40 kB = 120 kB > 100 kB
+    r = pin_post(client, cids)
+    assert r.status == 202 and "adds 120000 bytes" in r.json["storage_warning"]
+    near_full.missing.add(cids[2])                 # 80 kB: room enough
+    r = pin_post(client, cids)
+    assert r.status == 202 and "storage_warning" not in r.json
+
+
+def test_a_long_list_is_not_sized(settings, client, spawned, near_full):
+    cids = [cid(n) for n in range(1, console.guardrails.MAX_SIZED_PINS + 2)]
+    for one in cids:
+        near_full.sizes[one], near_full.local_sizes[one] = 10 ** 6, 0
+    r = pin_post(client, cids)
+    assert r.status == 202 and r.json["valid"] == len(cids) and "storage_warning" not in r.json
+    assert not [key for key in near_full.lookups if key[0] == "files/stat"]
+    r = pin_post(client, cids[:console.guardrails.MAX_SIZED_PINS])
+    assert "storage_warning" in r.json
+
+
+def test_a_node_slow_to_size_a_pin_holds_it_up_only_briefly(settings, client, spawned, near_full, monkeypatch):
+    monkeypatch.setattr(console.guardrails, "SIZE_TIMEOUT_SECONDS", 1)
+    near_full.sizes[cid(1)], near_full.local_sizes[cid(1)] = 10 ** 6, 0
+    near_full.lookup_delay = 30
+    began = time.monotonic()
+    r = pin_post(client, [cid(1), cid(2)])
+    assert r.status == 202 and "storage_warning" not in r.json and len(spawned) == 1
+    assert time.monotonic() - began < 5
+
+
+def test_an_unreachable_node_gives_a_pin_no_warning(settings, client, spawned):
+    r = pin_post(client, [cid(1)])
+    assert r.status == 202 and "storage_warning" not in r.json and len(spawned) == 1
+
+
+def test_the_command_line_prints_a_pins_warning_on_standard_error(settings, spawned, near_full, capsys):
+    near_full.sizes[cid(1)], near_full.local_sizes[cid(1)] = 10 ** 6, 0
+    assert ipfsmaster.main(["pin", "add", cid(1), "--db", settings.db, "--ipfs-api", near_full.url]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == str(spawned[0])
+    assert "Pinning this adds 1000000 bytes" in out.err and "past its StorageMax" in out.err
+    assert ipfsmaster.main(["pin", "add", cid(2), "--db", settings.db, "--ipfs-api", near_full.url]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.fixture
+def small_node(tmp_path):
+    """A real Kubo, online but isolated (a block it lacks is waited for),
+    whose Datastore.StorageMax is 500 kB."""
+    from ipfs_node import IPFSNode
+    yield from running(IPFSNode(tmp_path / "small-ipfs", offline=False,
+                                config=lambda cfg: cfg["Datastore"].update(StorageMax="500KB")))
+
+
+def test_kubo_sizes_a_pin_by_what_it_lacks_of_it(settings, client, spawned, small_node):
+    settings.ipfs_api = small_node.api_url
+    # All of it on the node, unpinned: pinning it adds nothing.
+    whole = small_node.add(os.urandom(100000), pin=False)
+    r = pin_post(client, [whole])
+    assert r.status == 202 and "storage_warning" not in r.json
+    # Its root and one leaf on the node, two 256 kB leaves gone: pinning it fetches those.
+    partly = small_node.add(os.urandom(600000), pin=False, cid_version=1, chunker="size-262144")
+    leaves = [link["Hash"] for link in small_node.rpc("ls", arg=partly)["Objects"][0]["Links"]]
+    for leaf in leaves[:2]:
+        small_node.rpc("block/rm", arg=leaf)
+    stat = small_node.rpc("files/stat", arg="/ipfs/" + partly, **{"with-local": "true"})
+    assert stat["CumulativeSize"] - stat["SizeLocal"] == 2 * (262144 + 0)
+    r = pin_post(client, [partly])
+    assert r.status == 202 and "Pinning this adds 524288 bytes" in r.json["storage_warning"]
+    # A CID whose root the node lacks (nobody to fetch it from): it waits,
+    # times out, and the pin is accepted without a warning.
+    lacking = small_node.only_hash(os.urandom(1000))
+    began = time.monotonic()
+    r = pin_post(client, [lacking])
+    assert r.status == 202 and "storage_warning" not in r.json
+    assert console.guardrails.SIZE_TIMEOUT_SECONDS - 0.5 < time.monotonic() - began < 10
+    assert len(spawned) == 3

@@ -245,7 +245,7 @@ def pin(args, settings, conn):
 
     where = "line" if args.file else "argument"
     try:
-        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill),
+        return run_task_command(args, settings, conn, lambda: start_pin_add(settings, conn, fill, "en"),
                                 where=where, partial=partial_failure)
     except OSError as exc:
         print("Cannot read %s: %s" % (args.file, exc.strerror), file=sys.stderr)
@@ -272,6 +272,8 @@ def run_task_command(args, settings, conn, start, where="line", partial=None):
         return USAGE
     if details.get("invalid"):
         print(not_cids(details, where), file=sys.stderr)
+    if details.get("storage_warning"):
+        print(details["storage_warning"], file=sys.stderr)
     if not args.wait:
         print(json.dumps(dict(details, taskId=task_id)) if args.json else task_id)
         return DONE

@@ -122,7 +122,7 @@ def handle_pins_add(req):
 
     fill = {"application/json": from_json, "text/plain": from_text, "multipart/form-data": from_multipart}[kind]
     with task_errors():
-        task_id, summary = start_pin_add(req.settings, req.db, fill)
+        task_id, summary = start_pin_add(req.settings, req.db, fill, req.lang)
     return json_response(dict(summary, success=True, taskId=task_id), 202)
 
 

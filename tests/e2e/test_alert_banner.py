@@ -99,3 +99,24 @@ def test_a_repository_past_its_alarm_is_shown_and_an_upload_past_storage_max_is_
     page.wait_for_text("#repo-level", "已超过警报线")
     page.wait(lambda d: any(text.startswith("仓库将满") for text in banner(page)), message="the banner in Chinese")
     page.assert_no_console_errors()
+
+
+def test_a_pin_past_storage_max_is_warned_of_in_both_languages(page, make_live_server, small_node):
+    server = make_live_server(small_node.api_url, schedule_tick_seconds=1)
+    # Its root and one leaf on the node, four 256 kB leaves gone: pinning it adds 1 MiB.
+    cid = small_node.add(os.urandom(1200 * 1024), pin=False, cid_version=1, chunker="size-262144")
+    for link in small_node.rpc("ls", arg=cid)["Objects"][0]["Links"][:4]:
+        small_node.rpc("block/rm", arg=link["Hash"])
+    page.open(server.url + "/pins")
+    page.wait_for("#node-repo .repo-bar")
+    page.find("#pin-cids").send_keys(cid)
+    page.find("#pin-submit").click()
+    page.wait_for_text("#toasts", "Pinning this adds 1048576 bytes the node does not hold yet, which would take the"
+                                  " repository past its StorageMax", timeout=30)
+    page.screenshot("pins-pin-storage-warning")
+    page.find('[data-lang="zh"]').click()
+    page.wait_for_text("#pin-submit", "固定")
+    page.find("#pin-cids").send_keys(cid)
+    page.find("#pin-submit").click()
+    page.wait_for_text("#toasts", "这次固定会添加节点尚未保存的 1048576 字节，会让仓库超过 StorageMax", timeout=30)
+    page.assert_no_console_errors()
