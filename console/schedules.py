@@ -4,16 +4,20 @@ A schedule says what to start (a task type that can run unattended, and
 its options) and when, as people write it: ``every 6h``, ``daily 03:00``,
 ``weekly mon 03:00`` (times of day in the server's local time). The
 server's tick (``tick``) starts each one that is due; a run that would
-collide with a task already running is skipped and says so; a run missed
-while the server was down is due at once, and runs once, because the next
-time is counted from the run, not from the slot it missed.
+collide with a task already running (another of its type, or the
+schedule's own last run) is skipped and says so; a run missed while the
+server was down is due at once, and runs once, because the next time is
+counted from the run, not from the slot it missed (a tick merely later than
+the slot counts from the slot: ``every 1m`` stays every minute).
 """
 
+import calendar
 import json
 import re
+import threading
 import time
 
-from console import guardrails, node
+from console import guardrails, node, registry
 from console.control import start_task
 from console.errors import HTTPError, TaskConflict
 from console.framing import IPFSError
@@ -108,22 +112,45 @@ def make_spec(every=None, daily=None, weekly=None):
     return "weekly %s %02d:%02d" % ((DAYS[day],) + parse_time(parts[1]))
 
 
-def next_run(spec, now):
+def next_run(spec, now, slot=None):
     """When a schedule of ``spec`` runs next after ``now`` (seconds since the
-    epoch); a time of day is the server's local time."""
+    epoch); a time of day is the server's local time. ``slot``: when the run
+    at ``now`` was due; a repeat less than one interval late counts from it."""
     words = spec.split()
     if words[0] == "every":
-        return now + parse_duration(words[1])
+        step = parse_duration(words[1])
+        if slot is not None and slot <= now < slot + step:
+            return slot + step
+        return now + step
     hour, minute = parse_time(words[-1])
     day = parse_day(words[1]) if words[0] == "weekly" else None
     today = time.localtime(now)
     for ahead in range(0, 9):
-        # mktime carries a day past the month's end over, and finds the
-        # right offset on either side of a change to or from summer time.
-        when = time.mktime((today.tm_year, today.tm_mon, today.tm_mday + ahead, hour, minute, 0, 0, 0, -1))
+        when = local_time(today.tm_year, today.tm_mon, today.tm_mday + ahead, hour, minute)
         if when > now and (day is None or time.localtime(when).tm_wday == day):
             return when
     raise ValueError(spec)
+
+
+def local_time(year, month, day, hour, minute):
+    """Seconds since the epoch of a local date and time of day. mktime
+    carries a day past the month's end over, and finds the offset on either
+    side of a change to or from summer time; a time the clocks pass twice
+    (when they go back) is its first, so a daily run runs once that day; a
+    time they skip is the same span after the change."""
+    fields = (year, month, day, hour, minute, 0, 0, 0)
+    chosen = time.mktime(fields + (-1,))
+    date = time.localtime(chosen)[:3]
+    for dst in (0, 1):
+        when = time.mktime(fields + (dst,))
+        if time.localtime(when)[:5] == date + (hour, minute) and when < chosen:
+            chosen = when
+    return chosen
+
+
+def epoch_of(text):
+    """The database's UTC time text as seconds since the epoch."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
 
 
 def utc_text(seconds):
@@ -282,13 +309,35 @@ def below_watermark(settings, row):
     return None
 
 
+# One start at a time in this process: the tick and a "run now" of the same
+# schedule see each other's task, not both an idle schedule.
+_firing = threading.Lock()
+
+
+def still_running(conn, row):
+    """For a schedule whose last task is still pending or running: the
+    reason to skip it now (template, values), or None."""
+    task = conn.execute("SELECT t.id FROM schedules s JOIN background_tasks t ON t.id = s.last_task_id"
+                        " WHERE s.id = ? AND t.status IN ('pending', 'running')", (row["id"],)).fetchone()
+    if task is None:
+        return None
+    return "A {what} is already running (task {id}).", {"what": registry.labels()[row["task_type"]], "id": task["id"]}
+
+
 def fire(settings, conn, row, by_hand=False):
     """Start a schedule's task now and record how that went; returns
     (outcome, task id or None, template or None, values). A run by hand
-    ignores the watermark condition."""
+    ignores the watermark condition; no run starts while the schedule's
+    last task is still going (a type that is not single flight, such as
+    name_follow, would otherwise run twice at once)."""
+    with _firing:
+        return fire_once(settings, conn, row, by_hand)
+
+
+def fire_once(settings, conn, row, by_hand):
     task_id, template, values = None, None, {}
     try:
-        skip = None if by_hand else below_watermark(settings, row)
+        skip = still_running(conn, row) or (None if by_hand else below_watermark(settings, row))
         if skip:
             outcome, (template, values) = "skipped", skip
         else:
@@ -321,10 +370,10 @@ def tick(settings, conn, now=None):
     done = []
     for row in conn.execute("SELECT * FROM schedules WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at",
                             (utc_text(now),)).fetchall():
+        following = utc_text(next_run(row["spec"], now, epoch_of(row["next_run_at"])))
         with transaction(conn):
             claimed = conn.execute("UPDATE schedules SET next_run_at = ? WHERE id = ? AND next_run_at = ?"
-                                   " AND enabled = 1", (utc_text(next_run(row["spec"], now)), row["id"],
-                                                        row["next_run_at"])).rowcount == 1
+                                   " AND enabled = 1", (following, row["id"], row["next_run_at"])).rowcount == 1
         if claimed:
             outcome, task_id, _, _ = fire(settings, conn, row)
             done.append((row["id"], outcome, task_id))

@@ -298,3 +298,91 @@ def test_a_time_of_day_is_the_servers_local_time_not_utc(in_shanghai, client):
     assert time.gmtime(weekly)[3:5] == (23, 30) and time.gmtime(weekly).tm_wday == 6   # Sunday 23:30 UTC
     schedule_id = add(client, task_type="pin_sync", daily="03:00")
     assert schedule(client, schedule_id)["next_run_at"].endswith(" 19:00:00")
+
+
+@pytest.fixture
+def in_new_york(monkeypatch):
+    """The server's local time is New York's (summer time, which ends on 1 November 2026)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_daily_run_runs_once_on_the_night_the_clocks_go_back(in_new_york):
+    first = time.mktime((2026, 11, 1, 1, 30, 0, 0, 0, 1))        # 01:30 summer time; an hour later, 01:30 again
+    # The C library's mktime guesses an ambiguous time's offset from the one
+    # it used last: after a time in winter time, it picks the second 01:30.
+    winter = time.mktime((2026, 11, 1, 1, 30, 0, 0, 0, 0))
+    assert winter == first + 3600
+    assert schedules.next_run("daily 01:30", first - 3600) == first
+    time.mktime((2026, 11, 1, 1, 30, 0, 0, 0, 0))
+    after = schedules.next_run("daily 01:30", first + 5)          # the tick that ran it, a few seconds later
+    assert time.localtime(after)[:5] == (2026, 11, 2, 1, 30) and after == first + 25 * 3600
+    time.mktime((2026, 11, 1, 1, 30, 0, 0, 0, 0))
+    assert schedules.next_run("weekly sun 01:30", first - 86400) == first
+    time.mktime((2026, 11, 1, 1, 30, 0, 0, 0, 0))
+    assert schedules.next_run("weekly sun 01:30", first + 5) == first + 7 * 86400 + 3600
+
+
+def test_a_daily_run_at_a_time_the_clocks_skip_runs_that_day(in_new_york):
+    before = time.mktime((2026, 3, 8, 1, 45, 0, 0, 0, -1))          # 02:00 becomes 03:00 at once
+    when = schedules.next_run("daily 02:30", before)
+    assert time.localtime(when)[:3] == (2026, 3, 8) and when - before == 45 * 60
+    assert time.localtime(schedules.next_run("daily 02:30", when + 5))[:5] == (2026, 3, 9, 2, 30)
+
+
+def test_a_late_tick_does_not_slow_a_repeat_down(settings, db, client, spawned):
+    schedule_id = add(client, task_type="pin_sync", every="1m")
+    slot = int(time.time()) - 14                                     # the tick came 14 s after the slot
+    db.execute("UPDATE schedules SET next_run_at = ? WHERE id = ?", (schedules.utc_text(slot), schedule_id))
+    assert [outcome for _, outcome, _ in schedules.tick(settings, db)] == ["started"]
+    assert schedule(client, schedule_id)["next_run_at"] == schedules.utc_text(slot + 60)
+
+
+def follow_schedule(client):
+    return add(client, task_type="name_follow", every="1m", params={"name": "/ipns/example.org"})
+
+
+def test_a_schedule_never_runs_twice_at_once(settings, db, client, spawned):
+    schedule_id = follow_schedule(client)       # name_follow is not single flight: only the schedule stops it
+    first = client.post("/api/schedules/%d/run" % schedule_id)
+    assert first.status == 202
+    again = client.post("/api/schedules/%d/run" % schedule_id)
+    assert again.status == 409 and again.json["taskId"] == first.json["taskId"]
+    assert "already running (task %d)" % first.json["taskId"] in again.json["error"]
+    zh = client.post("/api/schedules/%d/run" % schedule_id, headers=ZH)
+    assert zh.status == 409 and "跟随名称" in zh.json["error"]
+    due_in_the_past(db, schedule_id, 10)
+    assert [outcome for _, outcome, _ in schedules.tick(settings, db)] == ["skipped"]
+    assert spawned == [first.json["taskId"]]
+    item = schedule(client, schedule_id)
+    assert item["last_status"] == "skipped" and item["last_task_id"] == first.json["taskId"]
+    console.store.finish_task(db, first.json["taskId"], "completed", "pending")
+    assert client.post("/api/schedules/%d/run" % schedule_id).status == 202 and len(spawned) == 2
+
+
+def test_a_tick_and_a_run_by_hand_at_the_same_moment_start_one_task(settings, client, spawned, monkeypatch):
+    import threading
+    schedule_id = follow_schedule(client)
+    real_start = schedules.start_task
+
+    def slow_start(*args, **kwargs):
+        time.sleep(0.3)                 # both have looked at the schedule before either task exists
+        return real_start(*args, **kwargs)
+    monkeypatch.setattr(schedules, "start_task", slow_start)
+    outcomes = []
+
+    def run():
+        conn = console.store.connect(settings.db)
+        try:
+            outcomes.append(schedules.run_now(settings, conn, schedule_id)[0])
+        finally:
+            conn.close()
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["skipped", "started"] and len(spawned) == 1
