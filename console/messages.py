@@ -139,6 +139,7 @@ MESSAGES_ZH.update({
     " StorageMax: it holds {repo_size} of {storage_max} bytes. Collect garbage, or raise Datastore.StorageMax.":
         "这次固定会添加节点尚未保存的 {size} 字节，会让仓库超过 StorageMax：仓库已用 {storage_max} 字节中的"
         " {repo_size} 字节。请回收垃圾，或调高 Datastore.StorageMax。",
+    "A schedule takes no field {name!r}: use {fields}.": "计划没有字段 {name!r}：请使用 {fields}。",
 })
 
 LANGUAGES = ("en", "zh")

@@ -124,6 +124,9 @@ class Settings:
             raise SystemExit("--repo-warn-percent (%d) must not be above --repo-alarm-percent (%d)" % (warn, alarm))
         if not 0 <= values.get("port", 0) <= 65535:
             raise SystemExit("--port (IPFSMASTER_PORT) must be from 0 to 65535, not %d" % values["port"])
+        if values.get("webhook_url") and not is_http_url(values["webhook_url"]):
+            raise SystemExit("--webhook (IPFSMASTER_WEBHOOK_URL) must be an http:// or https:// URL with a host,"
+                             " not %r" % values["webhook_url"])
         return cls(**values)
 
     def __repr__(self):
@@ -225,3 +228,12 @@ def split_api_credentials(api_url):
         return api_url, None
     clean = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return clean, "basic:%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
+
+
+def is_http_url(url):
+    """Whether ``url`` is http:// or https:// with a host and, if any, a port from 1 to 65535."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:          # a port that is not a number, or past 65535; a broken [IPv6] host
+        return False

@@ -18,6 +18,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from console.settings import is_http_url
 from console.store import connect, transaction
 
 log = logging.getLogger("ipfsmaster")
@@ -57,9 +58,9 @@ def signature(secret, body):
 def post(url, body, secret=None, timeout=TIMEOUT_SECONDS):
     """POST ``body`` (bytes) to ``url``; None if the receiver answered 2xx,
     else why not, as a sentence."""
+    if not is_http_url(url):
+        return "the webhook URL must begin with http:// or https:// and name a host (and a port up to 65535)"
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "the webhook URL must begin with http:// or https://"
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = kind(parts.hostname, parts.port, timeout=timeout)
     headers = {"Content-Type": "application/json", "User-Agent": "IPFSMaster"}

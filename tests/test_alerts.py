@@ -14,6 +14,7 @@ import console.schedules
 import console.store
 import console.webhook as webhook
 import ipfsmaster
+from support import wait_for
 from webhook_receiver import WebhookReceiver, signed_by
 
 SECRET = "hook s3cret"
@@ -232,3 +233,55 @@ def test_a_check_that_changes_nothing_writes_nothing(settings, db, fake_node):
     alerts.check(settings, db)
     changes = db.total_changes
     assert alerts.check(settings, db) == ([], []) and db.total_changes == changes
+
+
+def test_a_malformed_webhook_url_is_refused_at_start_and_never_breaks_the_sender(settings, db):
+    from console.cli.commands import settings_from
+    from console.cli.parser import parse
+    for url in ("http://127.0.0.1:abc/hook", "http://127.0.0.1:99999/hook", "http://[::1/hook", "ftp://h/x"):
+        with pytest.raises(SystemExit) as stopped:
+            settings_from(parse(["serve", "--webhook", url]))
+        assert "--webhook (IPFSMASTER_WEBHOOK_URL) must be an http:// or https:// URL" in str(stopped.value)
+        assert "http://" in webhook.post(url, b"{}")         # a reason, not an exception
+    # A URL that slipped through (a database another server set up) fails
+    # each post like a receiver that is down: counted, retried, given up.
+    settings.webhook_url = "http://127.0.0.1:99999/hook"
+    with console.store.transaction(db):
+        webhook.enqueue(db, "opened", {"id": 1})
+    due = webhook.deliver_due(settings, db)
+    assert due is not None and due > time.time()
+    row = db.execute("SELECT status, attempts, last_error FROM webhook_outbox").fetchone()
+    assert (row["status"], row["attempts"]) == ("waiting", 1) and "webhook URL" in row["last_error"]
+
+
+def test_a_receiver_that_never_answers_times_out(settings):
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        began = time.monotonic()
+        error = webhook.post("http://127.0.0.1:%d/hook" % listener.getsockname()[1], b"{}", timeout=0.5)
+        assert "timed out" in error and time.monotonic() - began < 3
+    finally:
+        listener.close()
+
+
+def test_posts_waiting_at_a_restart_leave_in_order(settings, db, receiver):
+    import threading
+    settings.webhook_url, settings.webhook_secret = receiver.url, SECRET
+    receiver.failures = 0
+    with console.store.transaction(db):
+        for number in (1, 2, 3):
+            webhook.enqueue(db, "opened", {"id": number})
+    stop = threading.Event()
+    sender = threading.Thread(target=webhook.deliver_forever, args=(settings, stop))
+    sender.start()
+    try:
+        wait_for(lambda: len(receiver.delivered()) == 3, timeout=10, message="the three posts")
+    finally:
+        stop.set()
+        sender.join(5)
+    assert [json.loads(body)["alert"]["id"] for _, body in receiver.delivered()] == [1, 2, 3]
+    assert all(signed_by(SECRET, headers, body) for headers, body in receiver.delivered())
+    assert not sender.is_alive()

@@ -80,6 +80,8 @@ def test_it_stores_a_schedule_as_people_write_it(client, data, spec):
     ({"task_type": "name_follow", "every": "1h", "params": {"name": "/ipns/a", "keep": 0}}, "keep must be",
      "keep 必须"),
     ({"task_type": "pin_recover", "every": "1h"}, "No IPFS Cluster", "未设置 IPFS Cluster"),
+    ({"task_type": "repo_gc", "every": "1h", "param": {"above_percent": 90}}, "takes no field 'param'",
+     "没有字段 'param'"),
 ])
 def test_it_rejects_a_bad_schedule_with_a_sentence_in_both_languages(client, db, data, english, chinese):
     r = post_json(client, "/api/schedules", data)
@@ -198,6 +200,8 @@ def test_a_schedule_can_be_edited(client):
     bad = post_json(client, "/api/schedules/%d" % schedule_id, {"daily": "24:00"})
     assert bad.status == 400 and schedule(client, schedule_id)["spec"] == "daily 04:00"
     assert post_json(client, "/api/schedules/%d" % schedule_id, {"enabled": "no"}).status == 400
+    misspelt = post_json(client, "/api/schedules/%d" % schedule_id, {"parms": {"above_percent": 10}}, **ZH)
+    assert misspelt.status == 400 and "没有字段 'parms'" in misspelt.json["error"]
 
 
 def test_run_now_starts_its_task_at_once(client, db, spawned):

@@ -22,6 +22,19 @@ def schedule_path(req):
     return int(match.group(1)), bool(match.group(2))
 
 
+ADD_FIELDS = ("task_type", "every", "daily", "weekly", "params")
+CHANGE_FIELDS = ADD_FIELDS + ("enabled",)
+
+
+def only_fields(data, fields):
+    """A 400 for a field a schedule does not take (a misspelt ``params``
+    would otherwise drop its options without a word)."""
+    for name in data:
+        if name not in fields:
+            raise HTTPError(400, "A schedule takes no field {name!r}: use {fields}.", name=str(name)[:40],
+                            fields=", ".join(fields))
+
+
 def spec_of(data, required):
     """When a schedule runs, from a request's every/daily/weekly; None if none given and not required."""
     given = {kind: data.get(kind) for kind in ("every", "daily", "weekly")}
@@ -38,6 +51,7 @@ def handle_schedules(req):
 def handle_schedule_add(req):
     """Add a schedule: JSON {"task_type", "every" | "daily" | "weekly", "params"}."""
     data = read_json_body(req, 64 * 1024)
+    only_fields(data, ADD_FIELDS)
     spec = spec_of(data, required=True)
     schedule_id = schedules.add_schedule(req.settings, req.db, data.get("task_type"), spec, data.get("params"))
     return json_response({"success": True, "id": schedule_id,
@@ -57,6 +71,7 @@ def handle_schedule_post(req):
             raise HTTPError(500, template, **values)
         return json_response({"success": True, "taskId": task_id}, 202)
     data = read_json_body(req, 64 * 1024)
+    only_fields(data, CHANGE_FIELDS)
     row = schedules.get_schedule(req.db, schedule_id)
     if "task_type" in data and data["task_type"] != row["task_type"]:
         raise HTTPError(400, "A schedule's task type cannot be changed: add a new schedule instead.")
