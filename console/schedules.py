@@ -18,7 +18,7 @@ import threading
 import time
 
 from console import guardrails, node, registry
-from console.control import start_task
+from console.control import mark_stale_tasks, start_task
 from console.errors import HTTPError, TaskConflict
 from console.framing import IPFSError
 from console.messages import NO_CLUSTER, translate
@@ -337,6 +337,7 @@ def fire(settings, conn, row, by_hand=False):
 def fire_once(settings, conn, row, by_hand):
     task_id, template, values = None, None, {}
     try:
+        mark_stale_tasks(conn, settings)        # a last task whose worker died holds nothing up
         skip = still_running(conn, row) or (None if by_hand else below_watermark(settings, row))
         if skip:
             outcome, (template, values) = "skipped", skip

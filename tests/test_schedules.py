@@ -390,3 +390,17 @@ def test_a_tick_and_a_run_by_hand_at_the_same_moment_start_one_task(settings, cl
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["skipped", "started"] and len(spawned) == 1
+
+
+def test_a_last_run_whose_worker_died_does_not_hold_the_schedule_up(settings, db, client, spawned):
+    import subprocess
+    import sys
+    schedule_id = follow_schedule(client)
+    first = client.post("/api/schedules/%d/run" % schedule_id).json["taskId"]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    db.execute("UPDATE background_tasks SET status = 'running', pid = ?, started_at = datetime('now'),"
+               " heartbeat_at = datetime('now') WHERE id = ?", (gone.pid, first))
+    r = client.post("/api/schedules/%d/run" % schedule_id)
+    assert r.status == 202 and r.json["taskId"] != first
+    assert console.store.get_task(db, first)["status"] == "failed"
