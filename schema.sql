@@ -263,6 +263,8 @@ CREATE TABLE IF NOT EXISTS followed_names (
     name TEXT NOT NULL,                         -- the name followed: /ipns/KEY or /ipns/DOMAIN (DNSLink)
     cid TEXT NOT NULL,                          -- a CID the name pointed to, which the task pinned
     pinned_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),  -- when the task pinned it
+    pinned_before INTEGER NOT NULL DEFAULT 0    -- 1: the CID was already pinned when the name came to point
+        CHECK (pinned_before IN (0, 1)),        -- to it (by hand, say): the task never unpins it then
     PRIMARY KEY (name, cid)
 ) WITHOUT ROWID;
 

@@ -50,6 +50,13 @@ def enqueue(conn, event, alert):
     conn.execute("INSERT INTO webhook_outbox (body, next_attempt_at) VALUES (?, ?)", (body, time.time()))
 
 
+def prune_outbox(conn, days):
+    """Forget the posts delivered or given up more than ``days`` ago; returns how many."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM webhook_outbox WHERE status <> 'waiting' AND created_at < datetime('now', ?)",
+                            ("-%d days" % days,)).rowcount
+
+
 def signature(secret, body):
     """The header's value for ``body`` (bytes): sha256=HEX."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -3,6 +3,7 @@ it clears; /api/alerts, the `alerts` command's exit code, the metric, and
 the webhook's signed, ordered, retried posts to a real local receiver."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ import console.alerts as alerts
 import console.catalogue
 import console.schedules
 import console.store
+import console.web.server
 import console.webhook as webhook
 import ipfsmaster
 from support import wait_for
@@ -285,3 +287,16 @@ def test_posts_waiting_at_a_restart_leave_in_order(settings, db, receiver):
     assert [json.loads(body)["alert"]["id"] for _, body in receiver.delivered()] == [1, 2, 3]
     assert all(signed_by(SECRET, headers, body) for headers, body in receiver.delivered())
     assert not sender.is_alive()
+
+
+def test_the_daily_housekeeping_forgets_sent_posts_past_the_retention_period(settings, db):
+    db.executemany("INSERT INTO webhook_outbox (body, status, created_at) VALUES (?, ?, datetime('now', ?))", [
+        ('{"old": "delivered"}', "delivered", "-40 days"), ('{"old": "abandoned"}', "abandoned", "-40 days"),
+        ('{"old": "waiting"}', "waiting", "-40 days"), ('{"new": "delivered"}', "delivered", "-1 days")])
+    db.commit()
+    settings.retention_days = 30
+    stop = threading.Event()
+    stop.set()              # one pass, then it returns
+    console.web.server.housekeeping(settings, stop)
+    left = [row[0] for row in db.execute("SELECT body FROM webhook_outbox ORDER BY id")]
+    assert left == ['{"old": "waiting"}', '{"new": "delivered"}']

@@ -92,3 +92,16 @@ def test_a_schedule_starts_it_with_its_name_and_keep(here, db, spawned, ipns_key
     assert outcome == "started" and spawned == [task_id]
     params = json.loads(console.store.get_task(db, task_id)["params"])
     assert params["name"] == name and params["keep"] == 3 and params["schedule_id"] == schedule_id
+
+
+def test_it_never_unpins_a_cid_that_was_pinned_before_the_name_pointed_to_it(here, db, ipfs_node, ipns_key):
+    key, name = ipns_key
+    by_hand = publish(ipfs_node, key, b"pinned by hand " + uuid.uuid4().bytes)
+    ipfs_node.rpc("pin/add", arg=by_hand)
+    assert follow(here, db, name)["result"]["pinned"] == by_hand
+    publish(ipfs_node, key, b"the next version " + uuid.uuid4().bytes)
+    moved = follow(here, db, name)
+    assert moved["status"] == "completed", moved
+    assert moved["result"]["unpinned"] == [] and moved["result"]["kept"] == [by_hand]
+    assert by_hand in pinned(ipfs_node)
+    assert not db.execute("SELECT 1 FROM followed_names WHERE cid = ?", (by_hand,)).fetchone()

@@ -2,14 +2,15 @@
 (``name/resolve``) and, when it points somewhere new, pin what it points to
 now (the pin named after the name) and unpin what that replaces, keeping
 the last ``keep`` (default 1). What it pinned for each name is kept in
-``followed_names``; the catalogue learns of each pin and unpin as it
+``followed_names``; a CID that was pinned already when the name came to
+point to it (by hand, or by another tool) is never unpinned. The catalogue learns of each pin and unpin as it
 happens, through the same functions as the pin tasks."""
 
 from console import catalogue
 from console.cids import DEFAULT_PIN_TIMEOUT_S
 from console.framing import IPFSError
 from console.store import connect, transaction
-from console.tasks.common import plain_error
+from console.tasks.common import name_on_node, plain_error
 from console.tasks.pin_add import cluster_pinner, node_pinner
 
 
@@ -33,7 +34,7 @@ def run(ctx):
     client = ctx.client(timeout=timeout_s + 30.0)
     ctx.log("Resolving %s..." % name)
     cid = resolve(ctx, client, name)
-    result = ctx.result = {"name": name, "cid": cid, "changed": False, "pinned": None, "unpinned": [],
+    result = ctx.result = {"name": name, "cid": cid, "changed": False, "pinned": None, "unpinned": [], "kept": [],
                            "failed": 0, "error_details": []}
     conn = connect(ctx.db_path)
     try:
@@ -47,13 +48,15 @@ def run(ctx):
         ctx.set_total(1 + len(replaced))
         ctx.log("%s points to %s now; pinning it" % (name, cid))
         ctx.current_item = cid
+        pinned_before = already_pinned(ctx, conn, client, cid)
         pin = cluster_pinner(ctx, client, timeout_s) if ctx.cluster_api else node_pinner(ctx, client, timeout_s)
         error = pin(conn, cid, name)
         ctx.result.pop("current", None)
         if error is not None:
             raise IPFSError("could not pin %s: %s" % (cid, error))
         with transaction(conn):
-            conn.execute("INSERT OR REPLACE INTO followed_names (name, cid) VALUES (?, ?)", (name, cid))
+            conn.execute("INSERT OR REPLACE INTO followed_names (name, cid, pinned_before) VALUES (?, ?, ?)",
+                         (name, cid, int(pinned_before)))
         result["pinned"] = cid
         ctx.advance(1, cid)
         unpin_replaced(ctx, conn, name, replaced)
@@ -64,13 +67,28 @@ def run(ctx):
         conn.close()
 
 
+def already_pinned(ctx, conn, client, cid):
+    """Whether ``cid`` is pinned before this task pins it: on the node, asked;
+    through a cluster, as the catalogue knows it."""
+    if ctx.cluster_api:
+        return conn.execute("SELECT 1 FROM pins WHERE cid = ?", (cid,)).fetchone() is not None
+    with ctx.interruptible(client):
+        return name_on_node(client, cid) is not None
+
+
 def unpin_replaced(ctx, conn, name, replaced):
-    """Unpin the CIDs the name no longer keeps, unless another followed name still keeps one."""
+    """Unpin the CIDs the name no longer keeps, unless another followed name
+    still keeps one or it was pinned before the name pointed to it."""
     pins = ctx.pins_client()
+    held = {row["cid"] for row in conn.execute(
+        "SELECT cid FROM followed_names WHERE pinned_before = 1 OR name <> ?", (name,))}
     for old in replaced:
         ctx.check()
         ctx.current_item = old
-        if conn.execute("SELECT 1 FROM followed_names WHERE cid = ? AND name <> ?", (old, name)).fetchone() is None:
+        if old in held:
+            ctx.log("%s stays pinned: it was pinned before %s pointed to it, or another name keeps it" % (old, name))
+            ctx.result["kept"].append(old)
+        else:
             since = catalogue.now(conn)
             try:
                 with ctx.interruptible(pins):
@@ -83,7 +101,7 @@ def unpin_replaced(ctx, conn, name, replaced):
                 ctx.advance(1, old)
                 continue
             catalogue.remove_pin(conn, old, since=since)
+            ctx.result["unpinned"].append(old)
         with transaction(conn):
             conn.execute("DELETE FROM followed_names WHERE name = ? AND cid = ?", (name, old))
-        ctx.result["unpinned"].append(old)
         ctx.advance(1, old)

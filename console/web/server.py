@@ -15,7 +15,7 @@ import threading
 import traceback
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from console import history, node
+from console import history, node, webhook
 from console.control import cleanup_tasks, mark_stale_tasks
 from console.framing import IPFSError
 from console.settings import DEFAULTS
@@ -144,13 +144,14 @@ def watch_node(settings, stop):
 
 
 def housekeeping(settings, stop, interval=24 * 3600):
-    """Once a day: delete finished tasks past the retention period."""
+    """Once a day: delete finished tasks, and the webhook's sent posts, past the retention period."""
     while True:
         conn = connect(settings.db)
         try:
             removed = cleanup_tasks(conn, settings, settings.retention_days)
             if removed:
                 log.info("cleanup: removed %d finished tasks older than %d days", len(removed), settings.retention_days)
+            webhook.prune_outbox(conn, settings.retention_days)
         except sqlite3.Error:
             log.exception("cleanup failed")
         finally:
