@@ -38,6 +38,8 @@ TASK_TYPES = {
                            single_flight=False, retryable=False, partial=True),
     "repo_verify": TaskType(label="Repository verification", label_zh="校验仓库", unit="blocks",
                             single_flight=True, retryable=True, partial=True),
+    "psa_queue": TaskType(label="Pinning service queue", label_zh="固定服务队列", unit="items",
+                          single_flight=True, retryable=False, partial=True),
 }
 
 

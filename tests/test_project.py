@@ -225,6 +225,7 @@ LAYERS = [
     ("console.pin_input", "console.metrics", "console.exports"),
     ("console.tasks",),
     ("console.runner", "console.control"),
+    ("console.psa", "console.tokens"),
     ("console.processes", "console.node", "console.catalogue", "console.bundle"),
     ("console.store", "console.rpc"),
     ("console.errors", "console.framing", "console.cids", "console.car"),

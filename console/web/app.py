@@ -8,6 +8,7 @@ import sqlite3
 import traceback
 from urllib.parse import quote
 
+from console import tokens
 from console.control import CancelEnforcer
 from console.errors import HTTPError
 from console.messages import NOT_FOUND
@@ -19,6 +20,7 @@ from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error
 from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
+from console.web.psa import is_psa_path, serve as serve_psa
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
                               handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_export,
                               handle_pins_remove)
@@ -111,6 +113,8 @@ class App:
 
     def __call__(self, environ, start_response):
         req = Request(environ, self.settings, self.auth, self.pool, self.cancels)
+        if is_psa_path(req.path):
+            return self.pinning_service(req, start_response)
         try:
             if not self.auth.enabled:
                 check_host(environ, self.settings)
@@ -118,7 +122,7 @@ class App:
             if req.method == "POST":
                 check_same_origin(environ)
             if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
-                    or self.auth.allows(environ, req.client)):
+                    or self.auth.allows(environ, req.client, self.token_opens(req))):
                 if req.path in PAGE_PATHS:
                     raise Redirect("/login?next=" + quote(req.path, safe="/"))
                 raise HTTPError(401, "Log in first: this console needs a password.",
@@ -153,3 +157,19 @@ class App:
             close_body(response.body)
             return []
         return streamed(environ, response.body)
+
+    def token_opens(self, req):
+        """What a pinning token opens besides /psa: /metrics (a scraper may use one instead of the password)."""
+        if req.path != "/metrics":
+            return None
+        return lambda credential: tokens.token_owner(req.db, credential) is not None
+
+    def pinning_service(self, req, start_response):
+        """/psa: the pinning service API, which answers everything, its errors too, in the spec's shape."""
+        try:
+            response = serve_psa(req)
+        finally:
+            req.close()
+        start_response(STATUS_LINES.get(response.status, "%d Status" % response.status),
+                       response.headers + SECURITY_HEADERS + [("Content-Length", str(len(response.body)))])
+        return [b"" if req.method == "HEAD" else response.body]
