@@ -90,9 +90,9 @@ MESSAGES_ZH = {
     "The database is busy with a long write (such as a sync saving the catalogue). Try again in a moment.":
         "数据库正忙于一次较长的写入（例如同步正在保存目录），请稍后重试。",
     "The body must be a JSON object: a Pin with cid, and optionally name, origins and meta.":
-        "请求体必须是 JSON 对象：一个含 cid、可选 name、origins 和 meta 的 Pin。",
+        "请求体必须是 JSON 对象：含 cid，可选 name、origins 和 meta 的固定对象。",
     "Unknown field {field}: a Pin has only cid, name, origins and meta.":
-        "未知字段 {field}：Pin 只有 cid、name、origins 和 meta。",
+        "未知字段 {field}：固定对象只有 cid、name、origins 和 meta。",
     "cid must be a valid CID, as text.": "cid 必须是文本形式的有效 CID。",
     "origins must be a list of at most 20 multiaddrs, each as text starting with /.":
         "origins 必须是最多 20 个 multiaddr 的列表，每项为以 / 开头的文本。",
@@ -105,16 +105,14 @@ MESSAGES_ZH = {
     "cid takes 1 to 10 CIDs, separated by commas.": "cid 接受 1 到 10 个以逗号分隔的 CID。",
     "{cid} is not a valid CID.": "{cid} 不是有效的 CID。",
     "match must be exact, iexact, partial or ipartial.": "match 必须是 exact、iexact、partial 或 ipartial。",
-    "status takes queued, pinning, pinned or failed, separated by commas.":
-        "status 接受以逗号分隔的 queued、pinning、pinned 或 failed。",
+    "status takes {statuses}, separated by commas.": "status 接受以逗号分隔的 {statuses}。",
     "limit must be a whole number from 1 to 1000.": "limit 必须是 1 到 1000 之间的整数。",
     "meta must be a JSON object, each value text.": "meta 必须是 JSON 对象，每个值为文本。",
-    "Not found: the pinning service API has /psa/pins and /psa/pins/REQUEST_ID.":
-        "未找到：固定服务 API 只有 /psa/pins 和 /psa/pins/REQUEST_ID。",
+    "Not found: the pinning service API has {paths}.": "未找到：固定服务 API 只有 {paths}。",
     "Send a pinning token as Authorization: Bearer TOKEN (made with: ipfsmaster.py token add NAME).":
         "请以 Authorization: Bearer TOKEN 发送固定令牌（用 ipfsmaster.py token add NAME 生成）。",
     "This pinning token is not valid (it may have been revoked).": "此固定令牌无效（可能已被吊销）。",
-    "Send the Pin as application/json.": "请以 application/json 发送 Pin。",
+    "Send the Pin as application/json.": "请以 application/json 发送固定对象。",
     "There is no pin request {id}.": "不存在固定请求 {id}。",
     "A token's name is 1 to 64 characters, without control characters.": "令牌名称为 1 到 64 个字符，不含控制字符。",
     "There is a token named {name} already.": "已有名为 {name} 的令牌。",

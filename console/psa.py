@@ -154,7 +154,8 @@ def check_filters(query):
     if raw is not None:
         statuses = [s.strip() for s in raw.split(",") if s.strip()]
         if not statuses or any(s not in STATUSES for s in statuses):
-            raise BadRequest("status takes queued, pinning, pinned or failed, separated by commas.")
+            raise BadRequest("status takes {statuses}, separated by commas.",
+                             statuses={"en": "queued, pinning, pinned or failed", "zh": "queued、pinning、pinned 或 failed"})
         filters["statuses"] = sorted(set(statuses))
     for field in ("before", "after"):
         raw = last(field)

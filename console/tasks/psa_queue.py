@@ -110,10 +110,10 @@ class Drain:
                 dial_origins(client, json.loads(row["origins"]))
                 held = psa.note_held_before(conn, row, pinned_on_node(client, row["cid"]))
                 since = catalogue.now(conn)
-                args = [("arg", row["cid"]), ("timeout", "%ds" % self.timeout_s)]
-                if row["name"] and not held:
-                    args.append(("name", row["name"]))
-                client.call("pin/add", args)
+                # A pin the node has is left as it is: pin/add again would clear its name.
+                if not held:
+                    args = [("arg", row["cid"]), ("timeout", "%ds" % self.timeout_s)]
+                    client.call("pin/add", args + ([("name", row["name"])] if row["name"] else []))
         except IPFSError as exc:
             if ctx.stopping:
                 psa.requeue(conn, row, ctx.task_id)
@@ -126,7 +126,7 @@ class Drain:
             self.count("failed", {"cid": row["cid"], "error": error})
             return
         size = pin_size(client, row["cid"])
-        catalogue.store_pin(conn, row["cid"], None if held else row["name"], size if isinstance(size, int) else None,
+        catalogue.store_pin(conn, row["cid"], "" if held else row["name"] or "", size if isinstance(size, int) else None,
                             rename=not held, since=since)
         psa.finish_request(conn, row, ctx.task_id, "pinned")
         self.count("pinned")

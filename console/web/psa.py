@@ -78,7 +78,8 @@ def route(req):
     elif path.startswith("/pins/") and path.count("/") == 2 and path[6:]:
         allowed = {"GET": get_pin, "POST": replace_pin, "DELETE": delete_pin}
     else:
-        raise HTTPError(404, "Not found: the pinning service API has /psa/pins and /psa/pins/REQUEST_ID.")
+        raise HTTPError(404, "Not found: the pinning service API has {paths}.",
+                        paths={"en": "/psa/pins and /psa/pins/REQUEST_ID", "zh": "/psa/pins 和 /psa/pins/REQUEST_ID"})
     handler = allowed.get(method)
     if handler is None:
         allow = ", ".join(sorted(allowed))

@@ -22,6 +22,7 @@ from console.settings import DEFAULTS
 from console.store import connect, init_db
 from console.web.app import SECURITY_HEADERS, App
 from console.web.http import STREAM_BROKE, is_loopback
+from console.web.psa import watch_queue
 
 log = logging.getLogger("ipfsmaster")
 
@@ -118,6 +119,8 @@ def make_server(settings):
     server.set_app(App(settings))
     server.watch_stop = threading.Event()
     threading.Thread(target=watch_node, args=(settings, server.watch_stop), name="node-watch", daemon=True).start()
+    threading.Thread(target=watch_queue, args=(settings, server.watch_stop, lambda: connect(settings.db)),
+                     name="psa-watch", daemon=True).start()
     return server
 
 
