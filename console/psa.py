@@ -283,7 +283,9 @@ def replace_request(conn, requestid, token_name, pin):
 
 def as_status(row, delegates):
     """A row as the spec's PinStatus."""
-    pin = {"cid": row["cid"], "name": row["name"], "origins": json.loads(row["origins"]), "meta": json.loads(row["meta"])}
+    pin = {"cid": row["cid"], "origins": json.loads(row["origins"]), "meta": json.loads(row["meta"])}
+    if row["name"] is not None:
+        pin["name"] = row["name"]
     info = {"status_details": row["error"]} if row["error"] else {}
     return {"requestid": row["requestid"], "status": row["status"], "created": format_time(row["created_ms"]),
             "pin": pin, "delegates": delegates, "info": info}

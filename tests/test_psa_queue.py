@@ -9,6 +9,7 @@ import signal
 import pytest
 
 import console.psa
+import console.tasks.psa_queue
 import console.settings
 import console.tokens
 from support import LiveServer, catalogue, run_here, wait_for
@@ -16,9 +17,10 @@ from test_psa_api import cid, cid_pair
 
 
 @pytest.fixture
-def queue(settings, db, fake_node, spawned):
+def queue(settings, db, fake_node, spawned, monkeypatch):
     """Requests made straight in the table, the task run here against the fake node."""
     settings.ipfs_api = fake_node.url
+    monkeypatch.setattr(console.tasks.psa_queue, "IDLE_EXIT_S", 0.1)
 
     class Queue:
         node = fake_node

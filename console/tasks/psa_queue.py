@@ -28,8 +28,10 @@ from console.tasks.common import note_error, plain_error
 from console.tasks.sizes import pin_size
 
 CONCURRENCY = 8          # requests in hand at once (IPFSMASTER_PSA_CONCURRENCY)
-IDLE_EXIT_S = 1.0        # the task ends once the queue stayed empty this long
-IDLE_POLL_S = 0.1
+# The task ends once the queue stayed empty this long: a client that sends
+# its requests a second apart keeps one task (a new worker takes a moment).
+IDLE_EXIT_S = 5.0
+IDLE_POLL_S = (0.02, 0.5)   # an idle thread looks again after this long, from the first to the longest wait
 ORIGIN_TIMEOUT_S = 5
 
 
@@ -75,6 +77,7 @@ class Drain:
     def drain_queue(self):
         conn = connect(self.ctx.db_path)
         client = self.ctx.client(timeout=self.timeout_s + 30.0)
+        idle_wait = IDLE_POLL_S[0]
         try:
             while not self.ctx.stopping:
                 row = psa.claim_next(conn, self.ctx.task_id)
@@ -84,8 +87,10 @@ class Drain:
                         idle = self.busy == 0 and time.monotonic() - self.last_work > IDLE_EXIT_S
                     if idle:
                         return
-                    time.sleep(IDLE_POLL_S)
+                    time.sleep(idle_wait)
+                    idle_wait = min(IDLE_POLL_S[1], idle_wait * 2)
                     continue
+                idle_wait = IDLE_POLL_S[0]
                 with self.lock:
                     self.busy += 1
                     self.ctx.total = self.ctx.progress + self.busy + psa.queued_count(conn)
