@@ -402,8 +402,10 @@ def operator_list(conn, status=None, limit=50, offset=0):
 
 def as_console_json(row):
     """A request as the console's pages read it."""
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["created_ms"] // 1000))
     return {"requestid": row["requestid"], "cid": row["cid"], "name": row["name"], "status": row["status"],
-            "created": format_time(row["created_ms"]), "token": row["token_name"], "error": row["error"],
+            "created": format_time(row["created_ms"]), "created_at": created + ".%03d" % (row["created_ms"] % 1000),
+            "token": row["token_name"], "error": row["error"],
             "task_id": row["task_id"], "origins": json.loads(row["origins"]), "meta": json.loads(row["meta"]),
             "updated_at": row["updated_at"]}
 

@@ -358,3 +358,39 @@ def test_wrong_methods_unknown_paths_and_big_bodies_get_the_spec_shape(psa):
 def test_errors_speak_the_readers_language(psa):
     r = psa.call("GET", "/pins?limit=0", headers={"Accept-Language": "zh-CN"})
     assert assert_failure(r, 400)["details"] == "limit 必须是 1 到 1000 之间的整数。"
+
+
+# -- the console's side: tokens and requests --------------------------------------
+
+def test_the_console_makes_lists_and_revokes_tokens(client):
+    r = client.post("/api/tokens", body=b'{"name": "tablet"}', headers={"Content-Type": "application/json"})
+    assert r.status == 201 and r.json["name"] == "tablet" and len(r.json["token"]) >= 40
+    token = r.json["token"]
+    listed = client.get("/api/tokens").json["tokens"]
+    assert [t["name"] for t in listed] == ["tablet"] and token not in json.dumps(listed)
+    assert client.post("/api/tokens", body=b'{"name": "tablet"}').status == 409
+    for body in (b'{"name": ""}', b'{"name": 5}', b"{}", b"nope", b'{"name": "' + b"x" * 65 + b'"}'):
+        r = client.post("/api/tokens", body=body)
+        assert r.status == 400 and r.json["success"] is False
+    assert client.post("/api/tokens/revoke", body=b'{"name": "tablet"}').json == {"success": True}
+    assert client.post("/api/tokens/revoke", body=b'{"name": "tablet"}').status == 404
+    assert client.get("/psa/pins", headers={"Authorization": "Bearer " + token}).status == 401
+
+
+def test_the_console_lists_cancels_and_retries_every_tokens_requests(psa, client, db):
+    first = psa.add(cid("c1"), name="one")["requestid"]
+    other = console.tokens.add_token(db, "phone")
+    second = psa.call("POST", "/pins", {"cid": cid("c2")}, token=other).json["requestid"]
+    listed = client.get("/api/psa/requests").json
+    assert listed["total"] == 2 and [r["requestid"] for r in listed["requests"]] == [second, first]
+    assert {r["token"] for r in listed["requests"]} == {"laptop", "phone"}
+    assert listed["counts"] == {"queued": 2, "pinning": 0, "pinned": 0, "failed": 0}
+    assert listed["requests"][1]["created_at"][:4].isdigit() and listed["requests"][1]["name"] == "one"
+    assert client.post("/api/psa/requests/cancel?id=" + first).json == {"success": True, "status": "failed"}
+    assert client.post("/api/psa/requests/cancel?id=" + first).status == 409
+    assert client.get("/api/psa/requests?status=failed").json["requests"][0]["error"] == console.psa.CANCELLED
+    assert client.post("/api/psa/requests/retry?id=" + first).status == 202
+    assert client.post("/api/psa/requests/retry?id=" + first).status == 409
+    assert client.post("/api/psa/requests/retry?id=nope").status == 404
+    assert client.post("/api/psa/requests/cancel").status == 400
+    assert client.get("/api/psa/requests?status=done").status == 400

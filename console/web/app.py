@@ -20,12 +20,14 @@ from console.web.http import (STATUS_LINES, Redirect, Request, close_body, error
 from console.web.metrics import handle_metrics
 from console.web.pages import (handle_favicon, handle_index, handle_info, handle_login, handle_login_page,
                                handle_logout, handle_pins_page, handle_static, handle_tasks_page)
-from console.web.psa import is_psa_path, serve as serve_psa
 from console.web.pins import (handle_export_car, handle_node, handle_node_gc, handle_node_peers, handle_node_verify,
                               handle_pin_recover, handle_pin_sync, handle_pins_add, handle_pins_api, handle_pins_export,
                               handle_pins_remove)
+from console.web.psa import (handle_psa_cancel, handle_psa_requests, handle_psa_retry, is_psa_path,
+                              serve as serve_psa)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api, handle_tasks_export)
+from console.web.tokens import handle_token_add, handle_token_revoke, handle_tokens
 
 log = logging.getLogger("ipfsmaster")
 
@@ -58,6 +60,12 @@ ROUTES = [
     ("POST", "/login", handle_login),
     ("POST", "/logout", handle_logout),
     ("GET", "/favicon.ico", handle_favicon),
+    ("GET", "/api/tokens", handle_tokens),
+    ("POST", "/api/tokens", handle_token_add),
+    ("POST", "/api/tokens/revoke", handle_token_revoke),
+    ("GET", "/api/psa/requests", handle_psa_requests),
+    ("POST", "/api/psa/requests/cancel", handle_psa_cancel),
+    ("POST", "/api/psa/requests/retry", handle_psa_retry),
 ]
 # Reachable without logging in.
 PUBLIC_PATHS = ("/login", "/favicon.ico")

@@ -228,3 +228,53 @@ def watch_queue(settings, stop, conn_factory, interval=1.0):
         except Exception:
             log.exception("could not look at the pinning service's queue")
         stop.wait(interval)
+
+
+# ---------------------------------------------------------------------------
+# The operator's view, in the console (its own auth and error shape)
+# ---------------------------------------------------------------------------
+
+def request_id(req):
+    """The ``id`` argument: a pin request's id, or a 400 (a body, which none of these takes, a 413 if large)."""
+    req.discard_body()
+    requestid = req.arg("id").strip()
+    if not requestid or len(requestid) > 64:
+        raise HTTPError(400, "The request id is missing.")
+    return requestid
+
+
+def handle_psa_requests(req):
+    """GET /api/psa/requests?status=&limit=&offset=: every token's requests, newest first."""
+    status = req.arg("status")
+    if status and status not in psa.STATUSES:
+        raise HTTPError(400, "status takes {statuses}, separated by commas.",
+                        statuses={"en": "queued, pinning, pinned or failed", "zh": "queued、pinning、pinned 或 failed"})
+    rows, total = psa.operator_list(req.db, status or None, req.int_arg("limit", 50, 1, 1000),
+                                    req.int_arg("offset", 0, 0, 10 ** 9))
+    return json_response({"requests": [psa.as_console_json(row) for row in rows], "total": total,
+                          "counts": psa.counts_by_status(req.db)})
+
+
+def handle_psa_cancel(req):
+    """POST /api/psa/requests/cancel?id=: a queued or pinning request fails, cancelled by the operator."""
+    requestid = request_id(req)
+    done = psa.cancel_request(req.db, requestid)
+    if done is None:
+        raise HTTPError(404, "There is no pin request {id}.", id=requestid)
+    if not done:
+        raise HTTPError(409, "The pin request {id} has ended: only a queued or pinning one can be cancelled.",
+                        id=requestid)
+    wake_queue(req.settings, req.db)
+    return json_response({"success": True, "status": "failed"})
+
+
+def handle_psa_retry(req):
+    """POST /api/psa/requests/retry?id=: a failed request goes back to the queue."""
+    requestid = request_id(req)
+    done = psa.retry_request(req.db, requestid)
+    if done is None:
+        raise HTTPError(404, "There is no pin request {id}.", id=requestid)
+    if not done:
+        raise HTTPError(409, "The pin request {id} has not failed: only a failed one can be retried.", id=requestid)
+    wake_queue(req.settings, req.db)
+    return json_response({"success": True, "status": "queued"}, 202)
