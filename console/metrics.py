@@ -9,7 +9,7 @@ refreshes on its own), never a pin listing or a full ``repo/stat``.
 import math
 import time
 
-from console import catalogue, node, registry
+from console import catalogue, node, psa, registry
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES, utc_seconds
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,6 +59,7 @@ def render(conn, settings):
     pins(out, conn)
     node_figures(out, settings)
     cluster(out, conn)
+    pinning_service(out, conn)
     return out.text()
 
 
@@ -142,3 +143,9 @@ def cluster(out, conn):
     out.gauge("ipfsmaster_pins_in_error", "Pins a cluster peer failed.", summary["pins_in_error"])
     out.gauge("ipfsmaster_pins_under_replicated", "Pins on fewer cluster peers than they should be.",
               summary["under_replicated"])
+
+
+def pinning_service(out, conn):
+    counts = psa.counts_by_status(conn)
+    out.family("ipfsmaster_psa_requests", "gauge", "The pinning service API's requests, by status.",
+               [("", {"status": status}, counts[status]) for status in psa.STATUSES])

@@ -394,3 +394,15 @@ def test_the_console_lists_cancels_and_retries_every_tokens_requests(psa, client
     assert client.post("/api/psa/requests/retry?id=nope").status == 404
     assert client.post("/api/psa/requests/cancel").status == 400
     assert client.get("/api/psa/requests?status=done").status == 400
+
+
+def test_metrics_count_the_requests_by_status(psa, client, db):
+    from prometheus_client.parser import text_string_to_metric_families
+    a = psa.add(cid("m1"))["requestid"]
+    psa.add(cid("m2"))
+    set_status(db, a, "failed", "no")
+    text = client.get("/metrics").text
+    family = [f for f in text_string_to_metric_families(text) if f.name == "ipfsmaster_psa_requests"][0]
+    assert family.type == "gauge"
+    assert {s.labels["status"]: s.value for s in family.samples} == {"queued": 1, "pinning": 0, "pinned": 0,
+                                                                    "failed": 1}
