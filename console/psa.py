@@ -336,9 +336,10 @@ def note_held_before(conn, row, pinned_on_node):
     held = pinned_on_node and not conn.execute(
         "SELECT 1 FROM psa_requests WHERE cid_key = ? AND requestid <> ? AND status IN ('pinning', 'pinned')"
         " AND held_before = 0", (row["cid_key"], row["requestid"])).fetchone()
-    with transaction(conn):
-        conn.execute("UPDATE psa_requests SET held_before = ? WHERE requestid = ?", (1 if held else 0, row["requestid"]))
-    return held
+    if held:        # 0 is the default: only a pin held before is written
+        with transaction(conn):
+            conn.execute("UPDATE psa_requests SET held_before = 1 WHERE requestid = ?", (row["requestid"],))
+    return bool(held)
 
 
 def finish_request(conn, row, task_id, status, error=None):

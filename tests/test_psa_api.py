@@ -406,3 +406,8 @@ def test_metrics_count_the_requests_by_status(psa, client, db):
     assert family.type == "gauge"
     assert {s.labels["status"]: s.value for s in family.samples} == {"queued": 1, "pinning": 0, "pinned": 0,
                                                                     "failed": 1}
+
+
+def test_a_rebound_name_gets_nothing_without_a_password(psa):
+    r = psa.call("GET", "/pins", headers={"Host": "evil.example:8080"})
+    assert assert_failure(r, 421)["details"].startswith("This console answers only at its own address")

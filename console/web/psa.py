@@ -29,6 +29,7 @@ from console.framing import IPFSError
 from console.messages import translate
 from console.rpc import IPFSClient
 from console.store import database_busy
+from console.web.auth import check_host
 from console.web.http import STATUS_LINES, Response, json_response
 
 log = logging.getLogger("ipfsmaster")
@@ -71,6 +72,8 @@ def serve(req):
 
 
 def route(req):
+    if not req.auth.enabled:
+        check_host(req.environ, req.settings)     # as everywhere: a rebound name gets nothing
     path = req.path[len(ROOT):]
     method = "GET" if req.method == "HEAD" else req.method
     if path == "/pins":
