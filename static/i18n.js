@@ -196,6 +196,10 @@ const MESSAGES = {
     "details.pin_sync": "Pins whose size could not be read",
     "details.file_upload": "Files that could not be added",
     "details.other": "What failed",
+    "details.psa_queue": "Requests the node could not pin",
+    "result.pinned": "Pinned",
+    "result.unpinned": "Unpinned",
+    "result.requeued": "Back in the queue",
     "details.firstOf": "the first {shown} of {n}",
     "details.summary": "{label} ({count})",
 
@@ -512,6 +516,10 @@ const MESSAGES = {
     "details.pin_sync": "无法读取大小的固定项",
     "details.file_upload": "无法添加的文件",
     "details.other": "失败项",
+    "details.psa_queue": "节点无法固定的请求",
+    "result.pinned": "已固定",
+    "result.unpinned": "已取消固定",
+    "result.requeued": "重新排队",
     "details.firstOf": "前 {shown} 个，共 {n} 个",
     "details.summary": "{label}（{count}）",
 

@@ -69,6 +69,24 @@ def test_tokens_are_made_listed_and_revoked_and_requests_managed(page, live_serv
         "名称", "创建时间", "最近使用", "操作"]
     page.screenshot("pins-psa-zh")
 
+    # The task list shows the queue's task, and its task view what it did, in Chinese too.
+    page.open(server.url + "/tasks")
+    row = page.wait_for('#tasks-body tr[data-task-id]')
+    assert "固定服务队列" in row.text
+    task_id = int(row.get_attribute("data-task-id"))
+    page.click('#tasks-body tr[data-task-id="%d"] td:nth-child(2)' % task_id)
+    page.wait_for_text("#detail-heading", "#%d" % task_id)
+    page.wait(lambda d: "已固定" in page.text("#detail-body") and "节点无法固定的请求" in page.text("#detail-body"),
+              timeout=20, message="the queue task's counts and failures")
+    page.find('[data-lang="en"]').click()
+    page.wait(lambda d: "Requests the node could not pin" in page.text("#detail-body"), timeout=10)
+    assert "Pinning service queue" in page.text("#detail-body") or "Pinning service queue" in page.js(
+        "return document.body.innerText")
+    page.screenshot("tasks-psa-queue")
+    page.find('[data-lang="zh"]').click()
+    page.open(server.url + "/pins")
+    page.wait_for_text("#tokens-heading", "令牌")
+
     # Revoke, confirmed in the row; the token then opens nothing.
     page.click('#tokens-body tr[data-token="laptop"] [data-action=revoke]')
     page.wait_for_text('#tokens-body [data-action=revoke-yes]', "吊销 laptop")
