@@ -32,7 +32,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 DAG_PB = 0x70
 RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
-                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
+                     r"([Zz]|[+ -][0-9]{2}:[0-9]{2})")     # " ": a "+" a client left unescaped in the query
 
 
 class BadRequest(Exception):
@@ -108,8 +108,10 @@ def parse_time(text, field):
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     zone = found.group(8)
     if zone not in ("Z", "z"):
+        if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
+            raise BadRequest("{field} must be a time in RFC 3339 form, such as 2020-07-27T17:32:28.276Z.", field=field)
         offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
-        seconds -= offset if zone[0] == "+" else -offset
+        seconds -= -offset if zone[0] == "-" else offset
     return seconds * 1000.0 + float("0" + (found.group(7) or "")) * 1000.0
 
 
@@ -170,7 +172,7 @@ def check_filters(query):
     if raw is not None:
         try:
             meta = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("meta must be a JSON object, each value text.")
         check_meta(meta, "meta")
         filters["meta"] = meta

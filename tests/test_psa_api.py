@@ -317,7 +317,8 @@ def test_a_queued_or_failed_request_leaves_nothing_to_unpin(psa, db):
                                  b'{"cid": "%s", "origins": "/ip4/1.2.3.4"}' % cid("u").encode(),
                                  b'{"cid": "%s", "origins": ["x"]}' % cid("u").encode(),
                                  b'{"cid": "%s", "meta": {"a": 1}}' % cid("u").encode(),
-                                 b'{"cid": "%s", "meta": []}' % cid("u").encode()])
+                                 b'{"cid": "%s", "meta": []}' % cid("u").encode(), b"[" * 200000,
+                                 b'{"cid": "%s", "meta": ' % cid("u").encode() + b'{"a":' * 5000])
 def test_it_rejects_a_bad_pin_with_400(psa, raw):
     assert_failure(psa.call("POST", "/pins", raw=raw), 400)
     assert psa.ls("status=queued,pinning,pinned,failed")["count"] == 0
@@ -341,7 +342,7 @@ def test_it_rejects_a_bad_replace_and_an_unknown_id(psa):
     "cid=" + ",".join(cid("e%d" % n) for n in range(11)), "cid=notacid", "cid=", "status=done", "status=",
     "match=fuzzy&name=x", "name=" + "n" * 256, "before=yesterday", "before=2020-13-45T00:00:00Z",
     "after=2020-07-27", "limit=0", "limit=1001", "limit=ten", "limit=-1", "meta=notjson", "meta=[1]",
-    'meta={"a":1}', "colour=red"])
+    'meta={"a":1}', "colour=red", "meta=" + "[" * 5000, "before=2020-07-27T17:32:28.276%2B25:99"])
 def test_it_rejects_bad_filters_with_400(psa, query):
     assert assert_failure(psa.call("GET", "/pins?" + query), 400)["reason"] == "BAD_REQUEST"
 
@@ -411,3 +412,19 @@ def test_metrics_count_the_requests_by_status(psa, client, db):
 def test_a_rebound_name_gets_nothing_without_a_password(psa):
     r = psa.call("GET", "/pins", headers={"Host": "evil.example:8080"})
     assert assert_failure(r, 421)["details"].startswith("This console answers only at its own address")
+
+
+def test_deep_json_to_the_console_is_a_400_too(client):
+    r = client.post("/api/tokens", body=b"[" * 4000)
+    assert r.status == 400 and r.json["success"] is False
+
+
+def test_times_with_an_offset_are_the_same_instant(psa):
+    created = psa.add(cid("z"))["created"]
+    ms = console.psa.parse_time(created, "before")
+    local = console.psa.format_time(int(ms) + 2 * 3600 * 1000)[:-1].replace("Z", "") + "+02:00"
+    assert console.psa.parse_time(local, "before") == ms
+    assert psa.ls("status=queued&before=" + local.replace("+", "%2B"))["count"] == 0
+    assert psa.ls("status=queued&before=" + local)["count"] == 0        # "+" left unescaped: read as one
+    later = console.psa.format_time(int(ms) + 1)
+    assert psa.ls("status=queued&before=" + later)["count"] == 1

@@ -120,7 +120,7 @@ def read_pin(req):
     body = req.read_body(MAX_BODY)
     try:
         data = json.loads(body.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):      # RecursionError: nested deeper than the parser goes
         raise psa.BadRequest("The request body is not valid JSON.")
     return psa.check_pin(data)
 
