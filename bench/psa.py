@@ -157,7 +157,7 @@ def main():
         conn = console.store.connect(db)
         while True:
             counts = console.psa.counts_by_status(conn)
-            if counts["pinned"] + counts["failed"] >= args.count:
+            if counts["pinned"] + counts["failed"] >= accepted:
                 break
             if time.perf_counter() - started > 3600:
                 raise SystemExit("the queue did not drain in an hour: %s" % counts)

@@ -22,6 +22,8 @@ from console.store import transaction
 STATUSES = ("queued", "pinning", "pinned", "failed")
 LIVE_STATUSES = ("queued", "pinning", "pinned")
 MATCHES = ("exact", "iexact", "partial", "ipartial")
+# The statuses as a sentence names them, in each language.
+STATUS_NAMES = {"en": "queued, pinning, pinned or failed", "zh": "queued、pinning、pinned 或 failed"}
 PIN_FIELDS = ("cid", "name", "origins", "meta")
 MAX_CIDS = 10
 MAX_ORIGINS = 20
@@ -156,8 +158,7 @@ def check_filters(query):
     if raw is not None:
         statuses = [s.strip() for s in raw.split(",") if s.strip()]
         if not statuses or any(s not in STATUSES for s in statuses):
-            raise BadRequest("status takes {statuses}, separated by commas.",
-                             statuses={"en": "queued, pinning, pinned or failed", "zh": "queued、pinning、pinned 或 failed"})
+            raise BadRequest("status takes {statuses}, separated by commas.", statuses=STATUS_NAMES)
         filters["statuses"] = sorted(set(statuses))
     for field in ("before", "after"):
         raw = last(field)

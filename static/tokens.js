@@ -3,8 +3,9 @@
 // line that gives it to a Kubo; the list shows each token's name, when it
 // was made and last used, and revokes one at a time.
 
-import { $, ApiError, copyButton, el, errorText, fill, getJSON, onLanguageChange, Poller, postJSON, t, timeElement, toast }
-  from "./common.js";
+import {
+  $, ApiError, copyButton, el, errorText, fill, getJSON, onLanguageChange, Poller, postJSON, t, timeElement, toast,
+} from "./common.js";
 
 const state = { tokens: null, error: null, made: null, revoking: null };
 
@@ -68,7 +69,8 @@ function tokenRow(token) {
     el("td", { "data-label": t("tokens.col.name") }, token.name),
     el("td", { "data-label": t("tokens.col.created") }, timeElement(token.created_at)),
     el("td", { "data-label": t("tokens.col.lastUsed") },
-      token.last_used_at ? timeElement(token.last_used_at, { ago: true }) : el("span", { class: "muted" }, t("tokens.never"))),
+      token.last_used_at ? timeElement(token.last_used_at, { ago: true })
+        : el("span", { class: "muted" }, t("tokens.never"))),
     el("td", { "data-label": t("tokens.col.actions") }, confirming
       ? [el("button", { type: "button", class: "button small danger", "data-action": "revoke-yes",
         onclick: () => revoke(token.name) }, t("tokens.revokeYes", { name: token.name })),

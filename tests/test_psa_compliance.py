@@ -46,7 +46,8 @@ def test_the_compliance_suite_passes_every_check(live_server, ipfs_node):
             os.remove(path)
     run = subprocess.run([node, "--require", os.path.join(HERE, "psa", "offline-spec.cjs"), entry,
                           "-s", live_server.url + "/psa", token],
-                         cwd=package, env=dict(os.environ, IPFSMASTER_COMPLIANCE_NODE_API=ipfs_node.api_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         cwd=package, env=dict(os.environ, IPFSMASTER_COMPLIANCE_NODE_API=ipfs_node.api_url),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          timeout=600)
     output = run.stdout.decode("utf-8", "replace")
     assert os.path.exists(results), "the suite wrote no results (exit %d):\n%s" % (run.returncode, output[-6000:])

@@ -33,6 +33,7 @@ CONCURRENCY = 8          # requests in hand at once (IPFSMASTER_PSA_CONCURRENCY)
 IDLE_EXIT_S = 5.0
 IDLE_POLL_S = (0.02, 0.5)   # an idle thread looks again after this long, from the first to the longest wait
 ORIGIN_TIMEOUT_S = 5
+TOTAL_EVERY_S = 0.5      # how often the task's total (done, in hand, and still queued) is counted again
 
 
 def concurrency():
@@ -51,10 +52,14 @@ class Drain:
     def __init__(self, ctx):
         self.ctx = ctx
         self.lock = threading.Lock()
+        # The threads' writes take turns here rather than in SQLite's busy
+        # loop, whose sleeps (up to 100 ms each) would be most of a pin's time.
+        self.writing = threading.Lock()
         self.busy = 0
         self.last_work = time.monotonic()
         self.timeout_s = pin_timeout()
         self.crash = None
+        self.next_count = 0.0
         ctx.result = {"pinned": 0, "failed": 0, "unpinned": 0, "requeued": 0, "error_details": []}
 
     def count(self, key, detail=None):
@@ -62,7 +67,8 @@ class Drain:
             self.ctx.result[key] += 1
             if detail is not None:
                 note_error(self.ctx.result, detail)
-        self.ctx.advance(1)
+            self.ctx.total = max(self.ctx.total, self.ctx.progress + 1)
+            self.ctx.advance(1)
 
     def run_worker(self):
         """One of the task's threads; an unexpected error stops the task (what
@@ -80,8 +86,9 @@ class Drain:
         idle_wait = IDLE_POLL_S[0]
         try:
             while not self.ctx.stopping:
-                row = psa.claim_next(conn, self.ctx.task_id)
-                cid = None if row is not None else psa.take_unpin(conn)
+                with self.writing:
+                    row = psa.claim_next(conn, self.ctx.task_id)
+                    cid = None if row is not None else psa.take_unpin(conn)
                 if row is None and cid is None:
                     with self.lock:
                         idle = self.busy == 0 and time.monotonic() - self.last_work > IDLE_EXIT_S
@@ -93,6 +100,10 @@ class Drain:
                 idle_wait = IDLE_POLL_S[0]
                 with self.lock:
                     self.busy += 1
+                    count_now = time.monotonic() >= self.next_count
+                    if count_now:
+                        self.next_count = time.monotonic() + TOTAL_EVERY_S
+                if count_now:       # counting the queue costs a scan of it: not for every request
                     self.ctx.total = self.ctx.progress + self.busy + psa.queued_count(conn)
                 try:
                     if row is not None:
@@ -113,7 +124,9 @@ class Drain:
         try:
             with ctx.interruptible(client):
                 dial_origins(client, json.loads(row["origins"]))
-                held = psa.note_held_before(conn, row, pinned_on_node(client, row["cid"]))
+                on_node = pinned_on_node(client, row["cid"])
+                with self.writing:
+                    held = psa.note_held_before(conn, row, on_node)
                 since = catalogue.now(conn)
                 # A pin the node has is left as it is: pin/add again would clear its name.
                 if not held:
@@ -121,19 +134,22 @@ class Drain:
                     client.call("pin/add", args + ([("name", row["name"])] if row["name"] else []))
         except IPFSError as exc:
             if ctx.stopping:
-                psa.requeue(conn, row, ctx.task_id)
+                with self.writing:
+                    psa.requeue(conn, row, ctx.task_id)
                 self.count("requeued")
                 return
             error = plain_error(exc)
             if "deadline exceeded" in error:
                 error = "timed out after %d s (%s)" % (self.timeout_s, error)
-            psa.finish_request(conn, row, ctx.task_id, "failed", error)
+            with self.writing:
+                psa.finish_request(conn, row, ctx.task_id, "failed", error)
             self.count("failed", {"cid": row["cid"], "error": error})
             return
         size = pin_size(client, row["cid"])
-        catalogue.store_pin(conn, row["cid"], "" if held else row["name"] or "", size if isinstance(size, int) else None,
-                            rename=not held, since=since)
-        psa.finish_request(conn, row, ctx.task_id, "pinned")
+        with self.writing:
+            catalogue.store_pin(conn, row["cid"], "" if held else row["name"] or "",
+                                size if isinstance(size, int) else None, rename=not held, since=since)
+            psa.finish_request(conn, row, ctx.task_id, "pinned")
         self.count("pinned")
 
     def unpin(self, conn, client, cid):
@@ -145,7 +161,8 @@ class Drain:
             if "not pinned" not in str(exc):
                 self.count("failed", {"cid": cid, "error": plain_error(exc)})
                 return
-        catalogue.remove_pin(conn, cid, since=since)
+        with self.writing:
+            catalogue.remove_pin(conn, cid, since=since)
         self.count("unpinned")
 
 
@@ -200,5 +217,6 @@ def run(ctx):
         raise
     ctx.current_item = None
     result = ctx.result
-    ctx.log("Queue drained: %d pinned, %d failed, %d unpinned" % (result["pinned"], result["failed"], result["unpinned"]))
+    ctx.log("Queue drained: %d pinned, %d failed, %d unpinned"
+            % (result["pinned"], result["failed"], result["unpinned"]))
     return result

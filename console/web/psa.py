@@ -15,6 +15,7 @@ one ``psa_queue`` task drains the queue (started here when work arrives,
 and by the server's watch when a request waits with no task alive).
 """
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -28,7 +29,7 @@ from console.errors import HTTPError, TaskConflict
 from console.framing import IPFSError
 from console.messages import translate
 from console.rpc import IPFSClient
-from console.store import database_busy
+from console.store import REQUEST_BUSY_TIMEOUT_MS, database_busy
 from console.web.auth import check_host
 from console.web.http import STATUS_LINES, Response, json_response
 
@@ -40,6 +41,26 @@ REASONS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METH
            409: "CONFLICT", 411: "LENGTH_REQUIRED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
            429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 503: "SERVICE_UNAVAILABLE"}
 STATUS_LINES.setdefault(422, "422 Unprocessable Entity")
+
+
+# A request's write waits this long for SQLite's lock, not the console's usual
+# second: a burst of pin requests shares the lock with the queue task's
+# writes, and a client such as Kubo gives up a pin that answers 503. The
+# server's own writers take turns first (INSERT_LOCK), so that they do not
+# starve one another in SQLite's busy loop.
+WRITE_BUSY_TIMEOUT_MS = 15000
+INSERT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def patient_write(conn):
+    """One write of the API's, in turn with the server's others, waiting longer for the lock."""
+    with INSERT_LOCK:
+        conn.execute("PRAGMA busy_timeout = %d" % WRITE_BUSY_TIMEOUT_MS)
+        try:
+            yield conn
+        finally:
+            conn.execute("PRAGMA busy_timeout = %d" % REQUEST_BUSY_TIMEOUT_MS)
 
 
 def is_psa_path(path):
@@ -108,7 +129,8 @@ def token_of(req):
     if owner is None:
         req.auth.record_failure(req.client)
         raise HTTPError(401, "This pinning token is not valid (it may have been revoked).",
-                        headers=[("WWW-Authenticate", 'Bearer realm="IPFSMaster pinning service", error="invalid_token"')])
+                        headers=[("WWW-Authenticate",
+                                  'Bearer realm="IPFSMaster pinning service", error="invalid_token"')])
     return owner
 
 
@@ -136,7 +158,8 @@ def list_pins(req, owner):
 def add_pin(req, owner):
     """POST /psa/pins: queue a pin; 202 with its PinStatus."""
     pin = read_pin(req)
-    row = psa.add_request(req.db, owner, pin)
+    with patient_write(req.db) as conn:
+        row = psa.add_request(conn, owner, pin)
     wake_queue(req.settings, req.db)
     return json_response(psa.as_status(row, delegates(req.settings)), 202)
 
@@ -152,7 +175,8 @@ def get_pin(req, owner, requestid):
 def replace_pin(req, owner, requestid):
     """POST /psa/pins/{requestid}: a new request in its place; the old id is gone."""
     pin = read_pin(req)
-    row = psa.replace_request(req.db, requestid, owner, pin)
+    with patient_write(req.db) as conn:
+        row = psa.replace_request(conn, requestid, owner, pin)
     if row is None:
         raise HTTPError(404, "There is no pin request {id}.", id=requestid[:80])
     wake_queue(req.settings, req.db)
@@ -161,7 +185,9 @@ def replace_pin(req, owner, requestid):
 
 def delete_pin(req, owner, requestid):
     """DELETE /psa/pins/{requestid}: 202; its CID is unpinned if nothing else holds it."""
-    if not psa.delete_request(req.db, requestid, owner):
+    with patient_write(req.db) as conn:
+        deleted = psa.delete_request(conn, requestid, owner)
+    if not deleted:
         raise HTTPError(404, "There is no pin request {id}.", id=requestid[:80])
     wake_queue(req.settings, req.db)
     return Response(b"", 202, content_type="text/plain; charset=utf-8")
@@ -210,6 +236,10 @@ def wake_queue(settings, conn):
         return start_task(settings, conn, "psa_queue", {"ipfs_api": settings.ipfs_api})
     except TaskConflict:
         return None         # one is draining already
+    except sqlite3.OperationalError as exc:
+        if not database_busy(exc):
+            raise
+        return None         # the request is in the table: the server's watch starts the task in a moment
     except OSError:
         log.exception("could not start the pinning service's queue")
         return None
@@ -250,8 +280,7 @@ def handle_psa_requests(req):
     """GET /api/psa/requests?status=&limit=&offset=: every token's requests, newest first."""
     status = req.arg("status")
     if status and status not in psa.STATUSES:
-        raise HTTPError(400, "status takes {statuses}, separated by commas.",
-                        statuses={"en": "queued, pinning, pinned or failed", "zh": "queued、pinning、pinned 或 failed"})
+        raise HTTPError(400, "status takes {statuses}, separated by commas.", statuses=psa.STATUS_NAMES)
     rows, total = psa.operator_list(req.db, status or None, req.int_arg("limit", 50, 1, 1000),
                                     req.int_arg("offset", 0, 0, 10 ** 9))
     return json_response({"requests": [psa.as_console_json(row) for row in rows], "total": total,

@@ -55,7 +55,8 @@ def test_tokens_are_made_listed_and_revoked_and_requests_managed(page, live_serv
     page.screenshot("pins-psa")
 
     # Retry the failed one: it is queued again and fails again with the node's sentence.
-    failed = page.js("return document.querySelector('#psa-body tr [data-status=failed]').closest('tr').dataset.requestid")
+    failed = page.js("return document.querySelector('#psa-body tr [data-status=failed]')"
+                     ".closest('tr').dataset.requestid")
     page.click('#psa-body tr[data-requestid="%s"] [data-action=retry]' % failed)
     wait_for(lambda: server.request("GET", "/api/psa/requests").json["counts"]["failed"] == 1, timeout=30)
 
@@ -76,7 +77,8 @@ def test_tokens_are_made_listed_and_revoked_and_requests_managed(page, live_serv
     task_id = int(row.get_attribute("data-task-id"))
     page.click('#tasks-body tr[data-task-id="%d"] td:nth-child(2)' % task_id)
     page.wait_for_text("#detail-heading", "#%d" % task_id)
-    page.wait(lambda d: "已固定" in page.text("#detail-body") and "节点无法固定的请求" in page.text("#detail-body"),
+    page.wait(lambda d: "已固定" in page.text("#detail-body")
+              and "节点无法固定的请求" in page.text("#detail-body"),
               timeout=20, message="the queue task's counts and failures")
     page.find('[data-lang="en"]').click()
     page.wait(lambda d: "Requests the node could not pin" in page.text("#detail-body"), timeout=10)
