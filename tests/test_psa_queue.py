@@ -185,3 +185,26 @@ def test_requests_survive_a_killed_worker_and_a_restarted_server(make_live_serve
         assert all(names[c][1] == "item %d" % n for n, c in enumerate(cids))
     finally:
         server.close()
+
+
+def test_cancelling_the_queue_task_puts_its_requests_back_and_another_takes_them(make_live_server,
+                                                                                 isolated_ipfs_node):
+    node = isolated_ipfs_node
+    data = b"nobody has this yet" * 40
+    cid = node.only_hash(data)
+    server = make_live_server(node.api_url)
+    conn = console.store.connect(server.db_path)
+    token = console.tokens.add_token(conn, "laptop")
+    conn.close()
+    requestid = post(server, token, {"cid": cid}).json["requestid"]
+    wait_for(lambda: statuses(server, token, [requestid])[requestid] == "pinning", message="the request pinning")
+    first = [t for t in psa_tasks(server.db_path) if t["status"] == "running"][0]
+    assert server.request("POST", "/tasks/cancel?id=%d" % first["id"]).status == 200
+    server.wait_for_task(first["id"], timeout=30)
+    assert server.task(first["id"])["status"] == "cancelled"
+    assert server.task(first["id"])["result"]["requeued"] == 1
+    wait_for(lambda: [t for t in psa_tasks(server.db_path) if t["id"] > first["id"]], timeout=30,
+             message="the watch starting another queue task")
+    node.add(data, pin=False)
+    wait_for(lambda: statuses(server, token, [requestid])[requestid] == "pinned", timeout=60,
+             message="the request pinned by the next task")
