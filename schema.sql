@@ -301,3 +301,45 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 
 -- The posts still to send, in order.
 CREATE INDEX IF NOT EXISTS idx_outbox_waiting ON webhook_outbox(id) WHERE status = 'waiting';
+
+-- Access tokens of the pinning service API (/psa): one per device or client.
+-- The token itself is shown once, when it is made, and never stored.
+CREATE TABLE IF NOT EXISTS psa_tokens (
+    name TEXT PRIMARY KEY,                          -- the name its owner gave it (a device, a client), unique
+    token_hash TEXT NOT NULL UNIQUE,                -- SHA-256 of the token, in hex: what a Bearer token is looked up by
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),  -- when it was made (UTC)
+    last_used_at TEXT                               -- when it last opened /psa (UTC, to the minute); NULL: never
+) WITHOUT ROWID;
+
+-- The pinning service API's requests: one row a pin request, from its 202
+-- until it is deleted or replaced (then gone: it answers 404). The queue
+-- task (psa_queue) drains the queued ones.
+CREATE TABLE IF NOT EXISTS psa_requests (
+    requestid TEXT PRIMARY KEY,                     -- the request's id, random, as the client names it
+    cid TEXT NOT NULL,                              -- the CID as the client sent it
+    cid_key TEXT NOT NULL,                          -- codec and multihash in hex: a CIDv0 and its CIDv1 share it
+    name TEXT,                                      -- the pin's name (at most 255 characters), NULL for none
+    origins TEXT NOT NULL DEFAULT '[]',             -- JSON list of multiaddrs said to have the data, dialled first
+    meta TEXT NOT NULL DEFAULT '{}',                -- JSON object of text the client attached
+    status TEXT NOT NULL DEFAULT 'queued',          -- queued, pinning, pinned or failed
+    created_ms INTEGER NOT NULL UNIQUE,             -- when it was made, in ms since 1970 (UTC); unique: clients page by it
+    token_name TEXT,                                -- the name of the token that asked (kept after the token is revoked)
+    error TEXT,                                     -- the node's sentence when it failed
+    task_id INTEGER,                                -- the psa_queue task pinning it (while pinning) or that did
+    held_before INTEGER NOT NULL DEFAULT 0,         -- 1: the node pinned the CID before this request did (left pinned at its end)
+    updated_at TEXT NOT NULL DEFAULT (datetime('now'))  -- its last change of status (UTC)
+) WITHOUT ROWID;
+-- The queue in order, and the listing by status, newest first.
+CREATE INDEX IF NOT EXISTS idx_psa_requests_status ON psa_requests(status, created_ms);
+-- Who else holds a CID, when a request for it ends.
+CREATE INDEX IF NOT EXISTS idx_psa_requests_cid ON psa_requests(cid_key);
+-- The listing without a status filter's index: every status, newest first.
+CREATE INDEX IF NOT EXISTS idx_psa_requests_created ON psa_requests(created_ms);
+
+-- CIDs whose last request ended (deleted, replaced, cancelled mid-pin): the
+-- queue task unpins each unless a request or the node's own pin holds it.
+CREATE TABLE IF NOT EXISTS psa_unpins (
+    cid TEXT PRIMARY KEY,                           -- the CID to unpin, as its request named it
+    cid_key TEXT NOT NULL,                          -- its codec and multihash (see psa_requests)
+    requested_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when its last request ended (UTC)
+) WITHOUT ROWID;

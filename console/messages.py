@@ -91,6 +91,39 @@ MESSAGES_ZH = {
     "Something went wrong on the server; the details are in its log.": "服务器出错，详情见服务器日志。",
     "The database is busy with a long write (such as a sync saving the catalogue). Try again in a moment.":
         "数据库正忙于一次较长的写入（例如同步正在保存目录），请稍后重试。",
+    "The body must be a JSON object: a Pin with cid, and optionally name, origins and meta.":
+        "请求体必须是 JSON 对象：含 cid，可选 name、origins 和 meta 的固定对象。",
+    "Unknown field {field}: a Pin has only cid, name, origins and meta.":
+        "未知字段 {field}：固定对象只有 cid、name、origins 和 meta。",
+    "cid must be a valid CID, as text.": "cid 必须是文本形式的有效 CID。",
+    "origins must be a list of at most 20 multiaddrs, each as text starting with /.":
+        "origins 必须是最多 20 个 multiaddr 的列表，每项为以 / 开头的文本。",
+    "origins must not name a multiaddr twice.": "origins 中的 multiaddr 不能重复。",
+    "{field} must be a JSON object of at most 1000 entries, each value text.":
+        "{field} 必须是最多 1000 项的 JSON 对象，每个值为文本。",
+    "{field} must be a time in RFC 3339 form, such as 2020-07-27T17:32:28.276Z.":
+        "{field} 必须是 RFC 3339 格式的时间，例如 2020-07-27T17:32:28.276Z。",
+    "Unknown query parameter {name}.": "未知的查询参数 {name}。",
+    "cid takes 1 to 10 CIDs, separated by commas.": "cid 接受 1 到 10 个以逗号分隔的 CID。",
+    "{cid} is not a valid CID.": "{cid} 不是有效的 CID。",
+    "match must be exact, iexact, partial or ipartial.": "match 必须是 exact、iexact、partial 或 ipartial。",
+    "status takes {statuses}, separated by commas.": "status 接受以逗号分隔的 {statuses}。",
+    "limit must be a whole number from 1 to 1000.": "limit 必须是 1 到 1000 之间的整数。",
+    "meta must be a JSON object, each value text.": "meta 必须是 JSON 对象，每个值为文本。",
+    "Not found: the pinning service API has {paths}.": "未找到：固定服务 API 只有 {paths}。",
+    "Send a pinning token as Authorization: Bearer TOKEN (made with: ipfsmaster.py token add NAME).":
+        "请以 Authorization: Bearer TOKEN 发送固定令牌（用 ipfsmaster.py token add NAME 生成）。",
+    "This pinning token is not valid (it may have been revoked).": "此固定令牌无效（可能已被吊销）。",
+    "Send the Pin as application/json.": "请以 application/json 发送固定对象。",
+    "There is no pin request {id}.": "不存在固定请求 {id}。",
+    "A token's name is 1 to 64 characters, without control characters.": "令牌名称为 1 到 64 个字符，不含控制字符。",
+    "There is a token named {name} already.": "已有名为 {name} 的令牌。",
+    "There is no token named {name}.": "不存在名为 {name} 的令牌。",
+    "The pin request {id} has ended: only a queued or pinning one can be cancelled.":
+        "固定请求 {id} 已结束：只能取消排队中或固定中的请求。",
+    "The pin request {id} has not failed: only a failed one can be retried.":
+        "固定请求 {id} 没有失败：只能重试失败的请求。",
+    "The request id is missing.": "缺少请求编号。",
 }
 
 # Schedules.

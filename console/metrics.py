@@ -9,7 +9,7 @@ refreshes on its own), never a pin listing or a full ``repo/stat``.
 import math
 import time
 
-from console import alerts, catalogue, node, registry
+from console import alerts, catalogue, node, psa, registry
 from console.store import ACTIVE_STATUSES, FINAL_STATUSES, utc_seconds
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,6 +60,7 @@ def render(conn, settings):
     node_figures(out, settings)
     cluster(out, conn)
     open_alerts(out, conn)
+    pinning_service(out, conn)
     return out.text()
 
 
@@ -148,3 +149,8 @@ def cluster(out, conn):
 def open_alerts(out, conn):
     out.family("ipfsmaster_alerts_open", "gauge", "Alerts open now, by kind.",
                [("", {"kind": kind}, count) for kind, count in sorted(alerts.open_counts(conn).items())])
+
+def pinning_service(out, conn):
+    counts = psa.counts_by_status(conn)
+    out.family("ipfsmaster_psa_requests", "gauge", "The pinning service API's requests, by status.",
+               [("", {"status": status}, counts[status]) for status in psa.STATUSES])

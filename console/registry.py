@@ -42,6 +42,8 @@ TASK_TYPES = {
                              single_flight=True, retryable=True),
     "name_follow": TaskType(label="Name follow", label_zh="跟随名称", unit="items",
                             single_flight=False, retryable=True),
+    "psa_queue": TaskType(label="Pinning service queue", label_zh="固定服务队列", unit="items",
+                          single_flight=True, retryable=False, partial=True),
 }
 
 

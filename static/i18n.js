@@ -8,6 +8,7 @@ const MESSAGES = { en: EN, zh: ZH };
 
 // Whole messages the worker and the server store in tasks, in English.
 const FIXED_MESSAGES_ZH = new Map(Object.entries({
+  "Cancelled by the node's operator": "已被节点的管理员取消",
   "worker process exited unexpectedly": "后台进程意外退出",
   "worker process never started": "后台进程未能启动",
   "Manually terminated": "已手动终止",

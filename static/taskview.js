@@ -154,7 +154,7 @@ export class RateMeter {
 
 // The counts a result may hold, in the order they are shown; sizes in bytes.
 const RESULT_COUNTS = ["added", "updated", "removed", "unchanged", "done", "duplicates", "failed", "invalid",
-  "blocks_removed", "bytes_freed", "errors"];
+  "blocks_removed", "bytes_freed", "errors", "pinned", "unpinned", "requeued"];
 const RESULT_BYTES = ["bytes_freed"];
 
 /** A link that opens a CID on the gateway, in a new tab. */

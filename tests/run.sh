@@ -15,6 +15,8 @@
 #     browser tests
 #   - Prometheus from the distribution, which scrapes the console's /metrics
 #     in the tests
+#   - the pinning service API's compliance suite from npm (node and npm from
+#     the distribution), under $IPFSMASTER_TEST_CACHE
 # Usage: sh tests/run.sh [pytest arguments]
 set -eu
 cd "$(dirname "$0")/.."
@@ -60,6 +62,26 @@ else
     echo "$REQUIREMENTS_SHA256" > "$VENV/requirements.sha256"
 fi
 PYTHON="$VENV/bin/python"
+
+# The pinning service API's compliance suite (npm), once per version, into
+# the cache; its install scripts are skipped (the kubo package's would
+# download a binary: the suite does not use it). It runs with no network.
+PSA_COMPLIANCE_VERSION=1.8.1
+IPFSMASTER_PSA_COMPLIANCE="$CACHE/psa-compliance-$PSA_COMPLIANCE_VERSION"
+export IPFSMASTER_PSA_COMPLIANCE
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+if [ -f "$IPFSMASTER_PSA_COMPLIANCE/installed" ]; then
+    echo "Compliance suite: reusing $IPFSMASTER_PSA_COMPLIANCE"
+else
+    echo "Compliance suite: installing @ipfs-shipyard/pinning-service-compliance $PSA_COMPLIANCE_VERSION"
+    rm -rf "$IPFSMASTER_PSA_COMPLIANCE"
+    mkdir -p "$IPFSMASTER_PSA_COMPLIANCE"
+    (cd "$IPFSMASTER_PSA_COMPLIANCE" && npm install --no-audit --no-fund --ignore-scripts --loglevel=error \
+        "@ipfs-shipyard/pinning-service-compliance@$PSA_COMPLIANCE_VERSION" >/dev/null)
+    touch "$IPFSMASTER_PSA_COMPLIANCE/installed"
+fi
 
 IPFS_BIN=$(sh tests/get_kubo.sh)
 export IPFS_BIN

@@ -226,6 +226,7 @@ LAYERS = [
     ("console.schedules", "console.alerts", "console.webhook", "console.guardrails"),
     ("console.tasks",),
     ("console.runner", "console.control"),
+    ("console.psa", "console.tokens"),
     ("console.processes", "console.node", "console.catalogue", "console.bundle"),
     ("console.store", "console.rpc"),
     ("console.errors", "console.framing", "console.cids", "console.car"),

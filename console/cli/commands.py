@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 
-from console import bundle, exports, guardrails, node
+from console import bundle, exports, guardrails, node, tokens
 from console.car import NotACar, read_roots
 from console.cli.output import (count, damage_found, field_lines, not_cids, partial_failure, progress_line, shown,
                                 size, task_lines)
@@ -436,11 +436,46 @@ def reap(args, settings, conn):
     return DONE
 
 
+def token(args, settings, conn):
+    """token add NAME | ls [--json] | rm NAME: the pinning service's access tokens."""
+    if args.token_command == "add":
+        try:
+            made = tokens.add_token(conn, args.name)
+        except ValueError:
+            print("A token's name is 1 to 64 characters, without control characters.", file=sys.stderr)
+            return USAGE
+        except tokens.TokenNameTaken:
+            print("There is a token named %s already: revoke it first (token rm), or choose another name."
+                  % args.name, file=sys.stderr)
+            return REFUSED
+        print("Token %s: use it as the key of the pinning service at http://HOST:PORT/psa. It is shown this once."
+              % args.name)
+        print(made)
+        return DONE
+    if args.token_command == "ls":
+        rows = tokens.list_tokens(conn)
+        if args.json:
+            print(json.dumps({"tokens": rows}, ensure_ascii=False))
+        elif not rows:
+            print("No tokens. Make one with: token add NAME")
+        else:
+            print("%-24s  %-19s  %s" % ("NAME", "CREATED", "LAST USED"))
+            for row in rows:
+                print("%-24s  %-19s  %s" % (row["name"], row["created_at"], row["last_used_at"] or "never"))
+        return DONE
+    if not tokens.remove_token(conn, args.name):
+        print("There is no token named %s." % args.name, file=sys.stderr)
+        return NO_SUCH_TASK
+    print("Revoked %s." % args.name)
+    return DONE
+
+
 # Every command but serve and bundle, by its name on the command line.
 COMMANDS = {
     "sync": sync, "recover": recover, "gc": gc, "verify": verify, "pin": pin, "pins": pins, "car": car,
     "node": show_node,
     "peers": show_peers,
     "tasks": list_task_rows, "show": show, "cancel": cancel, "retry": retry, "cleanup": cleanup, "reap": reap,
+    "token": token,
 }
 COMMANDS.update(schedule=schedule, alerts=list_alerts)

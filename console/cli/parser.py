@@ -234,6 +234,22 @@ def build_parser():
                       help="heartbeat age that counts as dead (default 30)")
 
     add_unattended_commands(commands)
+    token = commands.add_parser("token", help="make, list or revoke the pinning service's access tokens",
+                                description="Access tokens of the pinning service API (/psa), one per device or"
+                                            " client. A token opens /psa only (and /metrics).")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION")
+    token_commands.required = True
+    token_add = token_commands.add_parser("add", help="make a token and print it (shown this once)",
+                                          description="Make a token named NAME and print it alone on the last line:"
+                                                      " it is shown this once, and stored only as its hash.")
+    token_add.add_argument("name", metavar="NAME", help="what the token is for: a device or a client (1-64 characters)")
+    token_ls = token_commands.add_parser("ls", help="list the tokens (never the tokens themselves)",
+                                         description="List the tokens: name, when made, when last used.")
+    add_common(token_ls, "--json")
+    token_rm = token_commands.add_parser("rm", help="revoke a token", description="Revoke the token named NAME.")
+    token_rm.add_argument("name", metavar="NAME", help="the token's name")
+    for sub in (token_add, token_ls, token_rm):
+        add_common(sub, "--db")
 
     bundle = commands.add_parser("bundle", help="write the whole console into one runnable file",
                                  description="Write the console (both programs, the schema and static/) into"

@@ -8,6 +8,7 @@ import sqlite3
 import traceback
 from urllib.parse import quote
 
+from console import tokens
 from console.control import CancelEnforcer
 from console.errors import HTTPError
 from console.messages import NOT_FOUND
@@ -26,8 +27,11 @@ from console.web.pins import (handle_export_car, handle_node, handle_node_gc, ha
                               handle_pins_remove)
 from console.web.schedules import (handle_schedule_add, handle_schedule_delete, handle_schedule_post,
                                    handle_schedules)
+from console.web.psa import (handle_psa_cancel, handle_psa_requests, handle_psa_retry, is_psa_path,
+                              serve as serve_psa)
 from console.web.tasks import (handle_task_cancel, handle_task_log, handle_task_retry, handle_task_status,
                                handle_tasks_api, handle_tasks_export)
+from console.web.tokens import handle_token_add, handle_token_revoke, handle_tokens
 
 log = logging.getLogger("ipfsmaster")
 
@@ -64,6 +68,12 @@ ROUTES = [
     ("GET", "/api/schedules", handle_schedules),
     ("POST", "/api/schedules", handle_schedule_add),
     ("GET", "/api/alerts", handle_alerts),
+    ("GET", "/api/tokens", handle_tokens),
+    ("POST", "/api/tokens", handle_token_add),
+    ("POST", "/api/tokens/revoke", handle_token_revoke),
+    ("GET", "/api/psa/requests", handle_psa_requests),
+    ("POST", "/api/psa/requests/cancel", handle_psa_cancel),
+    ("POST", "/api/psa/requests/retry", handle_psa_retry),
 ]
 # Reachable without logging in.
 PUBLIC_PATHS = ("/login", "/favicon.ico")
@@ -121,6 +131,8 @@ class App:
 
     def __call__(self, environ, start_response):
         req = Request(environ, self.settings, self.auth, self.pool, self.cancels)
+        if is_psa_path(req.path):
+            return self.pinning_service(req, start_response)
         try:
             if not self.auth.enabled:
                 check_host(environ, self.settings)
@@ -128,7 +140,7 @@ class App:
             if req.method in ("POST", "DELETE"):
                 check_same_origin(environ)
             if not (req.path in PUBLIC_PATHS or req.path.startswith("/static/")
-                    or self.auth.allows(environ, req.client)):
+                    or self.auth.allows(environ, req.client, self.token_opens(req))):
                 if req.path in PAGE_PATHS:
                     raise Redirect("/login?next=" + quote(req.path, safe="/"))
                 raise HTTPError(401, "Log in first: this console needs a password.",
@@ -163,3 +175,19 @@ class App:
             close_body(response.body)
             return []
         return streamed(environ, response.body)
+
+    def token_opens(self, req):
+        """What a pinning token opens besides /psa: /metrics (a scraper may use one instead of the password)."""
+        if req.path != "/metrics":
+            return None
+        return lambda credential: tokens.token_owner(req.db, credential) is not None
+
+    def pinning_service(self, req, start_response):
+        """/psa: the pinning service API, which answers everything, its errors too, in the spec's shape."""
+        try:
+            response = serve_psa(req)
+        finally:
+            req.close()
+        start_response(STATUS_LINES.get(response.status, "%d Status" % response.status),
+                       response.headers + SECURITY_HEADERS + [("Content-Length", str(len(response.body)))])
+        return [b"" if req.method == "HEAD" else response.body]

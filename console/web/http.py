@@ -421,7 +421,7 @@ def read_json_body(req, limit):
     body = req.read_body(limit)
     try:
         data = json.loads(body.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):      # RecursionError: nested deeper than the parser goes
         raise HTTPError(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
         raise HTTPError(400, "The request body is not valid JSON.")

@@ -23,6 +23,7 @@ from console.store import connect, init_db
 from console.web.app import SECURITY_HEADERS, App
 from console.web.http import STREAM_BROKE, is_loopback
 from console.web.unattended import start as start_unattended
+from console.web.psa import watch_queue
 
 log = logging.getLogger("ipfsmaster")
 
@@ -120,6 +121,8 @@ def make_server(settings):
     server.watch_stop = threading.Event()
     threading.Thread(target=watch_node, args=(settings, server.watch_stop), name="node-watch", daemon=True).start()
     start_unattended(settings, server.watch_stop)
+    threading.Thread(target=watch_queue, args=(settings, server.watch_stop, lambda: connect(settings.db)),
+                     name="psa-watch", daemon=True).start()
     return server
 
 
