@@ -2,8 +2,9 @@
 1.8.1 (installed by tests/run.sh), run against a live console with a
 token: every one of its checks must pass.
 
-The suite reads the spec from GitHub when it runs; here it gets the same
-file (v1.0.0, CC0) from tests/psa/, through tests/psa/offline-spec.cjs,
+The suite downloads the spec when it runs, to check the shape of each
+answer; here it gets tests/psa/pinning-service-schemas.yaml, the shapes of
+the spec's answers, through tests/psa/offline-spec.cjs,
 which also gives the node the content of the CIDs the suite pins (a client
 has what it pins), since some checks look for them among the pinned.
 """

@@ -1,15 +1,15 @@
 // Loaded into the pinning service compliance suite (node --require): the
-// suite reads the spec it checks against from GitHub at run time, and the
-// tests run without a network. It gets the same file, v1.0.0, from
-// tests/psa/ipfs-pinning-service.yaml instead. Any other request outside
-// loopback fails at once.
+// suite reads the spec it checks answers against from GitHub at run time,
+// and the tests run without a network. It gets the schemas of the spec's
+// answers from tests/psa/pinning-service-schemas.yaml instead. Any other
+// request outside loopback fails at once.
 'use strict'
 const fs = require('fs')
 const path = require('path')
 const https = require('https')
 const { EventEmitter } = require('events')
 
-const SPEC = path.join(__dirname, 'ipfs-pinning-service.yaml')
+const SPEC = path.join(__dirname, 'pinning-service-schemas.yaml')
 const realGet = https.get
 
 https.get = function (options, ...rest) {
