@@ -6,7 +6,7 @@ the ``psa_unpins`` of CIDs whose last request ended.
 A request is the client's: each token sees only its own. A CIDv0 and the
 CIDv1 of the same multihash and codec are one pin (``cid_key``). A CID is
 unpinned only when no live request holds it, and never when the node pinned
-it before the request did (``held_before``).
+it before the request did, or the console pinned it too (``held_before``).
 """
 
 import calendar
@@ -343,6 +343,17 @@ def note_held_before(conn, row, pinned_on_node):
         with transaction(conn):
             conn.execute("UPDATE psa_requests SET held_before = 1 WHERE requestid = ?", (row["requestid"],))
     return bool(held)
+
+
+def note_console_pin(conn, cid):
+    """The console itself pinned ``cid`` (a pin task, an upload, a CAR import):
+    no request that ends later unpins it, nor an unpin already waiting."""
+    key = cid_key(cid)
+    if key is None:
+        return
+    with transaction(conn):
+        conn.execute("UPDATE psa_requests SET held_before = 1 WHERE cid_key = ? AND held_before = 0", (key,))
+        conn.execute("DELETE FROM psa_unpins WHERE cid_key = ?", (key,))
 
 
 def finish_request(conn, row, task_id, status, error=None):

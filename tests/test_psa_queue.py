@@ -8,6 +8,7 @@ import signal
 
 import pytest
 
+import console.pin_input
 import console.psa
 import console.tasks.psa_queue
 import console.settings
@@ -208,3 +209,33 @@ def test_cancelling_the_queue_task_puts_its_requests_back_and_another_takes_them
     node.add(data, pin=False)
     wait_for(lambda: statuses(server, token, [requestid])[requestid] == "pinned", timeout=60,
              message="the request pinned by the next task")
+
+
+def console_pins(settings, db, c):
+    """The console's own pin_add of ``c``, run here."""
+    def fill(writer):
+        writer.add_line(c + " by the operator")
+    task = run_here(settings, console.pin_input.start_pin_add(settings, db, fill)[0])
+    assert task["status"] == "completed", task
+
+
+def test_a_pin_the_console_makes_too_stays_when_the_request_ends(queue, db, settings):
+    c = cid("both")
+    queue.node.have.add(c)
+    requestid = queue.add(c, name="client's")
+    queue.drain()
+    console_pins(settings, db, c)
+    assert console.psa.delete_request(db, requestid, "laptop")
+    queue.drain()
+    assert c in queue.node.pins and c in catalogue(settings.db)
+
+
+def test_a_pin_the_console_makes_while_its_unpin_waits_stays(queue, db, settings):
+    c = cid("waiting")
+    queue.node.have.add(c)
+    requestid = queue.add(c)
+    queue.drain()
+    assert console.psa.delete_request(db, requestid, "laptop")      # its unpin waits for the next task
+    console_pins(settings, db, c)
+    task = queue.drain()
+    assert task["result"]["unpinned"] == 0 and c in queue.node.pins

@@ -10,11 +10,10 @@ each root its old name back, or the CAR's name if it had none.
 import os
 import time
 
-from console import catalogue
 from console.car import NotACar, read_roots
 from console.framing import IPFSError
 from console.store import connect
-from console.tasks.common import count_of, name_on_node, note_error, spooled_multipart
+from console.tasks.common import count_of, name_on_node, note_error, spooled_multipart, store_console_pin
 from console.tasks.sizes import pin_size
 
 MAX_ROOTS_LISTED = 100      # roots named in a result; ``done`` counts them all
@@ -93,7 +92,7 @@ def record_root(ctx, client, conn, root, names, default_name):
         name = ""           # pinned, as the import left it: without a name
     size = pin_size(client, cid)
     size = size if isinstance(size, int) else None
-    catalogue.store_pin(conn, cid, name, size, rename=True)
+    store_console_pin(conn, cid, name, size)
     result["done"] += 1
     if len(result["roots"]) < MAX_ROOTS_LISTED:
         result["roots"].append({"cid": cid, "name": name, "size": size})

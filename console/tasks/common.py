@@ -11,6 +11,7 @@ import re
 import time
 from urllib.parse import quote
 
+from console import catalogue, psa
 from console.catalogue import cluster_pin_rows
 from console.framing import IPFSError
 from console.store import connect, get_task
@@ -201,6 +202,15 @@ def run_pin_task(ctx, source, total, act, verb):
         ctx.result["duration_s"] = round(time.monotonic() - started, 3)
         items.close()
         conn.close()
+
+
+def store_console_pin(conn, cid, name, size, since=None):
+    """Record a pin the console made (a pin task, an upload, a CAR import) in
+    the catalogue, named as asked; the pinning service's requests for the
+    same CID then leave it pinned when they end. store_pin's answer."""
+    stored = catalogue.store_pin(conn, cid, name, size, rename=True, since=since)
+    psa.note_console_pin(conn, cid)
+    return stored
 
 
 def name_on_node(client, cid):

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from console import catalogue
 from console.framing import IPFSError
 from console.store import connect
-from console.tasks.common import spooled_multipart
+from console.tasks.common import spooled_multipart, store_console_pin
 
 
 def run(ctx):
@@ -70,7 +70,7 @@ def run(ctx):
         if pin:
             conn = connect(ctx.db_path)
             try:
-                catalogue.store_pin(conn, cid, name, dag_size, rename=True, since=since)
+                store_console_pin(conn, cid, name, dag_size, since=since)
             finally:
                 conn.close()
         ctx.log("Upload completed: %s" % cid)

@@ -16,7 +16,8 @@ from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
 from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
-from console.tasks.common import follow_cluster_pin, name_on_node, plain_error, run_pin_task
+from console.tasks.common import (follow_cluster_pin, name_on_node, plain_error, run_pin_task,
+                                  store_console_pin)
 from console.tasks.sizes import pin_size
 
 
@@ -73,7 +74,7 @@ def node_pinner(ctx, client, timeout_s):
                 return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
             return plain_error(exc)
         size = pin_size(client, cid)
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True, since=since)
+        store_console_pin(conn, cid, name, size if isinstance(size, int) else None, since=since)
         return None
 
     return pin
@@ -106,7 +107,7 @@ def cluster_pinner(ctx, client, timeout_s):
                 raise
             return plain_error(exc)
         size = pin_size(client, cid)    # the local Kubo may not be one of the peers that have it
-        if catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True, since=since):
+        if store_console_pin(conn, cid, name, size if isinstance(size, int) else None, since=since):
             catalogue.record_cluster_status(conn, info)
         if in_error:
             return "; ".join("%s: %s" % (row[2] or row[1], row[4] or row[3])
