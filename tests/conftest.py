@@ -19,7 +19,7 @@ import console.processes  # noqa: E402
 import console.settings  # noqa: E402
 import console.store  # noqa: E402
 import console.web.app  # noqa: E402
-from support import CLUSTER_PASSWORD, CLUSTER_USER, NODE_FIXTURES, Client, LiveServer, SilentNode, build_bundle  # noqa: E402
+from support import CLUSTER_PASSWORD, CLUSTER_USER, NODE_FIXTURES, Client, LiveServer, SilentNode, build_bundle, running  # noqa: E402
 
 # A test that uses one of these starts the real IPFS node (the cluster's
 # peers each have one); so does every test in a module that imports
@@ -137,15 +137,6 @@ def second_isolated_ipfs_node(tmp_path):
     """Another online but isolated daemon, for isolated_ipfs_node to connect to (see support.swarm_connect)."""
     from ipfs_node import IPFSNode
     yield from running(IPFSNode(tmp_path / "second-isolated-ipfs", offline=False))
-
-
-def running(node):
-    """A fixture's body: ``node`` started, then stopped by its pid in teardown."""
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture

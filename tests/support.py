@@ -379,3 +379,12 @@ def register_task_type(monkeypatch, name, run, **entry):
     module.run = run
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(console.registry.TASK_TYPES, name, console.registry.TaskType(**entry))
+
+
+def running(node):
+    """A fixture's body: ``node`` started, then stopped by its pid in teardown."""
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -10,7 +10,7 @@ import pytest
 
 import console.guardrails
 import ipfsmaster
-from conftest import running
+from support import running
 from test_pin_tasks import cid
 from test_upload import multipart
 
