@@ -349,14 +349,30 @@ class IPFSClient:
         return True
 
     def _read_body(self, command, resp):
-        """A streamed answer's body, piece by piece."""
+        """A streamed answer's body, piece by piece.
+
+        A chunked answer read to its end, trailers and all, leaves the
+        connection where the next request can follow (keep-alive): only the
+        answer's file is closed, which http.client takes for the answer's
+        end. Anything else (an error, a stream left half-read, an answer
+        that ends with the connection) closes the connection.
+        """
+        reusable = False
         try:
-            yield from chunked_body(Buffered(resp.fp.read1)) if resp.chunked else _plain(resp)
+            if resp.chunked:
+                source = Buffered(resp.fp.read1)
+                yield from chunked_body(source)
+                reusable = not resp.will_close and source.pos == len(source.buf)
+            else:
+                yield from _plain(resp)
         except (OSError, http.client.HTTPException) as exc:
             raise self._broke_off(command, exc)
         finally:
             # The response was read past http.client's bookkeeping.
-            self.close()
+            if reusable and not self.stopped:
+                resp.close()
+            else:
+                self.close()
 
 
 class ClusterClient(IPFSClient):

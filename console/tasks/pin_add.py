@@ -17,6 +17,7 @@ from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
 from console.tasks.common import follow_cluster_pin, name_on_node, plain_error, run_pin_task
+from console.tasks.in_flight import Step, pin_concurrency
 from console.tasks.sizes import pin_size
 
 
@@ -28,12 +29,12 @@ def run(ctx):
     ctx.result = {"invalid": int(params.get("invalid", 0)), "invalid_lines": params.get("invalid_lines", [])}
     if not os.path.exists(path):
         raise IPFSError("the list of CIDs to pin is gone (%s)" % os.path.basename(path))
-    client = ctx.client(timeout=timeout_s + 30.0)
     if ctx.cluster_api:
-        pin, verb = cluster_pinner(ctx, client, timeout_s), "Pinning through the cluster"
+        pin, verb = cluster_pinner(ctx, ctx.client(timeout=timeout_s + 30.0), timeout_s), "Pinning through the cluster"
     else:
-        pin, verb = node_pinner(ctx, client, timeout_s), "Pinning"
-    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb)
+        pin, verb = node_pinner(ctx, timeout_s), "Pinning"
+    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb,
+                        workers=pin_concurrency())
 
 
 def name_in_cluster(cluster, cid):
@@ -47,22 +48,26 @@ def name_in_cluster(cluster, cid):
     return str(info.get("name") or "") if isinstance(info, dict) else None
 
 
-def node_pinner(ctx, client, timeout_s):
-    """Pin on the node: pin/add with progress, which a cancel interrupts."""
+def node_pinner(ctx, timeout_s):
+    """Pin on the node: pin/add with progress, which a cancel interrupts;
+    several CIDs at once (in_flight), each thread on its own keep-alive
+    connection. The CID the task shows (``result.current``) is the oldest
+    in flight, with the node's progress on it."""
     default = ctx.params.get("default_name") or ""
 
-    def pin(conn, cid, name):
-        ctx.result["current"] = {"cid": cid, "blocks": 0}
+    def remote(client, clock, cid, name):
+        if ctx.current_item in (None, cid):
+            ctx.result["current"] = {"cid": cid, "blocks": 0}
         client.stopped = False
         try:
             with ctx.interruptible(client):
                 name = name or name_on_node(client, cid) or default
-                since = catalogue.now(conn)
+                since = catalogue.now(clock)
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
                     args.append(("name", name))
                 for obj in client.stream("pin/add", args):
-                    if isinstance(obj, dict) and "Progress" in obj:
+                    if isinstance(obj, dict) and "Progress" in obj and ctx.current_item == cid:
                         ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
         except IPFSError as exc:
             if ctx.stopping:
@@ -70,13 +75,16 @@ def node_pinner(ctx, client, timeout_s):
             if exc.transient:
                 raise
             if "deadline exceeded" in str(exc):
-                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
-            return plain_error(exc)
+                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc)), None
+            return plain_error(exc), None
         size = pin_size(client, cid)
-        catalogue.store_pin(conn, cid, name, size if isinstance(size, int) else None, rename=True, since=since)
-        return None
+        return None, (name, size if isinstance(size, int) else None, since)
 
-    return pin
+    def record(conn, cid, _, data):
+        name, size, since = data
+        catalogue.store_pin(conn, cid, name, size, rename=True, since=since)
+
+    return Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
 
 
 def cluster_pinner(ctx, client, timeout_s):
