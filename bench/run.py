@@ -97,16 +97,17 @@ class PeakMemory:
     def __init__(self, pid):
         self.pid = pid
         self.peak = 0.0
+        self.cpu_s = 0.0          # its CPU time when last seen (a worker's, nearly all of it)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self):
         while not self._stop.is_set():
-            value = memory_mb(self.pid)
-            if value is None:
+            value, cpu = memory_mb(self.pid), cpu_seconds(self.pid)
+            if value is None or cpu is None:
                 return
-            self.peak = max(self.peak, value)
+            self.peak, self.cpu_s = max(self.peak, value), cpu
             time.sleep(0.02)
 
     def stop(self):
@@ -133,10 +134,21 @@ def task(server, task_id):
 # Measurements
 # ---------------------------------------------------------------------------
 
-def floor(url, concurrency, lookups):
+def floor(url, concurrency, lookups, node_pid=None):
     out = subprocess.run([sys.executable, os.path.join(HERE, "floor.py"), "--api", url, "--concurrency",
-                          str(concurrency), "--lookups", str(lookups)], stdout=subprocess.PIPE, check=True)
+                          str(concurrency), "--lookups", str(lookups)]
+                         + (["--node-pid", str(node_pid)] if node_pid else []), stdout=subprocess.PIPE, check=True)
     return json.loads(out.stdout)
+
+
+def cpu_seconds(pid):
+    """A process's CPU time so far (user and system), in seconds, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_pollers(server, count):
@@ -169,12 +181,14 @@ def collect_pollers(procs):
     return latencies, errors
 
 
-def sync(server, pollers):
+def sync(server, pollers, node_pid=None):
     """One pin sync, watched: returns its figures. The pollers' processes
-    start first, like pages that are already open."""
+    start first, like pages that are already open. With ``node_pid``, the
+    CPU time the node and the worker used during it too."""
     procs = start_pollers(server, pollers)
     try:
         time.sleep(1.0)
+        node_cpu = cpu_seconds(node_pid) if node_pid else None
         started = time.perf_counter()
         status, answer = request(server, "POST", "/pins/sync")
         if status != 202:
@@ -200,12 +214,15 @@ def sync(server, pollers):
         time.sleep(0.01 if near_end else 0.1)
         current = task(server, task_id)
     wall = time.perf_counter() - started
+    if node_cpu is not None:
+        node_cpu = cpu_seconds(node_pid) - node_cpu
     peak = memory.stop() if memory else None
     latencies, errors = collect_pollers(procs)
     if current["status"] != "completed":
         raise SystemExit("the sync ended %s: %s" % (current["status"], current["error_message"]))
     return {"wall_s": wall, "to_running_s": to_running, "worker_peak_mb": peak, "result": current["result"],
-            "latencies_ms": latencies, "poll_errors": errors}
+            "latencies_ms": latencies, "poll_errors": errors, "node_cpu_s": node_cpu,
+            "worker_cpu_s": memory.cpu_s if memory else None}
 
 
 def percentile(values, fraction):
@@ -231,21 +248,22 @@ def bench_kubo(pins, args, work):
     node = kubo_with_pins(pins)
     try:
         version = node.rpc("version")["Version"]
-        figures = bench_node(node.api_url, len(node.pin_ls(type="recursive")), args, os.path.join(work, "kubo"))
+        figures = bench_node(node.api_url, len(node.pin_ls(type="recursive")), args, os.path.join(work, "kubo"),
+                             node_pid=node.pid)
         figures["kubo"] = version
         return figures
     finally:
         node.stop()
 
 
-def bench_node(url, pins, args, work, cluster_api=None):
+def bench_node(url, pins, args, work, cluster_api=None, node_pid=None):
     """Floor, first sync and re-syncs against the node at ``url``, which has
     ``pins`` pins, and the cluster at ``cluster_api`` if given."""
     server = None
     os.makedirs(work, exist_ok=True)
     try:
         lookups = min(pins, args.floor_lookups)
-        measured = floor(url, args.concurrency, lookups)
+        measured = floor(url, args.concurrency, lookups, node_pid)
         db = os.path.join(work, "bench-%d.db" % pins)
         command = [sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db", db,
                    "--ipfs-api", url] + (["--cluster-api", cluster_api] if cluster_api else [])
@@ -253,7 +271,7 @@ def bench_node(url, pins, args, work, cluster_api=None):
         server = Started(command)
         print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
             pins, measured["listing_s"], lookups, measured["lookups_per_s"]), flush=True)
-        first = sync(server, args.pollers)
+        first = sync(server, args.pollers, node_pid)
         print("  first sync %.1f s (%.0f pins/s; %.2f s in the worker), worker peak %.1f MB, poll p99 %.1f ms" % (
             first["wall_s"], pins / first["wall_s"], first["result"]["duration_s"], first["worker_peak_mb"] or 0,
             percentile(first["latencies_ms"], 0.99)), flush=True)
@@ -274,6 +292,8 @@ def bench_node(url, pins, args, work, cluster_api=None):
         return {
             "pins": pins, "catalogued": catalogued, "unsized": unsized, "floor": measured,
             "first_sync_s": first["wall_s"], "first_pins_per_s": pins / first["wall_s"],
+            "first_cpu": {"node_s": first["node_cpu_s"], "worker_s": first["worker_cpu_s"]},
+            "first_worker_peak_mb": first["worker_peak_mb"], "first_poll_p99_ms": percentile(first["latencies_ms"], 0.99),
             "resync_s": statistics.median(run["wall_s"] for run in resyncs),
             "resync_pins_per_s": pins / statistics.median(run["wall_s"] for run in resyncs),
             "worker_peak_mb": max(run["worker_peak_mb"] or 0 for run in runs),
@@ -388,6 +408,12 @@ def targets(sizes, kubo, cluster, upload):
         ratio = cluster["changed"]["one_changed_s"] / cluster["resync_s"]
         checks.append(("cluster re-sync, one pin changed / none changed", ratio, "<= 1.2", ratio <= 1.2))
     if kubo:
+        ratio = kubo["first_sync_s"] / (kubo["pins"] / kubo["floor"]["lookups_per_s"])
+        checks.append(("first sync on Kubo / look-ups alone", ratio, "<= 1.25", ratio <= 1.25))
+        checks.append(("worker peak RSS during the first sync on Kubo (MB)", kubo["first_worker_peak_mb"], "<= 80",
+                       kubo["first_worker_peak_mb"] <= 80))
+        checks.append(("status poll p99 during the first sync on Kubo (ms)", kubo["first_poll_p99_ms"], "<= 25",
+                       kubo["first_poll_p99_ms"] <= 25))
         ratio = kubo["resync_s"] / kubo["floor"]["listing_s"]
         checks.append(("re-sync on Kubo / listing alone", ratio, "<= 2.0", ratio <= 2.0))
         checks.append(("worker peak RSS on Kubo (MB)", kubo["worker_peak_mb"], "<= 80", kubo["worker_peak_mb"] <= 80))
@@ -440,6 +466,22 @@ def sizes_table(sizes):
     return lines
 
 
+def cpu_lines(kubo):
+    """Where the CPU went: the node's and the client's time during the look-ups alone, and the
+    node's and the worker's during the first sync, against the machine's cores."""
+    cpu, first = kubo["floor"].get("pipelined_cpu") or {}, kubo["first_cpu"]
+    lines = []
+    if cpu.get("node_s") is not None:
+        lines.append("- CPU during the look-ups alone (%.1f s): Kubo %.1f s, the client %.1f s: %.2f of %d cores busy"
+                     % (cpu["wall_s"], cpu["node_s"], cpu["client_s"], (cpu["node_s"] + cpu["client_s"]) / cpu["wall_s"],
+                        os.cpu_count()))
+    if first.get("node_s") is not None and first.get("worker_s") is not None:
+        lines.append("- CPU during the first sync (%.1f s): Kubo %.1f s, the worker %.1f s: %.2f of %d cores busy"
+                     % (kubo["first_sync_s"], first["node_s"], first["worker_s"],
+                        (first["node_s"] + first["worker_s"]) / kubo["first_sync_s"], os.cpu_count()))
+    return lines
+
+
 def report(info, sizes, kubo, cluster, upload, checks, args):
     lines = ["IPFSMaster benchmark, %s" % info["date"],
              "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
@@ -462,7 +504,7 @@ def report(info, sizes, kubo, cluster, upload, checks, args):
                   ""] + sizes_table([kubo]) + [
                   "- first sync / look-up floor: %.2f; against the listing and the look-ups one after the other"
                   " (%.1f s): %.2f" % (kubo["first_pins_per_s"] / kubo["floor"]["lookups_per_s"], floor_s,
-                                       floor_s / kubo["first_sync_s"]), ""]
+                                       floor_s / kubo["first_sync_s"])] + cpu_lines(kubo) + [""]
     if upload:
         lines += ["upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
                   "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],
