@@ -207,12 +207,15 @@ def sync(server, pollers, node_pid=None):
         raise
     memory = PeakMemory(current["pid"]) if current["pid"] else None
     tell_pollers(procs, task_id)
+    shown = None      # when the catalogue was the listing, with sizes still to come (result.phase)
     while current["status"] in ("pending", "running"):
         # Finely near the end, not to add to the time measured; not so
         # often before, not to add to the pollers' load.
         near_end = current["total"] and current["progress"] >= 0.95 * current["total"]
         time.sleep(0.01 if near_end else 0.1)
         current = task(server, task_id)
+        if shown is None and (current.get("result") or {}).get("phase") == "sizes":
+            shown = time.perf_counter() - started
     wall = time.perf_counter() - started
     if node_cpu is not None:
         node_cpu = cpu_seconds(node_pid) - node_cpu
@@ -221,7 +224,7 @@ def sync(server, pollers, node_pid=None):
     if current["status"] != "completed":
         raise SystemExit("the sync ended %s: %s" % (current["status"], current["error_message"]))
     return {"wall_s": wall, "to_running_s": to_running, "worker_peak_mb": peak, "result": current["result"],
-            "latencies_ms": latencies, "poll_errors": errors, "node_cpu_s": node_cpu,
+            "latencies_ms": latencies, "poll_errors": errors, "node_cpu_s": node_cpu, "shown_s": shown,
             "worker_cpu_s": memory.cpu_s if memory else None}
 
 
@@ -293,6 +296,7 @@ def bench_node(url, pins, args, work, cluster_api=None, node_pid=None):
             "pins": pins, "catalogued": catalogued, "unsized": unsized, "floor": measured,
             "first_sync_s": first["wall_s"], "first_pins_per_s": pins / first["wall_s"],
             "first_cpu": {"node_s": first["node_cpu_s"], "worker_s": first["worker_cpu_s"]},
+            "first_shown_s": first["shown_s"],
             "first_worker_peak_mb": first["worker_peak_mb"], "first_poll_p99_ms": percentile(first["latencies_ms"], 0.99),
             "resync_s": statistics.median(run["wall_s"] for run in resyncs),
             "resync_pins_per_s": pins / statistics.median(run["wall_s"] for run in resyncs),
@@ -471,6 +475,9 @@ def cpu_lines(kubo):
     node's and the worker's during the first sync, against the machine's cores."""
     cpu, first = kubo["floor"].get("pipelined_cpu") or {}, kubo["first_cpu"]
     lines = []
+    if kubo.get("first_shown_s") is not None:
+        lines.append("- first sync: every pin in the catalogue (and on the pages) after %.1f s, the sizes after %.1f s"
+                     % (kubo["first_shown_s"], kubo["first_sync_s"]))
     if cpu.get("node_s") is not None:
         lines.append("- CPU during the look-ups alone (%.1f s): Kubo %.1f s, the client %.1f s: %.2f of %d cores busy"
                      % (cpu["wall_s"], cpu["node_s"], cpu["client_s"], (cpu["node_s"] + cpu["client_s"]) / cpu["wall_s"],
