@@ -114,7 +114,9 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 self.answer({"Message": "not unixfs node (proto: can't skip unknown wire type 6)", "Code": 0,
                              "Type": "error"}, 500)
             else:
-                self.answer({"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"})
+                # A block the node has is the size pinning it records, pinned or not yet (a CID's size is its own).
+                size = node.sizes.get(cid, 100 + len(cid) if cid in node.have else 1)
+                self.answer({"Hash": cid, "CumulativeSize": size, "Type": "file"})
         elif command == "pin/add":
             self.pin_add(node, args)
         elif command == "pin/rm":

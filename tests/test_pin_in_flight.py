@@ -63,3 +63,33 @@ def test_a_cancel_with_several_in_flight_leaves_a_retry_exactly_what_was_not_don
     # Nothing the first task finished was pinned again; what it had in hand was.
     assert all(fake_node.pin_calls[item] == 1 for item in done_first)
     assert all(fake_node.pin_calls[item] == 2 for item in items[2:5])
+
+
+def test_call_each_pipelines_different_commands_and_answers_each(fake_node):
+    import console.rpc
+    from console.framing import IPFSError
+    fake_node.add(cid(1), 4242, name="kept")
+    client = console.rpc.IPFSClient(fake_node.url)
+    answers = client.call_each([("files/stat", [("arg", "/ipfs/" + cid(1))]),
+                                ("pin/ls", [("arg", cid(2)), ("type", "recursive")]),
+                                ("pin/ls", [("arg", cid(1)), ("type", "recursive"), ("names", "true")])])
+    assert answers[0]["CumulativeSize"] == 4242
+    assert isinstance(answers[1], IPFSError) and "not pinned" in str(answers[1]) and not answers[1].transient
+    assert answers[2]["Keys"][cid(1)]["Name"] == "kept"
+    assert client.call("files/stat", [("arg", "/ipfs/" + cid(1))])["CumulativeSize"] == 4242
+    assert fake_node.connections == 1
+    client.close()
+
+
+def test_a_cid_is_sized_and_its_name_read_in_one_round_trip_before_it_is_pinned(settings, db, fake_node, spawned,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("IPFSMASTER_PIN_CONCURRENCY", "1")
+    fake_node.have.update([cid(1), cid(2)])
+    fake_node.add(cid(2), 150, name="its own")
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(cid(1), cid(2))))
+    assert task["status"] == "completed" and task["result"]["done"] == 2
+    assert [request for request in fake_node.requests if request[0] != "version"] == [
+        ("files/stat", "/ipfs/" + cid(1)), ("pin/ls", cid(1)), ("pin/add", cid(1)),
+        ("files/stat", "/ipfs/" + cid(2)), ("pin/ls", cid(2)), ("pin/add", cid(2))]
+    rows = {row[0]: (row[1], row[2]) for row in db.execute("SELECT cid, name, size FROM pins")}
+    assert rows == {cid(1): ("", 100 + len(cid(1))), cid(2): ("its own", 150)}

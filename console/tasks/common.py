@@ -225,14 +225,29 @@ def run_pin_task(ctx, source, total, act, verb, workers=1):
         conn.close()
 
 
+def name_args(cid):
+    """The pin/ls call that asks for ``cid``'s recursive pin and its name."""
+    return [("arg", cid), ("type", "recursive"), ("names", "true")]
+
+
 def name_on_node(client, cid):
     """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
     try:
-        keys = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")]).get("Keys")
+        answer = client.call("pin/ls", name_args(cid))
     except IPFSError as exc:
         if exc.transient:
             raise
         return None         # "not pinned"
+    return name_in_answer(answer)
+
+
+def name_in_answer(answer):
+    """The name in a pin/ls answer for one CID ('' for none), or None if it is not pinned."""
+    if isinstance(answer, IPFSError):
+        if answer.transient:
+            raise answer
+        return None
+    keys = answer.get("Keys") if isinstance(answer, dict) else None
     for entry in (keys or {}).values():
         return str(entry.get("Name") or "") if isinstance(entry, dict) else ""
     return None

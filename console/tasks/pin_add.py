@@ -16,9 +16,10 @@ from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
 from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
-from console.tasks.common import follow_cluster_pin, name_on_node, plain_error, run_pin_task
+from console.tasks.common import (follow_cluster_pin, name_args, name_in_answer, name_on_node, plain_error,
+                                  run_pin_task)
 from console.tasks.in_flight import Step, pin_concurrency
-from console.tasks.sizes import pin_size
+from console.tasks.sizes import pin_size, stat_args
 
 
 def run(ctx):
@@ -48,6 +49,24 @@ def name_in_cluster(cluster, cid):
     return str(info.get("name") or "") if isinstance(info, dict) else None
 
 
+def before_pinning(client, cid, name):
+    """(the name to pin ``cid`` with, its size if the node has its root
+    block already, else None), in one round trip: the pin's name on the
+    node (when the list gives none) and its size, asked together,
+    pipelined. A CID is immutable: its size before the pin is its size
+    after. The name: the list's, else the one its pin already has."""
+    calls = [("files/stat", stat_args(cid))] + ([] if name else [("pin/ls", name_args(cid))])
+    try:
+        answers = client.call_each(calls)
+    except IPFSError:
+        answers = []          # a broken connection: one call at a time, with their retries
+    if not name:
+        name = name_in_answer(answers[1]) if len(answers) > 1 else name_on_node(client, cid)
+    stat = answers[0] if answers else None
+    size = stat.get("CumulativeSize") if isinstance(stat, dict) else None
+    return name, size if type(size) is int else None
+
+
 def node_pinner(ctx, timeout_s):
     """Pin on the node: pin/add with progress, which a cancel interrupts;
     several CIDs at once (in_flight), each thread on its own keep-alive
@@ -61,7 +80,8 @@ def node_pinner(ctx, timeout_s):
         client.stopped = False
         try:
             with ctx.interruptible(client):
-                name = name or name_on_node(client, cid) or default
+                name, size = before_pinning(client, cid, name)
+                name = name or default
                 since = catalogue.now(clock)
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
@@ -77,7 +97,8 @@ def node_pinner(ctx, timeout_s):
             if "deadline exceeded" in str(exc):
                 return "timed out after %d s (%s)" % (timeout_s, plain_error(exc)), None
             return plain_error(exc), None
-        size = pin_size(client, cid)
+        if size is None:
+            size = pin_size(client, cid)
         return None, (name, size if isinstance(size, int) else None, since)
 
     def record(conn, cid, _, data):
