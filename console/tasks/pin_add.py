@@ -61,7 +61,11 @@ def before_pinning(client, cid, name):
     except IPFSError:
         answers = []          # a broken connection: one call at a time, with their retries
     if not name:
-        name = name_in_answer(answers[1]) if len(answers) > 1 else name_on_node(client, cid)
+        answer = answers[1] if len(answers) > 1 else None
+        if answer is None or (isinstance(answer, IPFSError) and answer.transient):
+            name = name_on_node(client, cid)       # asked again, with its retries
+        else:
+            name = name_in_answer(answer)
     stat = answers[0] if answers else None
     size = stat.get("CumulativeSize") if isinstance(stat, dict) else None
     return name, size if type(size) is int else None
