@@ -17,6 +17,7 @@ from console.tasks.sizes import SizeLookups
 LIST_BATCH = 5000      # listed pins written per transaction
 SAVE_BATCH = 4096      # sizes written per transaction
 SAVE_SECONDS = 1.0     # sizes found wait at most this long to be written (the pages show them)
+LISTING_LEAD = 2       # batches of early look-ups waiting while the listing streams
 
 
 def run(ctx):
@@ -199,7 +200,11 @@ class PinSync:
                 count += insert_listed(conn, plain, named)
                 plain, named = [], []
                 if self.early:
-                    self.feed_listed(self.lookups.depth)
+                    # A few look-ups keep the node busy while it lists, not
+                    # so many that the listing (and the catalogue the pages
+                    # wait for) waits behind them: the node serves both from
+                    # the same cores. The full depth comes with step 2.
+                    self.feed_listed(self.lookups.batch * LISTING_LEAD)
                     self.collect()
         count += insert_listed(conn, plain, named)
         ctx.check()
