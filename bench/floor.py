@@ -128,11 +128,21 @@ def look_up_sizes_pipelined(url, cids, concurrency, pipeline):
     return on_threads(run, concurrency)
 
 
+def cpu_seconds(pid):
+    """A process's CPU time so far (user and system), in seconds; 0 without a pid."""
+    if not pid:
+        return 0.0
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--api", required=True, help="the node's RPC API, http://HOST:PORT")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--lookups", type=int, default=-1, help="how many pins to size (default: all listed)")
+    parser.add_argument("--node-pid", type=int, help="the node's process: its CPU time during the look-ups")
     parser.add_argument("--pipeline", type=int, default=console.tasks.sizes.size_pipeline(),
                         help="look-ups per write in the worker's way (default: as the worker)")
     args = parser.parse_args(argv)
@@ -142,13 +152,18 @@ def main(argv=None):
     lookups_s, sized, failed = look_up_sizes(parts.hostname, parts.port, todo, args.concurrency)
     batched_s = read_listing_batched(args.api)
     nameless_s = read_listing_batched(args.api, names=False)
+    node_cpu, own_cpu = cpu_seconds(args.node_pid), os.times()
     pipelined_s = look_up_sizes_pipelined(args.api, todo, args.concurrency, args.pipeline)
+    node_cpu = cpu_seconds(args.node_pid) - node_cpu if args.node_pid else None
+    own_cpu = sum(os.times()[:2]) - sum(own_cpu[:2])
     print(json.dumps({
         "pins": len(cids), "lookups": len(todo), "sized": sized, "failed": failed,
         "concurrency": args.concurrency, "pipeline": args.pipeline,
         "plain": {"listing_s": round(listing_s, 3), "lookups_per_s": round(len(todo) / lookups_s, 1)},
         "batched": {"listing_s": round(batched_s, 3), "lookups_per_s": round(len(todo) / pipelined_s, 1),
                     "listing_without_names_s": round(nameless_s, 3)},
+        "pipelined_cpu": {"node_s": node_cpu and round(node_cpu, 2), "client_s": round(own_cpu, 2),
+                          "wall_s": round(pipelined_s, 3)},
         "listing_s": round(min(listing_s, batched_s), 3),
         "lookups_per_s": round(len(todo) / min(lookups_s, pipelined_s), 1),
     }))

@@ -5,15 +5,19 @@ pin_add task, against the same pins made by a plain client.
     IPFS_BIN=$(sh tests/get_kubo.sh) python3 bench/pin_add.py [--count 100000]
 
 1. Starts a Kubo node of its own (tests/ipfs_node.py: offline, loopback,
-   a temporary repository) and puts 2 x COUNT small raw blocks in it with
+   a temporary repository) and puts 3 x COUNT small raw blocks in it with
    one ``dag/import`` of a CAR file, unpinned.
 2. Pins the first COUNT with IPFSMaster: the list goes through the same
    check and spool as ``POST /pins/add`` (``start_pin_add``), then the real
    worker process runs the task (pin/add with progress and a time-out,
    files/stat, the catalogue written CID by CID). The worker's resident
    memory is sampled twice a second, with the progress it had then.
-3. Pins the other COUNT with a plain client: one keep-alive connection,
-   ``pin/add?arg=CID`` one after the other, nothing else.
+3. Pins the next COUNT with a plain client: one keep-alive connection,
+   ``pin/add?arg=CID`` one after the other, nothing else; and the last
+   COUNT the same way over as many connections as the task has CIDs in
+   flight (``--concurrency``), the fair comparison. The plain client runs
+   in a process of its own at the worker's niceness, so that both get
+   the same share of a busy machine's CPU.
 
 Prints the figures: time and rate of each, and the worker's memory over
 the run (flat: the list streams from its spool file, nothing grows with it).
@@ -28,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +43,7 @@ import console.processes  # noqa: E402
 import console.settings  # noqa: E402
 import console.store  # noqa: E402
 from ipfs_node import IPFSNode  # noqa: E402
+from worker import WORKER_NICENESS  # noqa: E402
 
 
 def varint(value):
@@ -123,31 +129,67 @@ def pin_with_ipfsmaster(node, cids, folder):
     return elapsed, task, pinned, samples, peak
 
 
-def pin_with_plain_client(node, cids):
-    conn = http.client.HTTPConnection("127.0.0.1", node.api_port, timeout=60)
+def plain_client(port, cids, connections):
+    """``pin/add?arg=CID`` for each CID and nothing else, over ``connections``
+    keep-alive connections at once (a thread each, the CIDs dealt out in
+    turn); the seconds it took."""
+    failures = []
+
+    def run(mine):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for cid in mine:
+            conn.request("POST", "/api/v0/pin/add?arg=" + cid, headers={"User-Agent": "bench"})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                failures.append("pin/add %s: HTTP %d %s" % (cid, resp.status, body[:200]))
+                break
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(cids[n::connections],)) for n in range(connections)]
     started = time.perf_counter()
-    for cid in cids:
-        conn.request("POST", "/api/v0/pin/add?arg=" + cid, headers={"User-Agent": "bench"})
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            raise SystemExit("pin/add %s: HTTP %d %s" % (cid, resp.status, body[:200]))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
-    conn.close()
+    if failures:
+        raise SystemExit(failures[0])
     return elapsed
+
+
+def pin_with_plain_client(node, cids, folder, connections=1):
+    """The plain client in a process of its own, at the worker's niceness
+    (worker.py lowers its own priority): both get the same share of the CPU."""
+    path = os.path.join(folder, "plain.txt")
+    with open(path, "w") as f:
+        f.writelines(cid + "\n" for cid in cids)
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--plain", path, "--port", str(node.api_port),
+                          "--concurrency", str(connections)], stdout=subprocess.PIPE, check=True,
+                         preexec_fn=lambda: os.nice(WORKER_NICENESS))
+    return float(out.stdout)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100000, help="CIDs pinned each way (default 100000)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="CIDs in flight: the task's (IPFSMASTER_PIN_CONCURRENCY) and the fair plain client's")
+    parser.add_argument("--plain", help=argparse.SUPPRESS)     # the plain client's own process: its CIDs
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain:
+        with open(args.plain) as f:
+            print(plain_client(args.port, f.read().split(), args.concurrency))
+        return
+    os.environ["IPFSMASTER_PIN_CONCURRENCY"] = str(args.concurrency)
     folder = tempfile.mkdtemp(prefix="ipfsmaster-bench-pin-add-")
     node = IPFSNode(os.path.join(folder, "node"), startup_timeout=120)
     node.start()
     try:
         started = time.perf_counter()
         car = os.path.join(folder, "blocks.car")
-        cids = car_file(car, 2 * args.count)
+        cids = car_file(car, 3 * args.count)
         with open(car, "rb") as f:
             body, headers = node.multipart([("blocks.car", f.read())])
         status, _, data = node.request("dag/import", {"pin-roots": "false"}, body, headers, timeout=1800)
@@ -160,13 +202,18 @@ def main():
         ours, task, pinned, samples, peak = pin_with_ipfsmaster(node, cids[:args.count], folder)
         if task["status"] != "completed" or task["result"]["done"] != args.count:
             raise SystemExit("the pin_add task did not pin everything: %s" % json.dumps(task)[:2000])
-        plain = pin_with_plain_client(node, cids[args.count:])
+        plain = pin_with_plain_client(node, cids[args.count:2 * args.count], folder)
+        fair = pin_with_plain_client(node, cids[2 * args.count:], folder, args.concurrency)
 
-        print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (pin/add with progress, files/stat, catalogue);"
-              " %d in the catalogue with a size" % (args.count, ours, args.count / ours, pinned))
+        print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (%d in flight; pin/ls for the name, pin/add with"
+              " progress, files/stat, catalogue); %d in the catalogue with a size"
+              % (args.count, ours, args.count / ours, args.concurrency, pinned))
         print("plain client: %d CIDs in %.1f s, %.0f CIDs/s (pin/add alone, one keep-alive connection)"
               % (args.count, plain, args.count / plain))
-        print("pin_add / plain: %.2f" % ((args.count / ours) / (args.count / plain)))
+        print("plain client, %d connections: %d CIDs in %.1f s, %.0f CIDs/s (pin/add alone, %d in flight)"
+              % (args.concurrency, args.count, fair, args.count / fair, args.concurrency))
+        print("pin_add / plain: %.2f; pin_add / plain with as many in flight: %.2f"
+              % (plain / ours, fair / ours))
         marks = []
         for fraction in (0.1, 0.25, 0.5, 0.75, 0.9):
             sample = next((s for s in samples if s[1] >= fraction * args.count), None)

@@ -97,16 +97,17 @@ class PeakMemory:
     def __init__(self, pid):
         self.pid = pid
         self.peak = 0.0
+        self.cpu_s = 0.0          # its CPU time when last seen (a worker's, nearly all of it)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self):
         while not self._stop.is_set():
-            value = memory_mb(self.pid)
-            if value is None:
+            value, cpu = memory_mb(self.pid), cpu_seconds(self.pid)
+            if value is None or cpu is None:
                 return
-            self.peak = max(self.peak, value)
+            self.peak, self.cpu_s = max(self.peak, value), cpu
             time.sleep(0.02)
 
     def stop(self):
@@ -133,10 +134,21 @@ def task(server, task_id):
 # Measurements
 # ---------------------------------------------------------------------------
 
-def floor(url, concurrency, lookups):
+def floor(url, concurrency, lookups, node_pid=None):
     out = subprocess.run([sys.executable, os.path.join(HERE, "floor.py"), "--api", url, "--concurrency",
-                          str(concurrency), "--lookups", str(lookups)], stdout=subprocess.PIPE, check=True)
+                          str(concurrency), "--lookups", str(lookups)]
+                         + (["--node-pid", str(node_pid)] if node_pid else []), stdout=subprocess.PIPE, check=True)
     return json.loads(out.stdout)
+
+
+def cpu_seconds(pid):
+    """A process's CPU time so far (user and system), in seconds, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_pollers(server, count):
@@ -169,12 +181,14 @@ def collect_pollers(procs):
     return latencies, errors
 
 
-def sync(server, pollers):
+def sync(server, pollers, node_pid=None):
     """One pin sync, watched: returns its figures. The pollers' processes
-    start first, like pages that are already open."""
+    start first, like pages that are already open. With ``node_pid``, the
+    CPU time the node and the worker used during it too."""
     procs = start_pollers(server, pollers)
     try:
         time.sleep(1.0)
+        node_cpu = cpu_seconds(node_pid) if node_pid else None
         started = time.perf_counter()
         status, answer = request(server, "POST", "/pins/sync")
         if status != 202:
@@ -193,19 +207,25 @@ def sync(server, pollers):
         raise
     memory = PeakMemory(current["pid"]) if current["pid"] else None
     tell_pollers(procs, task_id)
+    shown = None      # when the catalogue was the listing, with sizes still to come (result.phase)
     while current["status"] in ("pending", "running"):
         # Finely near the end, not to add to the time measured; not so
         # often before, not to add to the pollers' load.
         near_end = current["total"] and current["progress"] >= 0.95 * current["total"]
         time.sleep(0.01 if near_end else 0.1)
         current = task(server, task_id)
+        if shown is None and (current.get("result") or {}).get("phase") == "sizes":
+            shown = time.perf_counter() - started
     wall = time.perf_counter() - started
+    if node_cpu is not None:
+        node_cpu = cpu_seconds(node_pid) - node_cpu
     peak = memory.stop() if memory else None
     latencies, errors = collect_pollers(procs)
     if current["status"] != "completed":
         raise SystemExit("the sync ended %s: %s" % (current["status"], current["error_message"]))
     return {"wall_s": wall, "to_running_s": to_running, "worker_peak_mb": peak, "result": current["result"],
-            "latencies_ms": latencies, "poll_errors": errors}
+            "latencies_ms": latencies, "poll_errors": errors, "node_cpu_s": node_cpu, "shown_s": shown,
+            "worker_cpu_s": memory.cpu_s if memory else None}
 
 
 def percentile(values, fraction):
@@ -231,21 +251,22 @@ def bench_kubo(pins, args, work):
     node = kubo_with_pins(pins)
     try:
         version = node.rpc("version")["Version"]
-        figures = bench_node(node.api_url, len(node.pin_ls(type="recursive")), args, os.path.join(work, "kubo"))
+        figures = bench_node(node.api_url, len(node.pin_ls(type="recursive")), args, os.path.join(work, "kubo"),
+                             node_pid=node.pid)
         figures["kubo"] = version
         return figures
     finally:
         node.stop()
 
 
-def bench_node(url, pins, args, work, cluster_api=None):
+def bench_node(url, pins, args, work, cluster_api=None, node_pid=None):
     """Floor, first sync and re-syncs against the node at ``url``, which has
     ``pins`` pins, and the cluster at ``cluster_api`` if given."""
     server = None
     os.makedirs(work, exist_ok=True)
     try:
         lookups = min(pins, args.floor_lookups)
-        measured = floor(url, args.concurrency, lookups)
+        measured = floor(url, args.concurrency, lookups, node_pid)
         db = os.path.join(work, "bench-%d.db" % pins)
         command = [sys.executable, os.path.join(ROOT, "ipfsmaster.py"), "serve", "--port", "0", "--db", db,
                    "--ipfs-api", url] + (["--cluster-api", cluster_api] if cluster_api else [])
@@ -253,7 +274,7 @@ def bench_node(url, pins, args, work, cluster_api=None):
         server = Started(command)
         print("  %d pins: floor listing %.2f s, %d look-ups at %.0f/s" % (
             pins, measured["listing_s"], lookups, measured["lookups_per_s"]), flush=True)
-        first = sync(server, args.pollers)
+        first = sync(server, args.pollers, node_pid)
         print("  first sync %.1f s (%.0f pins/s; %.2f s in the worker), worker peak %.1f MB, poll p99 %.1f ms" % (
             first["wall_s"], pins / first["wall_s"], first["result"]["duration_s"], first["worker_peak_mb"] or 0,
             percentile(first["latencies_ms"], 0.99)), flush=True)
@@ -263,6 +284,9 @@ def bench_node(url, pins, args, work, cluster_api=None):
             print("  re-sync %.2f s, worker peak %.1f MB, poll p99 %.1f ms" % (
                 resyncs[-1]["wall_s"], resyncs[-1]["worker_peak_mb"] or 0,
                 percentile(resyncs[-1]["latencies_ms"], 0.99)), flush=True)
+        changed = None
+        if cluster_api:
+            changed = resync_after_changes(server, cluster_api, db, args)
         conn = sqlite3.connect(db)
         catalogued, unsized = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(size) FROM pins").fetchone()
         conn.close()
@@ -271,17 +295,44 @@ def bench_node(url, pins, args, work, cluster_api=None):
         return {
             "pins": pins, "catalogued": catalogued, "unsized": unsized, "floor": measured,
             "first_sync_s": first["wall_s"], "first_pins_per_s": pins / first["wall_s"],
+            "first_cpu": {"node_s": first["node_cpu_s"], "worker_s": first["worker_cpu_s"]},
+            "first_shown_s": first["shown_s"],
+            "first_worker_peak_mb": first["worker_peak_mb"], "first_poll_p99_ms": percentile(first["latencies_ms"], 0.99),
             "resync_s": statistics.median(run["wall_s"] for run in resyncs),
             "resync_pins_per_s": pins / statistics.median(run["wall_s"] for run in resyncs),
             "worker_peak_mb": max(run["worker_peak_mb"] or 0 for run in runs),
             "to_running_ms": [run["to_running_s"] * 1000 for run in runs],
             "polls": len(latencies), "poll_errors": sum(run["poll_errors"] for run in runs),
             "poll_median_ms": statistics.median(latencies) if latencies else float("nan"),
-            "poll_p99_ms": percentile(latencies, 0.99),
+            "poll_p99_ms": percentile(latencies, 0.99), "changed": changed,
         }
     finally:
         if server:
             server.stop()
+
+
+def resync_after_changes(server, cluster_url, db, args):
+    """Re-syncs through the synthetic cluster after one pin's status
+    changed (one peer fails it, then has it again), and re-syncs where
+    nothing changed but the listing is compared all the same (the
+    catalogue's memory of its last listing forgotten first, as a change by
+    a task would): the seconds of each, the median of ``args.resyncs``."""
+    one, compared = [], []
+    for _ in range(args.resyncs):
+        parts = urlsplit(cluster_url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn.request("POST", "/bench/change-pin")
+        conn.getresponse().read()
+        conn.close()
+        one.append(sync(server, args.pollers)["wall_s"])
+        forget = sqlite3.connect(db)
+        forget.execute("DELETE FROM last_listing")
+        forget.commit()
+        forget.close()
+        compared.append(sync(server, args.pollers)["wall_s"])
+    print("  re-sync after one pin changed %.2f s; compared, nothing changed %.2f s" % (
+        statistics.median(one), statistics.median(compared)), flush=True)
+    return {"one_changed_s": statistics.median(one), "compared_s": statistics.median(compared)}
 
 
 def bench_upload(args, work):
@@ -357,7 +408,16 @@ def targets(sizes, kubo, cluster, upload):
     if node:
         ratio = cluster["resync_s"] / node["resync_s"]
         checks.append(("re-sync through the cluster / re-sync of the node alone", ratio, "<= 3.0", ratio <= 3.0))
+    if cluster and cluster.get("changed"):
+        ratio = cluster["changed"]["one_changed_s"] / cluster["resync_s"]
+        checks.append(("cluster re-sync, one pin changed / none changed", ratio, "<= 1.2", ratio <= 1.2))
     if kubo:
+        ratio = kubo["first_sync_s"] / (kubo["pins"] / kubo["floor"]["lookups_per_s"])
+        checks.append(("first sync on Kubo / look-ups alone", ratio, "<= 1.25", ratio <= 1.25))
+        checks.append(("worker peak RSS during the first sync on Kubo (MB)", kubo["first_worker_peak_mb"], "<= 80",
+                       kubo["first_worker_peak_mb"] <= 80))
+        checks.append(("status poll p99 during the first sync on Kubo (ms)", kubo["first_poll_p99_ms"], "<= 25",
+                       kubo["first_poll_p99_ms"] <= 25))
         ratio = kubo["resync_s"] / kubo["floor"]["listing_s"]
         checks.append(("re-sync on Kubo / listing alone", ratio, "<= 2.0", ratio <= 2.0))
         checks.append(("worker peak RSS on Kubo (MB)", kubo["worker_peak_mb"], "<= 80", kubo["worker_peak_mb"] <= 80))
@@ -410,6 +470,25 @@ def sizes_table(sizes):
     return lines
 
 
+def cpu_lines(kubo):
+    """Where the CPU went: the node's and the client's time during the look-ups alone, and the
+    node's and the worker's during the first sync, against the machine's cores."""
+    cpu, first = kubo["floor"].get("pipelined_cpu") or {}, kubo["first_cpu"]
+    lines = []
+    if kubo.get("first_shown_s") is not None:
+        lines.append("- first sync: every pin in the catalogue (and on the pages) after %.1f s, the sizes after %.1f s"
+                     % (kubo["first_shown_s"], kubo["first_sync_s"]))
+    if cpu.get("node_s") is not None:
+        lines.append("- CPU during the look-ups alone (%.1f s): Kubo %.1f s, the client %.1f s: %.2f of %d cores busy"
+                     % (cpu["wall_s"], cpu["node_s"], cpu["client_s"], (cpu["node_s"] + cpu["client_s"]) / cpu["wall_s"],
+                        os.cpu_count()))
+    if first.get("node_s") is not None and first.get("worker_s") is not None:
+        lines.append("- CPU during the first sync (%.1f s): Kubo %.1f s, the worker %.1f s: %.2f of %d cores busy"
+                     % (kubo["first_sync_s"], first["node_s"], first["worker_s"],
+                        (first["node_s"] + first["worker_s"]) / kubo["first_sync_s"], os.cpu_count()))
+    return lines
+
+
 def report(info, sizes, kubo, cluster, upload, checks, args):
     lines = ["IPFSMaster benchmark, %s" % info["date"],
              "machine: %d CPUs, %s; Python %s, SQLite %s; %s" % (info["cpus"], info["cpu"], info["python"],
@@ -419,14 +498,20 @@ def report(info, sizes, kubo, cluster, upload, checks, args):
         lines += ["Synthetic node (bench/synthetic_node.py):", ""] + sizes_table(sizes) + [""]
     if cluster:
         lines += ["Through a stand-in for IPFS Cluster's REST API (bench/synthetic_node.py --cluster: two peers,"
-                  " every pin pinned on both; sizes from its stand-in Kubo):", ""] + sizes_table([cluster]) + [""]
+                  " every pin pinned on both; sizes from its stand-in Kubo):", ""] + sizes_table([cluster])
+        if cluster.get("changed"):
+            lines += ["- re-sync after one pin's status changed: %.2f s; re-sync where nothing changed: %.2f s"
+                      " (%.2f s when the listing is compared all the same)" % (
+                          cluster["changed"]["one_changed_s"], cluster["resync_s"],
+                          cluster["changed"]["compared_s"])]
+        lines += [""]
     if kubo:
         floor_s = kubo["floor"]["listing_s"] + kubo["pins"] / kubo["floor"]["lookups_per_s"]
         lines += ["Kubo %s (bench/kubo.py: pinned small files, one CIDv0 each; ipfs daemon --offline):" % kubo["kubo"],
                   ""] + sizes_table([kubo]) + [
                   "- first sync / look-up floor: %.2f; against the listing and the look-ups one after the other"
                   " (%.1f s): %.2f" % (kubo["first_pins_per_s"] / kubo["floor"]["lookups_per_s"], floor_s,
-                                       floor_s / kubo["first_sync_s"]), ""]
+                                       floor_s / kubo["first_sync_s"])] + cpu_lines(kubo) + [""]
     if upload:
         lines += ["upload of %d MiB: received in %.1f s, on the node after %.1f s; peak RSS server %.1f MB, "
                   "worker %.1f MB" % (upload["mib"], upload["receive_s"], upload["total_s"],

@@ -25,6 +25,8 @@ rather than the node:
   ``GET /pins`` streams a GlobalPinInfo a line for each pin (two peers, both
   "pinned", as a healthy cluster of two answers), and ``GET /peers`` the two
   peers. The same process then stands for the cluster and the local Kubo.
+  ``POST /bench/change-pin`` (the benchmark's, not the cluster's) flips
+  one pin's second peer between "pinned" and "pin_error".
 
 Every answer leaves in ONE write (headers and body together) over HTTP/1.1
 keep-alive: with separate small writes, Nagle's algorithm meeting delayed ACKs
@@ -74,22 +76,33 @@ def cumulative_size(cid):
 CLUSTER_PEERS = [("12D3KooWSynthPeerA%034d" % 0, "peer-0"), ("12D3KooWSynthPeerB%034d" % 0, "peer-1")]
 
 
-def build_cluster_listing(count, seed):
-    """The cluster's GET /pins stream's body as chunked-encoding pieces."""
+def build_cluster_listing(count, seed, changed=None):
+    """The cluster's GET /pins stream's body as chunked-encoding pieces.
+    ``changed``: {pin number: how many times its second peer's status has
+    changed}; an odd count shows that peer failing the pin."""
+    changed = changed or {}
+    return [cluster_piece(start, count, seed, changed) for start in range(0, count, PIECE_PINS)]
+
+
+def cluster_piece(start, count, seed, changed):
+    """The chunks of pins ``start`` to ``start + PIECE_PINS`` of the cluster's listing."""
     allocations = json.dumps([peer for peer, _ in CLUSTER_PEERS]).encode()
-    peer_map = b",".join(
-        b'"%s":{"peername":"%s","ipfs_peer_id":"12D3KooWSynthKubo%s","status":"pinned",'
-        b'"timestamp":"2026-11-30T12:00:00Z","error":"","attempt_count":0,"priority_pin":false}'
-        % (peer.encode(), name.encode(), name.encode()) for peer, name in CLUSTER_PEERS)
-    pieces = []
-    for start in range(0, count, PIECE_PINS):
-        lines = []
-        for number in range(start, min(count, start + PIECE_PINS)):
-            line = (b'{"cid":"%s","name":"","allocations":%s,"origins":[],"created":"2026-11-30T12:00:00Z",'
-                    b'"metadata":null,"peer_map":{%s}}\n' % (pin_cid(seed, number), allocations, peer_map))
-            lines.append(b"%x\r\n%s\r\n" % (len(line), line))
-        pieces.append(b"".join(lines))
-    return pieces
+
+    def peer_map(failing):
+        return b",".join(
+            b'"%s":{"peername":"%s","ipfs_peer_id":"12D3KooWSynthKubo%s","status":"%s",'
+            b'"timestamp":"2026-11-30T12:00:00Z","error":"%s","attempt_count":0,"priority_pin":false}'
+            % (peer.encode(), name.encode(), name.encode(), b"pin_error" if failing and n else b"pinned",
+               b"synthetic failure" if failing and n else b"") for n, (peer, name) in enumerate(CLUSTER_PEERS))
+
+    healthy = peer_map(False)
+    lines = []
+    for number in range(start, min(count, start + PIECE_PINS)):
+        line = (b'{"cid":"%s","name":"","allocations":%s,"origins":[],"created":"2026-11-30T12:00:00Z",'
+                b'"metadata":null,"peer_map":{%s}}\n' % (pin_cid(seed, number), allocations,
+                                                         peer_map(True) if changed.get(number, 0) % 2 else healthy))
+        lines.append(b"%x\r\n%s\r\n" % (len(line), line))
+    return b"".join(lines)
 
 
 def build_listing(count, seed):
@@ -213,6 +226,11 @@ class NodeProtocol(asyncio.Protocol):
         length = int(headers.get(b"content-length", b"0") or 0)
         parts = urlsplit(target)
         command = parts.path[len("/api/v0/"):] if parts.path.startswith("/api/v0/") else None
+        if method == "POST" and self.node.cluster_listing is not None and parts.path == "/bench/change-pin":
+            # Not IPFS Cluster's: the benchmark's way to change one pin's status.
+            self.skip_body(length)
+            self.reply(json_answer({"changed": self.node.change_pin()}))
+            return
         if method == "GET" and self.node.cluster_listing is not None and parts.path in ("/pins", "/peers"):
             self.skip_body(length)
             if parts.path == "/pins":
@@ -413,6 +431,16 @@ class SyntheticNode:
     def __init__(self, pins, seed, cluster=False):
         self.listing = build_listing(pins, seed)
         self.cluster_listing = build_cluster_listing(pins, seed) if cluster else None
+        self.pins, self.seed, self.changed = pins, seed, {}
+
+    def change_pin(self):
+        """Flip the status of the second peer of one pin, in the middle of the
+        listing (failing, then pinned again); returns its number."""
+        number = self.pins // 2
+        self.changed[number] = self.changed.get(number, 0) + 1
+        start = number - number % PIECE_PINS
+        self.cluster_listing[start // PIECE_PINS] = cluster_piece(start, self.pins, self.seed, self.changed)
+        return number
 
 
 async def serve(node, host, port):

@@ -237,16 +237,12 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
                 (listing_started,)).rowcount
         # Each peer's status of each pin: the cluster's, or none for a node
         # alone; a status a task recorded since the listing began stays.
-        conn.execute("DELETE FROM pin_peers WHERE cid NOT IN (SELECT cid FROM touched_pins)")
-        conn.execute("DELETE FROM pin_replication WHERE cid NOT IN (SELECT cid FROM touched_pins)")
         if not cluster:
+            conn.execute("DELETE FROM pin_peers WHERE cid NOT IN (SELECT cid FROM touched_pins)")
+            conn.execute("DELETE FROM pin_replication WHERE cid NOT IN (SELECT cid FROM touched_pins)")
             conn.execute("DELETE FROM cluster_peers")
         else:
-            listed = " WHERE cid IN (SELECT cid FROM pins) AND cid NOT IN (SELECT cid FROM touched_pins) ORDER BY cid"
-            conn.execute("INSERT OR REPLACE INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
-                         " SELECT * FROM listed_peers" + listed)
-            conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error)"
-                         " SELECT * FROM listed_replication" + listed)
+            apply_cluster_statuses(conn)
         # A removal's mark is needed only by a listing older than it.
         conn.execute("DELETE FROM pin_removals WHERE removed_at < ?", (listing_started,))
         # Remembered only if the catalogue is now exactly the listing: not
@@ -255,6 +251,32 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
         if not touched and stats(conn)["count"] == total:
             conn.execute("INSERT INTO last_listing (id, digest, count) VALUES (1, ?, ?)", (digest, total))
     return added, updated, removed
+
+
+def apply_cluster_statuses(conn):
+    """Bring ``pin_peers`` and ``pin_replication`` in line with the listing's
+    (``listed_peers``, ``listed_replication``), inside apply_listing's
+    transaction, writing only the rows that differ: a re-sync after one
+    pin's status changed writes that pin's rows, not two rows a pin. Rows
+    of pins a task touched since the listing began (``touched_pins``) stay
+    as the task left them."""
+    conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_peers_key ON listed_peers(cid, peer_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_replication_cid ON listed_replication(cid)")
+    untouched = " AND cid NOT IN (SELECT cid FROM touched_pins)"
+    conn.execute("DELETE FROM pin_peers WHERE NOT EXISTS (SELECT 1 FROM listed_peers l WHERE l.cid = pin_peers.cid"
+                 " AND l.peer_id = pin_peers.peer_id AND pin_peers.cid IN (SELECT cid FROM pins))" + untouched)
+    conn.execute("DELETE FROM pin_replication WHERE NOT EXISTS (SELECT 1 FROM listed_replication l"
+                 " WHERE l.cid = pin_replication.cid AND pin_replication.cid IN (SELECT cid FROM pins))" + untouched)
+    # In CID order, the catalogue's keys are walked, not jumped around.
+    conn.execute("INSERT OR REPLACE INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
+                 " SELECT * FROM listed_peers l WHERE cid IN (SELECT cid FROM pins)" + untouched +
+                 " AND NOT EXISTS (SELECT 1 FROM pin_peers p WHERE p.cid = l.cid AND p.peer_id = l.peer_id"
+                 " AND p.peername IS l.peername AND p.status IS l.status AND p.error IS l.error"
+                 " AND p.updated_at IS l.updated_at) ORDER BY cid")
+    conn.execute("INSERT OR REPLACE INTO pin_replication (cid, wanted, pinned, in_error)"
+                 " SELECT * FROM listed_replication l WHERE cid IN (SELECT cid FROM pins)" + untouched +
+                 " AND NOT EXISTS (SELECT 1 FROM pin_replication r WHERE r.cid = l.cid AND r.wanted IS l.wanted"
+                 " AND r.pinned IS l.pinned AND r.in_error IS l.in_error) ORDER BY cid")
 
 
 # ---------------------------------------------------------------------------

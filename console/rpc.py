@@ -209,6 +209,34 @@ class IPFSClient:
                 raise IPFSError("IPFS %s answered something that is not JSON" % command)
         return self._retrying(attempt)
 
+    def call_each(self, calls):
+        """Several commands, ``(command, params)`` each, pipelined on the
+        keep-alive connection as ``call_many`` sends them: one write, the
+        answers read back in order. Returns a parsed value or the node's
+        IPFSError for each (a shorter list if the node closed the connection
+        part-way); a broken connection raises a transient IPFSError."""
+        lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
+        name = "[%s]" % self.host if ":" in self.host else self.host   # an IPv6 address
+        host = name if self.port in (80, 443) else "%s:%d" % (name, self.port)
+        requests = "".join("POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n"
+                           % (self._url(command, params), host, lines) for command, params in calls)
+        answers = []
+        try:
+            self._connection()
+            self._sock.sendall(requests.encode("latin-1"))
+            reader = AnswerReader(self._sock, len(calls), self._shapes)
+            for command, _ in calls:
+                status, body, closing = reader.next()
+                answers.append(_parse_answers(command, [body])[0] if status == 200 else self._error_for(
+                    command, status, body.decode("utf-8", "replace")))
+                if closing:
+                    self.close()
+                    break
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.close()
+            raise self._unreachable(exc)
+        return answers
+
     def call_many(self, command, args, params=()):
         """The same command for each of several arguments (``arg=``), with the
         same other ``params``, pipelined.
@@ -349,14 +377,30 @@ class IPFSClient:
         return True
 
     def _read_body(self, command, resp):
-        """A streamed answer's body, piece by piece."""
+        """A streamed answer's body, piece by piece.
+
+        A chunked answer read to its end, trailers and all, leaves the
+        connection where the next request can follow (keep-alive): only the
+        answer's file is closed, which http.client takes for the answer's
+        end. Anything else (an error, a stream left half-read, an answer
+        that ends with the connection) closes the connection.
+        """
+        reusable = False
         try:
-            yield from chunked_body(Buffered(resp.fp.read1)) if resp.chunked else _plain(resp)
+            if resp.chunked:
+                source = Buffered(resp.fp.read1)
+                yield from chunked_body(source)
+                reusable = not resp.will_close and source.pos == len(source.buf)
+            else:
+                yield from _plain(resp)
         except (OSError, http.client.HTTPException) as exc:
             raise self._broke_off(command, exc)
         finally:
             # The response was read past http.client's bookkeeping.
-            self.close()
+            if reusable and not self.stopped:
+                resp.close()
+            else:
+                self.close()
 
 
 class ClusterClient(IPFSClient):

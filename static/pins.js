@@ -494,6 +494,11 @@ let tableRefresh = { at: 0, progress: 0 };
 function syncSummary(task) {
   if (task.status === "running") {
     if (!task.total) return null;
+    if (sizesPending(task)) {
+      return t("sync.sizesProgress", {
+        progress: formatNumber(task.progress), total: formatNumber(task.total), pct: task.percentage,
+      });
+    }
     return t("sync.progress", {
       progress: formatNumber(task.progress), total: formatNumber(task.total), pct: task.percentage,
     });
@@ -507,10 +512,16 @@ function syncSummary(task) {
   return t(task.status === "failed" ? "sync.failed" : "sync.cancelled");
 }
 
+/** Whether a sync has applied its listing and is still looking up sizes (the catalogue is shown meanwhile). */
+function sizesPending(task) {
+  return Boolean(task && task.status === "running" && task.result && task.result.phase === "sizes");
+}
+
 const syncPanel = new TaskPanel(document.getElementById("sync-task"), {
   summary: syncSummary, showType: false, dismissable: false, idPrefix: "sync",
   onUpdate: (task) => {
     $("#sync-button").disabled = Boolean(task && isActive(task));
+    $("#sizes-pending").hidden = !sizesPending(task);
     // Let the table fill while the sync writes, without reloading it every second.
     if (task && isActive(task) && task.progress !== tableRefresh.progress
         && Date.now() - tableRefresh.at >= TABLE_REFRESH_MS) {

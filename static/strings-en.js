@@ -410,4 +410,6 @@ export const EN = {
   "tokens.keep": "Keep it",
   "tokens.revoked": "Revoked {name}: it opens nothing any more.",
   "tokens.none": "No tokens yet.",
+  "sync.sizesProgress": "Catalogue updated; looking up sizes: {progress} of {total} pins · {pct}%",
+  "summary.sizesPending": "The pins are all here; their sizes are still being looked up and fill in as the sync goes on.",
 };

@@ -403,4 +403,6 @@ export const ZH = {
   "tokens.keep": "保留",
   "tokens.revoked": "已吊销 {name}：它不再能打开任何内容。",
   "tokens.none": "还没有令牌。",
+  "sync.sizesProgress": "目录已更新；正在查询大小：{progress} / {total} 个固定项 · {pct}%",
+  "summary.sizesPending": "固定项已全部列出；大小仍在查询中，同步进行时会陆续填入。",
 };

@@ -43,6 +43,10 @@ class FakeNode(ThreadingHTTPServer):
         self.pin_calls = collections.Counter()   # cid -> pin/add calls
         self.garbage = []              # CIDs the next repo/gc removes
         self.repo_size = 100000
+        self.connections = 0           # connections the node accepted
+        self.pinning = 0               # pin/add answers under way now
+        self.most_pinning = 0          # the most there were at once
+        self.requests = []             # (command, arg) of every request, in the order they came
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), FakeNodeHandler)
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
@@ -68,6 +72,11 @@ class FakeNode(ThreadingHTTPServer):
 class FakeNodeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+
     def log_message(self, *args):
         pass
 
@@ -78,6 +87,7 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         node = self.server
         with node.lock:
             node.calls[command + ("?size-only" if args.get("size-only") == "true" else "")] += 1
+            node.requests.append((command, args.get("arg")))
         if command == "pin/ls" and "arg" in args:
             entry = node.pins.get(args["arg"])
             if entry is None or entry.get("Type", "recursive") != args.get("type", "recursive"):
@@ -108,7 +118,9 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 self.answer({"Message": "not unixfs node (proto: can't skip unknown wire type 6)", "Code": 0,
                              "Type": "error"}, 500)
             else:
-                stat = {"Hash": cid, "CumulativeSize": node.sizes.get(cid, 1), "Type": "file"}
+                # A block the node has is the size pinning it records, pinned or not yet (a CID's size is its own).
+                size = node.sizes.get(cid, 100 + len(cid) if cid in node.have else 1)
+                stat = {"Hash": cid, "CumulativeSize": size, "Type": "file"}
                 if args.get("with-local") == "true":
                     stat.update(WithLocality=True, SizeLocal=node.local_sizes.get(cid, stat["CumulativeSize"]))
                 self.answer(stat)
@@ -162,7 +174,14 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
             return
         steps = int(node.pin_delay.get(cid, 0) / 0.05)
         lines = [{"Progress": step} for step in range(steps)] + [{"Pins": [cid]}]
-        self.stream(lines, delay=0.05, then=lambda: node.add(cid, 100 + len(cid), args.get("name")))
+        with node.lock:
+            node.pinning += 1
+            node.most_pinning = max(node.most_pinning, node.pinning)
+        try:
+            self.stream(lines, delay=0.05, then=lambda: node.add(cid, 100 + len(cid), args.get("name")))
+        finally:
+            with node.lock:
+                node.pinning -= 1
 
     def stream(self, objects, delay=0.0, then=None):
         """A streamed answer, one chunk a line, ``delay`` seconds apart."""

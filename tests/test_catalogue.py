@@ -145,3 +145,48 @@ def test_two_tasks_on_one_cid_leave_what_the_node_has(db):
     assert console.catalogue.store_pin(db, "y", "", 10, since=now(db)) is True     # pinned again after
     assert console.catalogue.remove_pin(db, "y", since=before_unpin) is False
     assert [row[0] for row in db.execute("SELECT cid FROM pins")] == ["y"]
+
+
+def count_writes(conn, tables=("pin_peers", "pin_replication")):
+    """Temporary triggers that count every row inserted, updated or deleted in ``tables``."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS writes (tbl TEXT, n INTEGER)")
+    conn.execute("DELETE FROM writes")
+    for table in tables:
+        conn.execute("INSERT INTO writes VALUES (?, 0)", (table,))
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS count_%s_%s AFTER %s ON main.%s BEGIN"
+                         " UPDATE writes SET n = n + 1 WHERE tbl = '%s'; END" % (table, event, event, table, table))
+    return lambda: dict(conn.execute("SELECT tbl, n FROM writes").fetchall())
+
+
+def test_a_cluster_re_sync_writes_only_the_rows_that_changed(db):
+    pins = ["cid%03d" % n for n in range(100)]
+
+    def cluster_listing(changed=None, gone=None):
+        peers = [(pin, peer, peer, "pin_error" if (pin, peer) == changed else "pinned")
+                 for pin in pins for peer in ("p1", "p2") if (pin, peer) != gone]
+        replication = [(pin, 2, sum(1 for row in peers if row[0] == pin and row[3] == "pinned"),
+                        sum(1 for row in peers if row[0] == pin and row[3] == "pin_error")) for pin in pins]
+        listing(db, pins, peers, replication)
+
+    cluster_listing()
+    console.catalogue.apply_listing(db, now(db), 100, "first", True, False)
+    assert db.execute("SELECT COUNT(*) FROM pin_peers").fetchone()[0] == 200
+    writes = count_writes(db)
+    cluster_listing()                        # nothing changed
+    console.catalogue.apply_listing(db, now(db), 100, "same", True, False)
+    assert writes() == {"pin_peers": 0, "pin_replication": 0}
+    cluster_listing(changed=("cid042", "p2"))          # one peer failed one pin
+    console.catalogue.apply_listing(db, now(db), 100, "one", True, False)
+    # That peer's row of that pin, and that pin's replication: one row each.
+    assert writes() == {"pin_peers": 1, "pin_replication": 1}
+    assert db.execute("SELECT status FROM pin_peers WHERE cid = 'cid042' AND peer_id = 'p2'").fetchone()[0] \
+        == "pin_error"
+    assert console.catalogue.cluster_summary(db)["pins_in_error"] == 1
+    cluster_listing(gone=("cid007", "p1"))              # a peer no longer lists a pin; cid042 recovered
+    console.catalogue.apply_listing(db, now(db), 100, "two", True, False)
+    assert db.execute("SELECT COUNT(*) FROM pin_peers").fetchone()[0] == 199
+    assert console.catalogue.cluster_summary(db)["pins_in_error"] == 0
+    assert [tuple(row) for row in db.execute("SELECT cid, wanted, pinned, in_error FROM pin_replication"
+                                              " WHERE cid IN ('cid007', 'cid042') ORDER BY cid")] == [
+        ("cid007", 2, 1, 0), ("cid042", 2, 2, 0)]

@@ -86,11 +86,12 @@ def test_a_bulk_pin_stops_within_a_few_cids_of_a_cancel(live_server, ipfs_node):
     after = len(set(cids) & set(ipfs_node.pin_ls(type="recursive")))
     assert task["status"] == "cancelled" and task["result"]["done"] < len(cids)
     assert after - before <= 100, "%d CIDs were pinned after the cancel" % (after - before)
-    # Each CID the task counted is in the catalogue and on the node; the one in hand when the cancel
-    # cut its request may have been pinned by the node all the same (the next sync catalogues it).
+    # Each CID the task counted is in the catalogue and on the node; those in hand when the cancel
+    # cut their requests (four at once) may have been pinned by the node all the same (the next sync
+    # catalogues them).
     catalogued = set(cids) & set(catalogue(live_server.db_path))
     assert len(catalogued) == task["result"]["done"] and catalogued <= set(ipfs_node.pin_ls(type="recursive"))
-    assert after - task["result"]["done"] in (0, 1)
+    assert 0 <= after - task["result"]["done"] <= 4
 
 
 def test_a_pin_that_never_comes_times_out_and_the_next_one_is_done(make_live_server, isolated_ipfs_node):

@@ -321,3 +321,21 @@ def test_a_look_up_that_fails_after_its_retries_does_not_start_the_listing_again
     assert task["error_message"] == "IPFS files/stat failed: the node is busy"
     assert node.listings == 1
     assert "starting it again" not in capsys.readouterr().out
+
+
+def test_while_the_listing_streams_only_a_few_look_ups_wait(settings, db, node, small_batches, monkeypatch, capsys):
+    """The node serves the listing and the look-ups from the same cores: a
+    few look-ups keep it busy, more would hold back the listing, which the
+    catalogue (and the pages) wait for."""
+    fill(node, 2000)
+    node.lookup_delay = 0.002
+    waiting = []
+    real_feed = console.tasks.pin_sync.PinSync.feed_listed
+
+    def feed_listed(self, lead):
+        real_feed(self, lead)
+        waiting.append(self.lookups.todo.qsize())
+    monkeypatch.setattr(console.tasks.pin_sync.PinSync, "feed_listed", feed_listed)
+    task = sync(settings, db, node)
+    assert task["status"] == "completed" and task["result"]["sized"] == 2000
+    assert len(waiting) >= 2 and max(waiting) <= console.tasks.pin_sync.LISTING_LEAD

@@ -227,7 +227,9 @@ def test_pin_add_shows_the_current_cid_and_the_nodes_progress(settings, db, fake
     assert final["status"] == "completed" and "current" not in final["result"]
 
 
-def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(settings, db, fake_node, spawned):
+def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(settings, db, fake_node, spawned,
+                                                                             monkeypatch):
+    monkeypatch.setenv("IPFSMASTER_PIN_CONCURRENCY", "1")     # one CID at a time: see the next test for several
     fake_node.have.update(cid(n) for n in range(1, 6))
     fake_node.pin_delay[cid(3)] = 30.0
     task_id = start(settings, db, "pin_add", fake_node, lines(*[cid(n) for n in range(1, 6)] + [cid(9)]))
@@ -240,7 +242,10 @@ def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(set
     assert time.monotonic() - started < 5
     task = console.store.task_as_json(console.store.get_task(db, task_id))
     assert task["status"] == "cancelled" and task["retryable"]
-    assert task["result"]["done"] == 2 and task["result"]["next_index"] == 2
+    # cid(3), in hand when it stopped, is owed on the undone file; the list goes on after it.
+    assert task["result"]["done"] == 2 and task["result"]["next_index"] == 3
+    with open(settings.files.undone(task_id), encoding="utf-8") as f:
+        assert f.read() == cid(3) + "\t\n"
 
     retry_id = console.control.retry_task(settings, db, task_id)
     fake_node.pin_delay.clear()

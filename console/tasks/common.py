@@ -15,6 +15,7 @@ from console import catalogue, psa
 from console.catalogue import cluster_pin_rows
 from console.framing import IPFSError
 from console.store import connect, get_task
+from console.tasks.in_flight import Step, run_in_flight
 
 MAX_ERROR_DETAILS = 10       # error details kept in a task's result
 CLUSTER_POLL_S = 0.5
@@ -147,16 +148,34 @@ class PinItems:
             yield from self._fresh(item)
             result["next_index"] = index + 1
 
+    def positions(self):
+        """(cid, name, kind, index, fresh) of every item, in order: ``kind``
+        and ``index`` say where a retry would take up from it (see
+        in_flight); a duplicate comes with ``fresh`` False, counted."""
+        for index, item in enumerate(read_items(self.ctx.files.inherited(self.ctx.task_id))):
+            yield item + ("inherited_next", index, self._first(item))
+        for index, item in enumerate(self.source(self.start), self.start):
+            yield item + ("next_index", index, self._first(item))
+
+    def _first(self, item):
+        if self.conn.execute("INSERT OR IGNORE INTO seen (cid) VALUES (?)", (item[0],)).rowcount:
+            return True
+        self.result["duplicates"] += 1
+        self.ctx.advance(1)
+        return False
+
+    def owe(self, cid, name):
+        """An item begun and not finished: on the undone file, for a retry."""
+        self.undone.write("%s\t%s\n" % (cid, name))
+        self.undone.flush()
+
     def remaining(self, total):
         """How many items this run has: all of them, or what a predecessor left."""
         return self.inherited + max(0, total - self.start)
 
     def _fresh(self, item):
-        if self.conn.execute("INSERT OR IGNORE INTO seen (cid) VALUES (?)", (item[0],)).rowcount:
+        if self._first(item):
             yield item
-        else:
-            self.result["duplicates"] += 1
-            self.ctx.advance(1)
 
     def done(self, cid):
         self.result["done"] += 1
@@ -174,9 +193,10 @@ class PinItems:
         self.undone.close()
 
 
-def run_pin_task(ctx, source, total, act, verb):
+def run_pin_task(ctx, source, total, act, verb, workers=1):
     """The loop pin_add and pin_remove share: each item through ``act``,
-    which returns None when it is done, else the sentence that says why not."""
+    which returns None when it is done, else the sentence that says why not;
+    or, given an in_flight.Step as ``act``, ``workers`` items at once."""
     conn = connect(ctx.db_path)
     ctx.result = dict({"done": 0, "failed": 0, "duplicates": 0, "error_details": []}, **ctx.result)
     items = PinItems(ctx, conn, source)
@@ -184,7 +204,9 @@ def run_pin_task(ctx, source, total, act, verb):
     started = time.monotonic()
     try:
         ctx.log("%s %s..." % (verb, count_of(ctx.total, "CID")))
-        for cid, name in items:
+        if isinstance(act, Step):
+            run_in_flight(ctx, conn, items, act, workers)
+        for cid, name in () if isinstance(act, Step) else items:
             ctx.check()
             ctx.current_item = cid
             error = act(conn, cid, name)
@@ -213,14 +235,29 @@ def store_console_pin(conn, cid, name, size, since=None):
     return stored
 
 
+def name_args(cid):
+    """The pin/ls call that asks for ``cid``'s recursive pin and its name."""
+    return [("arg", cid), ("type", "recursive"), ("names", "true")]
+
+
 def name_on_node(client, cid):
     """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
     try:
-        keys = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")]).get("Keys")
+        answer = client.call("pin/ls", name_args(cid))
     except IPFSError as exc:
         if exc.transient:
             raise
         return None         # "not pinned"
+    return name_in_answer(answer)
+
+
+def name_in_answer(answer):
+    """The name in a pin/ls answer for one CID ('' for none), or None if it is not pinned."""
+    if isinstance(answer, IPFSError):
+        if answer.transient:
+            raise answer
+        return None
+    keys = answer.get("Keys") if isinstance(answer, dict) else None
     for entry in (keys or {}).values():
         return str(entry.get("Name") or "") if isinstance(entry, dict) else ""
     return None

@@ -49,8 +49,7 @@ def run(ctx):
         ctx.log("%s points to %s now; pinning it" % (name, cid))
         ctx.current_item = cid
         pinned_before = already_pinned(ctx, conn, client, cid)
-        pin = cluster_pinner(ctx, client, timeout_s) if ctx.cluster_api else node_pinner(ctx, client, timeout_s)
-        error = pin(conn, cid, name)
+        error = pin_one(ctx, conn, client, timeout_s, cid, name)
         ctx.result.pop("current", None)
         if error is not None:
             raise IPFSError("could not pin %s: %s" % (cid, error))
@@ -65,6 +64,17 @@ def run(ctx):
         return result
     finally:
         conn.close()
+
+
+def pin_one(ctx, conn, client, timeout_s, cid, name):
+    """Pin ``cid`` named ``name`` as pin_add would, and catalogue it; the node's sentence if it failed, else None."""
+    if ctx.cluster_api:
+        return cluster_pinner(ctx, client, timeout_s)(conn, cid, name)
+    step = node_pinner(ctx, timeout_s)
+    error, data = step.remote(client, conn, cid, name)
+    if error is None:
+        step.record(conn, cid, name, data)
+    return error
 
 
 def already_pinned(ctx, conn, client, cid):

@@ -16,9 +16,10 @@ from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
 from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
-from console.tasks.common import (follow_cluster_pin, name_on_node, plain_error, run_pin_task,
-                                  store_console_pin)
-from console.tasks.sizes import pin_size
+from console.tasks.common import (follow_cluster_pin, name_args, name_in_answer, name_on_node, plain_error,
+                                  run_pin_task, store_console_pin)
+from console.tasks.in_flight import Step, pin_concurrency
+from console.tasks.sizes import pin_size, stat_args
 
 
 def run(ctx):
@@ -29,12 +30,12 @@ def run(ctx):
     ctx.result = {"invalid": int(params.get("invalid", 0)), "invalid_lines": params.get("invalid_lines", [])}
     if not os.path.exists(path):
         raise IPFSError("the list of CIDs to pin is gone (%s)" % os.path.basename(path))
-    client = ctx.client(timeout=timeout_s + 30.0)
     if ctx.cluster_api:
-        pin, verb = cluster_pinner(ctx, client, timeout_s), "Pinning through the cluster"
+        pin, verb = cluster_pinner(ctx, ctx.client(timeout=timeout_s + 30.0), timeout_s), "Pinning through the cluster"
     else:
-        pin, verb = node_pinner(ctx, client, timeout_s), "Pinning"
-    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb)
+        pin, verb = node_pinner(ctx, timeout_s), "Pinning"
+    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb,
+                        workers=pin_concurrency())
 
 
 def name_in_cluster(cluster, cid):
@@ -48,22 +49,49 @@ def name_in_cluster(cluster, cid):
     return str(info.get("name") or "") if isinstance(info, dict) else None
 
 
-def node_pinner(ctx, client, timeout_s):
-    """Pin on the node: pin/add with progress, which a cancel interrupts."""
+def before_pinning(client, cid, name):
+    """(the name to pin ``cid`` with, its size if the node has its root
+    block already, else None), in one round trip: the pin's name on the
+    node (when the list gives none) and its size, asked together,
+    pipelined. A CID is immutable: its size before the pin is its size
+    after. The name: the list's, else the one its pin already has."""
+    calls = [("files/stat", stat_args(cid))] + ([] if name else [("pin/ls", name_args(cid))])
+    try:
+        answers = client.call_each(calls)
+    except IPFSError:
+        answers = []          # a broken connection: one call at a time, with their retries
+    if not name:
+        answer = answers[1] if len(answers) > 1 else None
+        if answer is None or (isinstance(answer, IPFSError) and answer.transient):
+            name = name_on_node(client, cid)       # asked again, with its retries
+        else:
+            name = name_in_answer(answer)
+    stat = answers[0] if answers else None
+    size = stat.get("CumulativeSize") if isinstance(stat, dict) else None
+    return name, size if type(size) is int else None
+
+
+def node_pinner(ctx, timeout_s):
+    """Pin on the node: pin/add with progress, which a cancel interrupts;
+    several CIDs at once (in_flight), each thread on its own keep-alive
+    connection. The CID the task shows (``result.current``) is the oldest
+    in flight, with the node's progress on it."""
     default = ctx.params.get("default_name") or ""
 
-    def pin(conn, cid, name):
-        ctx.result["current"] = {"cid": cid, "blocks": 0}
+    def remote(client, clock, cid, name):
+        if ctx.current_item in (None, cid):
+            ctx.result["current"] = {"cid": cid, "blocks": 0}
         client.stopped = False
         try:
             with ctx.interruptible(client):
-                name = name or name_on_node(client, cid) or default
-                since = catalogue.now(conn)
+                name, size = before_pinning(client, cid, name)
+                name = name or default
+                since = catalogue.now(clock)
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
                     args.append(("name", name))
                 for obj in client.stream("pin/add", args):
-                    if isinstance(obj, dict) and "Progress" in obj:
+                    if isinstance(obj, dict) and "Progress" in obj and ctx.current_item == cid:
                         ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
         except IPFSError as exc:
             if ctx.stopping:
@@ -71,13 +99,17 @@ def node_pinner(ctx, client, timeout_s):
             if exc.transient:
                 raise
             if "deadline exceeded" in str(exc):
-                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc))
-            return plain_error(exc)
-        size = pin_size(client, cid)
-        store_console_pin(conn, cid, name, size if isinstance(size, int) else None, since=since)
-        return None
+                return "timed out after %d s (%s)" % (timeout_s, plain_error(exc)), None
+            return plain_error(exc), None
+        if size is None:
+            size = pin_size(client, cid)
+        return None, (name, size if isinstance(size, int) else None, since)
 
-    return pin
+    def record(conn, cid, _, data):
+        name, size, since = data
+        store_console_pin(conn, cid, name, size, since=since)
+
+    return Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
 
 
 def cluster_pinner(ctx, client, timeout_s):

@@ -16,6 +16,8 @@ from console.tasks.sizes import SizeLookups
 
 LIST_BATCH = 5000      # listed pins written per transaction
 SAVE_BATCH = 4096      # sizes written per transaction
+SAVE_SECONDS = 1.0     # sizes found wait at most this long to be written (the pages show them)
+LISTING_LEAD = 2       # batches of early look-ups waiting while the listing streams
 
 
 def run(ctx):
@@ -49,6 +51,13 @@ class PinSync:
 
     When the listing has the same bytes as the last one applied, there is
     nothing to store or compare (see ``list_pins``): only step 3 is left.
+
+    ``result["phase"]`` says which step runs: "listing" until the catalogue
+    is the listing, "sizes" while sizes are still being looked up (the
+    pages show the pins, and say so), gone at the end. Each step's writes
+    are whole: step 2 in one transaction, step 3 a batch of sizes at a
+    time, so a worker killed in step 3 leaves the listing applied and the
+    sizes it had not written unknown, for the next sync to look up.
     """
 
     def __init__(self, ctx, conn):
@@ -71,6 +80,7 @@ class PinSync:
         self.into_listed = []       # (size, rowid, cid) from early look-ups, before step 2
         self.late = []              # (size, cid) from early look-ups, after step 2
         self.into_pins = []         # (size, id, cid) from step 3
+        self.saved_at = time.monotonic()   # when sizes were last written to the catalogue
 
     def run(self):
         ctx, conn, result = self.ctx, self.conn, self.result
@@ -78,6 +88,7 @@ class PinSync:
         try:
             ctx.log("Fetching pins from IPFS...")
             ctx.current_item = "Fetching pins from IPFS..."
+            result["phase"] = "listing"
             listing_started = conn.execute("SELECT " + NOW_PRECISE).fetchone()[0]
             self.early = bool(conn.execute("SELECT count = unsized FROM pin_stats").fetchone()[0])
             total = result["total"] = self.list_pins()
@@ -91,7 +102,16 @@ class PinSync:
                 ctx.advance(total - conn.execute("SELECT unsized FROM pin_stats").fetchone()[0])
             else:
                 self.apply_listing(listing_started)
+            unsized = conn.execute("SELECT unsized FROM pin_stats").fetchone()[0]
+            if unsized:
+                # The catalogue is the listing now, on the pages too; what
+                # is left are sizes, written as they come. A worker that
+                # dies from here on leaves the listing applied and those
+                # sizes unknown: the next sync looks them up.
+                result["phase"] = "sizes"
+                ctx.log("Catalogue updated; looking up %d sizes" % unsized)
             self.look_up_sizes()
+            result.pop("phase", None)
             ctx.current_item = None
             ctx.advance(max(0, total - ctx.progress))
             ctx.log("Sync completed: %d pins synced" % total)
@@ -180,7 +200,11 @@ class PinSync:
                 count += insert_listed(conn, plain, named)
                 plain, named = [], []
                 if self.early:
-                    self.feed_listed(self.lookups.depth)
+                    # A few look-ups keep the node busy while it lists, not
+                    # so many that the listing (and the catalogue the pages
+                    # wait for) waits behind them: the node serves both from
+                    # the same cores. The full depth comes with step 2.
+                    self.feed_listed(self.lookups.batch * LISTING_LEAD)
                     self.collect()
         count += insert_listed(conn, plain, named)
         ctx.check()
@@ -259,6 +283,9 @@ class PinSync:
                     self.save_late()
                 if exhausted and self.lookups.idle:
                     return
+                if (self.late or self.into_pins) and time.monotonic() - self.saved_at >= SAVE_SECONDS:
+                    self.save_late()
+                    self.save_pins()
                 self.ctx.check()
                 self.collect(wait=True)
         finally:
@@ -351,12 +378,14 @@ class PinSync:
             self.into_listed = []
 
     def save_late(self):
+        self.saved_at = time.monotonic()
         if self.late:
             catalogue.save_sizes_by_cid(self.conn, self.late)
             self.skip.difference_update(cid for _, cid in self.late)
             self.late = []
 
     def save_pins(self):
+        self.saved_at = time.monotonic()
         if self.into_pins:
             catalogue.save_sizes(self.conn, self.into_pins)
             self.into_pins = []
