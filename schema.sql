@@ -66,7 +66,11 @@ CREATE TABLE IF NOT EXISTS pins (
     -- when a sync, a pin task or an upload last wrote this row (or its
     -- cluster status); with milliseconds, so a sync can tell rows written
     -- after its listing began, and leave them alone
-    synced_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+    synced_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    -- when a pin task or an upload asked the node for this pin (as
+    -- synced_at); NULL when only a sync wrote it. Two tasks on one CID: the
+    -- one that asked the node last is what the node has, whichever wrote first
+    asked_at TEXT
 );
 
 -- Sorting the pins page at any size: each sort key with id as tie-breaker.
@@ -124,7 +128,9 @@ END;
 -- before it may still hold the pin, and must not put it back.
 CREATE TABLE IF NOT EXISTS pin_removals (
     cid TEXT PRIMARY KEY,                       -- the pin that was removed
-    removed_at TEXT NOT NULL                    -- when, with milliseconds (as pins.synced_at)
+    removed_at TEXT NOT NULL,                   -- when, with milliseconds (as pins.synced_at)
+    asked_at TEXT                               -- when the node was asked to unpin it (as pins.asked_at);
+                                                -- NULL only in rows older than the column
 ) WITHOUT ROWID;
 
 -- IPFS Cluster: each peer's status of each pin, as the last sync through the

@@ -60,30 +60,35 @@ def now(conn):
 def store_pin(conn, cid, name, size, rename=False, since=None):
     """Insert or refresh a recursive pin; ``rename``: its name becomes
     ``name`` even if the pin was known under another. ``since``: when the
-    node was asked to pin it; a removal recorded since then is newer news
-    (another task unpinned it after), and the pin is left out. True if stored."""
+    node was asked to pin it; an unpin asked since then is newer news
+    (another task unpinned it after, and the node, which takes pins and
+    unpins in turn, did it after), and the pin is left out. True if stored."""
     with transaction(conn):
-        if since is not None and conn.execute("SELECT 1 FROM pin_removals WHERE cid = ? AND removed_at >= ?",
-                                              (cid, since)).fetchone():
+        if since is not None and conn.execute("SELECT 1 FROM pin_removals WHERE cid = ?"
+                                              " AND COALESCE(asked_at, removed_at) >= ?", (cid, since)).fetchone():
             return False
         conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
         conn.execute(
-            "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
+            "INSERT INTO pins (cid, type, name, size, asked_at) VALUES (?, 'recursive', ?, ?, COALESCE(?, "
+            + NOW_PRECISE + "))"
             " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
-            " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at",
-            (cid, name, size, 1 if rename else 0))
+            " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at,"
+            " asked_at = excluded.asked_at",
+            (cid, name, size, since, 1 if rename else 0))
     return True
 
 
 def remove_pin(conn, cid, since=None):
     """The node (or the cluster) no longer pins ``cid``. ``since``: when the
-    node was asked to unpin it; a pin recorded after then is newer news
+    node was asked to unpin it; a pin asked after then is newer news
     (another task pinned it again after), and it stays. True if removed."""
     with transaction(conn):
-        if since is not None and conn.execute("SELECT 1 FROM pins WHERE cid = ? AND synced_at > ?",
+        # A pin only a sync wrote (asked_at NULL) was never asked for: the unpin stands.
+        if since is not None and conn.execute("SELECT 1 FROM pins WHERE cid = ? AND asked_at > ?",
                                               (cid, since)).fetchone():
             return False
-        conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at) VALUES (?, " + NOW_PRECISE + ")", (cid,))
+        conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at, asked_at) VALUES (?, %s, COALESCE(?, %s))"
+                     % (NOW_PRECISE, NOW_PRECISE), (cid, since))
         conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))

@@ -18,7 +18,7 @@ from console import registry
 from console.errors import AlreadyRetried, TaskConflict
 from console.shipped import read_shipped_file
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30000
 # A request waits this long at most for the write lock, then answers 503:
 # the lock may be a sync's catalogue update, which can take minutes.
@@ -109,6 +109,8 @@ UPGRADES = {
         ("exclusive_group", "TEXT"), ("started_at_precise", "TEXT"), ("completed_at_precise", "TEXT")]),
     3: lambda conn: None,     # pin_removals, created by schema.sql
     4: lambda conn: add_columns(conn, "background_tasks", [("partial", "INTEGER NOT NULL DEFAULT 0")]),
+    5: lambda conn: (add_columns(conn, "pins", [("asked_at", "TEXT")]),
+                     add_columns(conn, "pin_removals", [("asked_at", "TEXT")])),
 }
 
 

@@ -190,3 +190,30 @@ def test_a_cluster_re_sync_writes_only_the_rows_that_changed(db):
     assert [tuple(row) for row in db.execute("SELECT cid, wanted, pinned, in_error FROM pin_replication"
                                               " WHERE cid IN ('cid007', 'cid042') ORDER BY cid")] == [
         ("cid007", 2, 1, 0), ("cid042", 2, 2, 0)]
+
+
+def after(conn, stamp):
+    """The catalogue's time, once it is past ``stamp``."""
+    while True:
+        now_stamp = conn.execute("SELECT " + console.store.NOW_PRECISE).fetchone()[0]
+        if now_stamp > stamp:
+            return now_stamp
+
+
+def test_the_task_that_asked_the_node_last_wins_whichever_records_first(db):
+    """The node takes pins and unpins in turn, in the order they were asked:
+    a pin asked first but recorded after the unpin was asked must not outlive
+    the unpin's record, nor an unpin asked first hide a pin asked after it."""
+    asked_pin = now(db)
+    asked_unpin = after(db, asked_pin)
+    after(db, asked_unpin)
+    assert console.catalogue.store_pin(db, "x", "", 10, since=asked_pin) is True     # recorded after the unpin was asked
+    assert console.catalogue.remove_pin(db, "x", since=asked_unpin) is True
+    assert db.execute("SELECT COUNT(*) FROM pins").fetchone()[0] == 0
+
+    asked_unpin = after(db, asked_unpin)
+    asked_pin = after(db, asked_unpin)
+    after(db, asked_pin)
+    assert console.catalogue.remove_pin(db, "y", since=asked_unpin) is True          # recorded after the pin was asked
+    assert console.catalogue.store_pin(db, "y", "", 10, since=asked_pin) is True
+    assert [row[0] for row in db.execute("SELECT cid FROM pins")] == ["y"]
