@@ -349,6 +349,9 @@ CREATE TABLE IF NOT EXISTS psa_unpins (
 -- changed. A row exists only while the catalogue's rows for that pin are
 -- exactly what its line says: any other write to the pin deletes it.
 CREATE TABLE IF NOT EXISTS pin_line_digests (
-    cid TEXT PRIMARY KEY,                       -- the pin (a row of pins)
+    id INTEGER PRIMARY KEY,                     -- the pin: its pins.id (the row goes with the pin)
     digest BLOB NOT NULL                        -- BLAKE2b (16 bytes) of the pin's line, as the cluster sent it
-) WITHOUT ROWID;
+);
+CREATE TRIGGER IF NOT EXISTS pins_line_digest_delete AFTER DELETE ON pins BEGIN
+    DELETE FROM pin_line_digests WHERE id = OLD.id;
+END;

@@ -50,6 +50,10 @@ PIN_FILTERS = {
 }
 
 
+# Any write to a pin but a listing's: its line in the cluster's listing is
+# no longer known to be what its rows say (see apply_listing's ``lines``).
+FORGET_LINE = "DELETE FROM pin_line_digests WHERE id IN (SELECT id FROM pins WHERE cid = ?)"
+
 # ---------------------------------------------------------------------------
 # One pin at a time
 # ---------------------------------------------------------------------------
@@ -70,7 +74,7 @@ def store_pin(conn, cid, name, size, rename=False, since=None):
                                               (cid, since)).fetchone():
             return False
         conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
-        conn.execute("DELETE FROM pin_line_digests WHERE cid = ?", (cid,))
+        conn.execute(FORGET_LINE, (cid,))
         conn.execute(
             "INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)"
             " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
@@ -88,10 +92,10 @@ def remove_pin(conn, cid, since=None):
                                               (cid, since)).fetchone():
             return False
         conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at) VALUES (?, " + NOW_PRECISE + ")", (cid,))
+        conn.execute(FORGET_LINE, (cid,))
         conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
-        conn.execute("DELETE FROM pin_line_digests WHERE cid = ?", (cid,))
     return True
 
 
@@ -120,7 +124,7 @@ def record_cluster_status(conn, obj):
     with transaction(conn):
         if not conn.execute("UPDATE pins SET synced_at = " + NOW_PRECISE + " WHERE cid = ?", (counts[0],)).rowcount:
             return
-        conn.execute("DELETE FROM pin_line_digests WHERE cid = ?", (counts[0],))
+        conn.execute(FORGET_LINE, (counts[0],))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (counts[0],))
         conn.executemany("INSERT INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
                          " VALUES (?, ?, ?, ?, ?, ?)", statuses)
@@ -195,7 +199,7 @@ def line_digests(conn):
     cluster's last applied listing (see apply_listing's ``lines``)."""
     cursor = conn.cursor()
     cursor.row_factory = None
-    return dict(cursor.execute("SELECT d.digest, p.id FROM pin_line_digests d JOIN pins p ON p.cid = d.cid"))
+    return dict(cursor.execute("SELECT digest, id FROM pin_line_digests"))
 
 
 def apply_listing(conn, listing_started, total, digest, cluster, sized, lines=False):
@@ -281,7 +285,7 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized, lines=Fa
 def apply_lines(conn, listing_started, total, digest, sized):
     """apply_listing of the changed lines of a cluster's listing (see its ``lines``)."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched_pins (cid TEXT PRIMARY KEY) WITHOUT ROWID")
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (cid TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (cid TEXT PRIMARY KEY, id) WITHOUT ROWID")
     conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
     added = updated = removed = 0
     with transaction(conn):
@@ -292,9 +296,15 @@ def apply_lines(conn, listing_started, total, digest, sized):
         # Gone: catalogued before the listing began, not in it, and not
         # known by a line it had (a pin without a digest was not).
         conn.execute("DELETE FROM gone")
-        conn.execute("INSERT INTO gone SELECT cid FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)"
-                     " AND (id IN (SELECT id FROM unseen) OR cid NOT IN (SELECT cid FROM pin_line_digests))",
-                     (listing_started,))
+        if conn.execute("SELECT COUNT(*) FROM pin_line_digests").fetchone()[0] == stats(conn)["count"]:
+            # Every pin has its digest (the rows go with the pins): only those unseen can be gone.
+            conn.execute("INSERT INTO gone SELECT cid, id FROM pins WHERE id IN (SELECT id FROM unseen)"
+                         " AND synced_at < ? AND cid NOT IN (SELECT cid FROM listed)", (listing_started,))
+        else:
+            conn.execute("INSERT INTO gone SELECT cid, id FROM pins WHERE synced_at < ?"
+                         " AND cid NOT IN (SELECT cid FROM listed)"
+                         " AND (id IN (SELECT id FROM unseen) OR id NOT IN (SELECT id FROM pin_line_digests))",
+                         (listing_started,))
         removed = conn.execute("DELETE FROM pins WHERE cid IN (SELECT cid FROM gone)").rowcount
         updated = conn.execute(
             "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
@@ -313,9 +323,9 @@ def apply_lines(conn, listing_started, total, digest, sized):
             (listing_started,)).rowcount
         # Only the listed pins' rows and the gone pins' are compared.
         apply_cluster_statuses(conn, " AND cid IN (SELECT cid FROM listed UNION ALL SELECT cid FROM gone)")
-        conn.execute("DELETE FROM pin_line_digests WHERE cid IN (SELECT cid FROM gone)")
-        conn.execute("INSERT OR REPLACE INTO pin_line_digests (cid, digest) SELECT cid, digest FROM listed_digests"
-                     " WHERE cid IN (SELECT cid FROM pins) AND cid NOT IN (SELECT cid FROM touched_pins)")
+        conn.execute("DELETE FROM pin_line_digests WHERE id IN (SELECT id FROM gone)")
+        conn.execute("INSERT OR REPLACE INTO pin_line_digests (id, digest) SELECT p.id, d.digest FROM listed_digests d"
+                     " JOIN pins p ON p.cid = d.cid WHERE p.cid NOT IN (SELECT cid FROM touched_pins)")
         conn.execute("DELETE FROM pin_removals WHERE removed_at < ?", (listing_started,))
         conn.execute("DELETE FROM last_listing")
         if not touched and stats(conn)["count"] == total:
