@@ -51,6 +51,9 @@ class PinSync:
 
     When the listing has the same bytes as the last one applied, there is
     nothing to store or compare (see ``list_pins``): only step 3 is left.
+    Through a cluster, whose listing carries each peer's news, step 1 keeps
+    only the lines that changed since the catalogue last applied them (see
+    ``store_changed_lines``), and step 2 applies those and the pins gone.
 
     ``result["phase"]`` says which step runs: "listing" until the catalogue
     is the listing, "sizes" while sizes are still being looked up (the
