@@ -315,8 +315,8 @@ def resync_after_changes(server, cluster_url, db, args):
     """Re-syncs through the synthetic cluster after one pin's status
     changed (one peer fails it, then has it again), and re-syncs where
     nothing changed but the listing is compared all the same (the
-    catalogue's memory of its last listing and of each pin's line forgotten
-    first): the seconds of each, the median of ``args.resyncs``."""
+    catalogue's memory of its last listing forgotten first, as a change by
+    a task would): the seconds of each, the median of ``args.resyncs``."""
     one, compared = [], []
     for _ in range(args.resyncs):
         parts = urlsplit(cluster_url)
@@ -327,7 +327,6 @@ def resync_after_changes(server, cluster_url, db, args):
         one.append(sync(server, args.pollers)["wall_s"])
         forget = sqlite3.connect(db)
         forget.execute("DELETE FROM last_listing")
-        forget.execute("DELETE FROM pin_line_digests")
         forget.commit()
         forget.close()
         compared.append(sync(server, args.pollers)["wall_s"])
