@@ -349,3 +349,15 @@ CREATE TABLE IF NOT EXISTS psa_unpins (
     cid_key TEXT NOT NULL,                          -- its codec and multihash (see psa_requests)
     requested_at TEXT NOT NULL DEFAULT (datetime('now'))  -- when its last request ended (UTC)
 ) WITHOUT ROWID;
+
+-- IPFS Cluster: a digest of each pin's line in the cluster's last applied
+-- listing, so that a re-sync parses and compares only the lines that
+-- changed. A row exists only while the catalogue's rows for that pin are
+-- exactly what its line says: any other write to the pin deletes it.
+CREATE TABLE IF NOT EXISTS pin_line_digests (
+    id INTEGER PRIMARY KEY,                     -- the pin: its pins.id (the row goes with the pin)
+    digest BLOB NOT NULL                        -- BLAKE2b (16 bytes) of the pin's line, as the cluster sent it
+);
+CREATE TRIGGER IF NOT EXISTS pins_line_digest_delete AFTER DELETE ON pins BEGIN
+    DELETE FROM pin_line_digests WHERE id = OLD.id;
+END;

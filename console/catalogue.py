@@ -11,7 +11,10 @@ One rule keeps them from undoing each other: every change to a pin marks
 its row (``pins.synced_at``, to the millisecond), and a removal leaves a
 mark of its own (``pin_removals``); a listing, which may have begun before
 such a change, applies only to rows that no change touched after it began,
-and never puts back a pin removed after it began. What a task did while a
+and never puts back a pin removed after it began. Through IPFS Cluster a
+re-sync reads only the listing's lines that changed (``pin_line_digests``
+keeps a digest of each pin's line while its rows are exactly that line),
+so every other write to a pin forgets its digest. What a task did while a
 sync listed is what the node has now; the listing is older news. The same
 holds between two tasks on one CID: a pin task's record carries when it
 asked the node (``since``), and a change recorded after that wins.
@@ -47,6 +50,10 @@ PIN_FILTERS = {
 }
 
 
+# Any write to a pin but a listing's: its line in the cluster's listing is
+# no longer known to be what its rows say (see apply_listing's ``lines``).
+FORGET_LINE = "DELETE FROM pin_line_digests WHERE id IN (SELECT id FROM pins WHERE cid = ?)"
+
 # ---------------------------------------------------------------------------
 # One pin at a time
 # ---------------------------------------------------------------------------
@@ -68,6 +75,7 @@ def store_pin(conn, cid, name, size, rename=False, since=None):
                                               " AND COALESCE(asked_at, removed_at) >= ?", (cid, since)).fetchone():
             return False
         conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
+        conn.execute(FORGET_LINE, (cid,))
         conn.execute(
             "INSERT INTO pins (cid, type, name, size, asked_at) VALUES (?, 'recursive', ?, ?, COALESCE(?, "
             + NOW_PRECISE + "))"
@@ -89,6 +97,7 @@ def remove_pin(conn, cid, since=None):
             return False
         conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at, asked_at) VALUES (?, %s, COALESCE(?, %s))"
                      % (NOW_PRECISE, NOW_PRECISE), (cid, since))
+        conn.execute(FORGET_LINE, (cid,))
         conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
@@ -120,6 +129,7 @@ def record_cluster_status(conn, obj):
     with transaction(conn):
         if not conn.execute("UPDATE pins SET synced_at = " + NOW_PRECISE + " WHERE cid = ?", (counts[0],)).rowcount:
             return
+        conn.execute(FORGET_LINE, (counts[0],))
         conn.execute("DELETE FROM pin_peers WHERE cid = ?", (counts[0],))
         conn.executemany("INSERT INTO pin_peers (cid, peer_id, peername, status, error, updated_at)"
                          " VALUES (?, ?, ?, ?, ?, ?)", statuses)
@@ -189,7 +199,15 @@ def compare(conn, listing_started):
     return found, kept, changed, removable
 
 
-def apply_listing(conn, listing_started, total, digest, cluster, sized):
+def line_digests(conn):
+    """{digest: pin id} of every pin whose rows are exactly its line in the
+    cluster's last applied listing (see apply_listing's ``lines``)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    return dict(cursor.execute("SELECT digest, id FROM pin_line_digests"))
+
+
+def apply_listing(conn, listing_started, total, digest, cluster, sized, lines=False):
     """Bring the catalogue in line with the complete listing in the temporary
     tables ``listed`` (and, through a cluster, ``listed_peers`` and
     ``listed_replication``), in one transaction; returns (added, updated, removed).
@@ -203,7 +221,17 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
     CID, which the "still there" count relies on; a pin listed without a
     name has none (Kubo and IPFS Cluster leave an empty name out).
     ``sized``: the listing carries sizes found on the way.
+
+    ``lines`` (through a cluster): ``listed`` holds only the lines of the
+    listing whose digest is not in ``pin_line_digests``, their digests in
+    the temporary table ``listed_digests`` (cid, digest), and ``unseen``
+    (id) the pins whose known digest the listing did not have: the other
+    pins are as their lines say. A pin is gone if it is neither listed nor
+    known by a digest the listing had. The new digests are written in the
+    same transaction, for the pins that now are their lines.
     """
+    if lines:
+        return apply_lines(conn, listing_started, total, digest, sized)
     if not stats(conn)["count"]:
         found = kept = changed = removable = 0   # an empty catalogue: all is new
     else:
@@ -248,6 +276,7 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
             conn.execute("DELETE FROM cluster_peers")
         else:
             apply_cluster_statuses(conn)
+        conn.execute("DELETE FROM pin_line_digests")
         # A removal's mark is needed only by a listing older than it.
         conn.execute("DELETE FROM pin_removals WHERE removed_at < ?", (listing_started,))
         # Remembered only if the catalogue is now exactly the listing: not
@@ -258,7 +287,58 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized):
     return added, updated, removed
 
 
-def apply_cluster_statuses(conn):
+def apply_lines(conn, listing_started, total, digest, sized):
+    """apply_listing of the changed lines of a cluster's listing (see its ``lines``)."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched_pins (cid TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (cid TEXT PRIMARY KEY, id) WITHOUT ROWID")
+    conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_cid ON listed(cid)")
+    added = updated = removed = 0
+    with transaction(conn):
+        conn.execute("DELETE FROM touched_pins")
+        conn.execute("INSERT INTO touched_pins SELECT cid FROM pins WHERE synced_at >= ?", (listing_started,))
+        touched = conn.execute("SELECT EXISTS (SELECT 1 FROM touched_pins) OR EXISTS (SELECT 1 FROM pin_removals"
+                               " WHERE removed_at >= ?)", (listing_started,)).fetchone()[0]
+        # Gone: catalogued before the listing began, not in it, and not
+        # known by a line it had (a pin without a digest was not).
+        conn.execute("DELETE FROM gone")
+        if conn.execute("SELECT COUNT(*) FROM pin_line_digests").fetchone()[0] == stats(conn)["count"]:
+            # Every pin has its digest (the rows go with the pins): only those unseen can be gone.
+            conn.execute("INSERT INTO gone SELECT cid, id FROM pins WHERE id IN (SELECT id FROM unseen)"
+                         " AND synced_at < ? AND cid NOT IN (SELECT cid FROM listed)", (listing_started,))
+        else:
+            conn.execute("INSERT INTO gone SELECT cid, id FROM pins WHERE synced_at < ?"
+                         " AND cid NOT IN (SELECT cid FROM listed)"
+                         " AND (id IN (SELECT id FROM unseen) OR id NOT IN (SELECT id FROM pin_line_digests))",
+                         (listing_started,))
+        removed = conn.execute("DELETE FROM pins WHERE cid IN (SELECT cid FROM gone)").rowcount
+        updated = conn.execute(
+            "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
+            " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), ''),"
+            " synced_at = " + NOW_PRECISE +
+            " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+            " WHERE p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, ''))",
+            (listing_started,)).rowcount
+        if sized:
+            conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
+                         " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size IS NOT NULL)")
+        added = conn.execute(
+            "INSERT OR IGNORE INTO pins (cid, type, name, size)"
+            " SELECT cid, type, COALESCE(name, ''), size FROM listed"
+            " WHERE cid NOT IN (SELECT cid FROM pin_removals WHERE removed_at >= ?) ORDER BY cid",
+            (listing_started,)).rowcount
+        # Only the listed pins' rows and the gone pins' are compared.
+        apply_cluster_statuses(conn, " AND cid IN (SELECT cid FROM listed UNION ALL SELECT cid FROM gone)")
+        conn.execute("DELETE FROM pin_line_digests WHERE id IN (SELECT id FROM gone)")
+        conn.execute("INSERT OR REPLACE INTO pin_line_digests (id, digest) SELECT p.id, d.digest FROM listed_digests d"
+                     " JOIN pins p ON p.cid = d.cid WHERE p.cid NOT IN (SELECT cid FROM touched_pins)")
+        conn.execute("DELETE FROM pin_removals WHERE removed_at < ?", (listing_started,))
+        conn.execute("DELETE FROM last_listing")
+        if not touched and stats(conn)["count"] == total:
+            conn.execute("INSERT INTO last_listing (id, digest, count) VALUES (1, ?, ?)", (digest, total))
+    return added, updated, removed
+
+
+def apply_cluster_statuses(conn, only=""):
     """Bring ``pin_peers`` and ``pin_replication`` in line with the listing's
     (``listed_peers``, ``listed_replication``), inside apply_listing's
     transaction, writing only the rows that differ: a re-sync after one
@@ -267,7 +347,7 @@ def apply_cluster_statuses(conn):
     as the task left them."""
     conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_peers_key ON listed_peers(cid, peer_id)")
     conn.execute("CREATE INDEX IF NOT EXISTS temp.listed_replication_cid ON listed_replication(cid)")
-    untouched = " AND cid NOT IN (SELECT cid FROM touched_pins)"
+    untouched = " AND cid NOT IN (SELECT cid FROM touched_pins)" + only
     conn.execute("DELETE FROM pin_peers WHERE NOT EXISTS (SELECT 1 FROM listed_peers l WHERE l.cid = pin_peers.cid"
                  " AND l.peer_id = pin_peers.peer_id AND pin_peers.cid IN (SELECT cid FROM pins))" + untouched)
     conn.execute("DELETE FROM pin_replication WHERE NOT EXISTS (SELECT 1 FROM listed_replication l"

@@ -5,7 +5,7 @@ dict of pins, over HTTP/1.1 keep-alive with pipelining, and counts every
 look-up, so that a test can say exactly which pins were looked up and how
 often. What it serves is set per test: pins with or without names, pins that
 are not UnixFS (files/stat fails, block/stat answers), pins whose block is
-missing (both fail), raw listing lines, a listing cut short, slow look-ups,
+missing (both fail), IPFS Cluster's listing of pins (GET /pins), raw listing lines, a listing cut short, slow look-ups,
 look-ups answered with raw bytes (garbage) or an HTTP error status, and a
 listing that pauses half-way.
 The real-node tests (Kubo) stay the proof that the worker speaks to a node.
@@ -47,6 +47,7 @@ class FakeNode(ThreadingHTTPServer):
         self.pinning = 0               # pin/add answers under way now
         self.most_pinning = 0          # the most there were at once
         self.requests = []             # (command, arg) of every request, in the order they came
+        self.cluster = {}              # cid -> IPFS Cluster's GlobalPinInfo, listed by GET /pins
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), FakeNodeHandler)
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
@@ -155,6 +156,20 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 self.answer({"Message": "block was not found locally (offline)", "Code": 0, "Type": "error"}, 500)
         else:
             self.answer({"Message": "unknown command", "Code": 0, "Type": "error"}, 404)
+
+    def do_GET(self):
+        """IPFS Cluster's REST API, its listing only: GET /pins (a GlobalPinInfo
+        a line, for the pins of ``cluster``) and GET /peers (none)."""
+        path = urlsplit(self.path).path
+        node = self.server
+        with node.lock:
+            node.requests.append(("GET " + path, None))
+            node.listings += path == "/pins"
+            objects = [dict(info, cid=cid) for cid, info in node.cluster.items()] if path == "/pins" else []
+        if path in ("/pins", "/peers"):
+            self.stream(objects)
+        else:
+            self.answer({"message": "not found", "code": 404}, 404)
 
     def answer(self, value, status=200):
         body = json.dumps(value).encode() + b"\n"

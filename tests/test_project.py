@@ -277,7 +277,8 @@ def test_no_module_is_past_800_lines():
     assert max(lengths.values()) <= 800 and lengths["ipfsmaster.py"] <= 150 and lengths["worker.py"] <= 150
 
 
-CATALOGUE_TABLES = ("pins", "pin_peers", "pin_replication", "cluster_peers", "last_listing")
+CATALOGUE_TABLES = ("pins", "pin_peers", "pin_replication", "cluster_peers", "last_listing",
+                    "pin_line_digests")
 CATALOGUE_WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM|REPLACE\s+INTO)\s+(?:%s)\b"
                              % "|".join(CATALOGUE_TABLES), re.IGNORECASE)
 

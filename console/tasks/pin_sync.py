@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from console import catalogue
-from console.framing import IPFSError, json_batches
+from console.framing import MAX_LINE, IPFSError, json_batches
 from console.store import NOW_PRECISE, connect, transaction
 from console.tasks.common import note_error
 from console.tasks.sizes import SizeLookups
@@ -51,6 +51,9 @@ class PinSync:
 
     When the listing has the same bytes as the last one applied, there is
     nothing to store or compare (see ``list_pins``): only step 3 is left.
+    Through a cluster, whose listing carries each peer's news, step 1 keeps
+    only the lines that changed since the catalogue last applied them (see
+    ``store_changed_lines``), and step 2 applies those and the pins gone.
 
     ``result["phase"]`` says which step runs: "listing" until the catalogue
     is the listing, "sizes" while sizes are still being looked up (the
@@ -67,6 +70,7 @@ class PinSync:
         self.early = False          # whether look-ups start with the listing
         self.digest = None          # the listing's SHA-256, as it is read
         self.unchanged = False      # whether the listing is the one last applied
+        self.lines = False          # whether ``listed`` holds only the cluster's changed lines
         self.applied = False        # whether step 2 is done
         self.lookups = None         # the SizeLookups at work
         self.listing_command = None  # what the listing is called in error messages
@@ -145,6 +149,9 @@ class PinSync:
                      " (cid NOT NULL, peer_id NOT NULL, peername, status, error, updated_at)")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_replication (cid NOT NULL, wanted, pinned, in_error)")
         last = catalogue.last_listing(conn)
+        if ctx.cluster_api:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed_digests (cid NOT NULL, digest NOT NULL)")
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS unseen (id INTEGER PRIMARY KEY)")
         client = ctx.pins_client()
         self.listing_command = client.LISTING
         for attempt in range(1, client.attempts + 1):
@@ -156,6 +163,8 @@ class PinSync:
             try:
                 with ctx.interruptible(client):
                     pieces = self.hashed(client.pin_listing())
+                    if ctx.cluster_api:
+                        return self.store_changed_lines(pieces)
                     if last is None:
                         return self.store_listing(pieces)
                     with tempfile.TemporaryFile(prefix="ipfsmaster-listing-") as spool:
@@ -213,6 +222,68 @@ class PinSync:
             raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
         return count
 
+    def store_changed_lines(self, pieces):
+        """Through a cluster: hash each line of the listing's ``pieces`` and
+        parse into ``listed`` only those whose digest the catalogue does not
+        know (``pin_line_digests``), their digests into ``listed_digests``;
+        the pins whose known digest did not come go into ``unseen``. When
+        every line is known and every pin was seen, the listing is the
+        catalogue (``unchanged``). Returns the count of lines."""
+        conn = self.conn
+        for table in ("listed_digests", "unseen"):
+            conn.execute("DELETE FROM " + table)
+        known = catalogue.line_digests(conn)
+        unknown = conn.execute("SELECT COUNT(*) FROM pins").fetchone()[0] - len(known)
+        self.lines = True
+        count = parsed = 0
+        changed, digests = [], []
+        pending = b""
+        blake2b = hashlib.blake2b
+        for piece in pieces:
+            *lines, pending = (pending + piece).split(b"\n")
+            for line in lines:
+                digest = blake2b(line, digest_size=16).digest()
+                if known.pop(digest, None) is not None:
+                    count += 1
+                elif line.strip():
+                    changed.append(line)
+                    digests.append(digest)
+            if len(changed) >= LIST_BATCH:
+                parsed += self.store_lines(changed, digests)
+                changed, digests = [], []
+            if len(pending) > MAX_LINE:
+                raise IPFSError("IPFS %s sent a line longer than %d bytes" % (self.listing_command, MAX_LINE))
+        if pending.strip():
+            changed.append(pending)
+            digests.append(blake2b(pending, digest_size=16).digest())
+        parsed += self.store_lines(changed, digests)
+        self.ctx.check()
+        bad = conn.execute("SELECT cid FROM listed WHERE typeof(cid) <> 'text' OR cid = '' LIMIT 1").fetchone()
+        if bad:
+            raise IPFSError("IPFS pin/ls sent an entry without a CID: %r" % ({"Cid": bad[0]},))
+        with transaction(conn):
+            conn.executemany("INSERT OR IGNORE INTO unseen (id) VALUES (?)", ((key,) for key in known.values()))
+        self.unchanged = not parsed and not known and not unknown
+        return count + parsed
+
+    def store_lines(self, lines, digests):
+        """Parse the cluster's ``lines`` into ``listed`` and the rest, and their
+        ``digests`` into ``listed_digests``; returns the count."""
+        if not lines:
+            return 0
+        objects = [obj for batch in json_batches(self.listing_command, [b"\n".join(lines)]) for obj in batch]
+        pins = self.cluster_pins(objects)
+        with transaction(self.conn):
+            self.conn.executemany("INSERT INTO listed_digests VALUES (?, ?)",
+                                  zip((pin["Cid"] for pin in pins), digests))
+        plain, named = [], []
+        add_listed(pins, plain, named)
+        count = insert_listed(self.conn, plain, named)
+        if self.early:
+            self.feed_listed(self.lookups.batch * LISTING_LEAD)
+            self.collect()
+        return count
+
     def cluster_pins(self, objects):
         """The cluster's GlobalPinInfo objects as pin/ls entries; each peer's
         status of each pin, and the pin's replication, go to their own tables."""
@@ -258,7 +329,8 @@ class PinSync:
         ctx.current_item = "Comparing with the catalogue..."
         ctx.check()
         result["added"], result["updated"], result["removed"] = catalogue.apply_listing(
-            conn, listing_started, result["total"], self.digest.hexdigest(), bool(ctx.cluster_api), self.early)
+            conn, listing_started, result["total"], self.digest.hexdigest(), bool(ctx.cluster_api), self.early,
+            self.lines)
         self.applied = True
         result["unchanged"] = result["total"] - result["added"] - result["updated"]
         if not self.early:
