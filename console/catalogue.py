@@ -64,44 +64,82 @@ def now(conn):
     return conn.execute("SELECT " + NOW_PRECISE).fetchone()[0]
 
 
-def store_pin(conn, cid, name, size, rename=False, since=None):
+def store_pin(conn, cid, name, size, rename=False, since=None, on_node=None):
     """Insert or refresh a recursive pin; ``rename``: its name becomes
-    ``name`` even if the pin was known under another. ``since``: when the
-    node was asked to pin it; an unpin asked since then is newer news
-    (another task unpinned it after, and the node, which takes pins and
-    unpins in turn, did it after), and the pin is left out. True if stored."""
+    ``name`` even if the pin was known under another. True if stored.
+
+    ``since``: when the node was asked to pin it. An unpin another task
+    recorded since then may have crossed this pin on the node, in either
+    order: ``on_node()``, if given, asks the node whether it pins ``cid``
+    now, and that decides; otherwise (or if the node cannot say) the task
+    that asked the node last wins.
+    """
     with transaction(conn):
-        if since is not None and conn.execute("SELECT 1 FROM pin_removals WHERE cid = ?"
-                                              " AND COALESCE(asked_at, removed_at) >= ?", (cid, since)).fetchone():
-            return False
-        conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
-        conn.execute(FORGET_LINE, (cid,))
-        conn.execute(
-            "INSERT INTO pins (cid, type, name, size, asked_at) VALUES (?, 'recursive', ?, ?, COALESCE(?, "
-            + NOW_PRECISE + "))"
-            " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
-            " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at,"
-            " asked_at = excluded.asked_at",
-            (cid, name, size, since, 1 if rename else 0))
+        crossed = since is not None and conn.execute(
+            "SELECT COALESCE(asked_at, removed_at) FROM pin_removals WHERE cid = ? AND removed_at >= ?",
+            (cid, since)).fetchone()
+        if not crossed:
+            write_pin(conn, cid, name, size, rename, since)
+            return True
+    if not node_says(on_node, default=crossed[0] < since):
+        return False
+    with transaction(conn):
+        write_pin(conn, cid, name, size, rename, since)
     return True
 
 
-def remove_pin(conn, cid, since=None):
-    """The node (or the cluster) no longer pins ``cid``. ``since``: when the
-    node was asked to unpin it; a pin asked after then is newer news
-    (another task pinned it again after), and it stays. True if removed."""
+def write_pin(conn, cid, name, size, rename, asked_at):
+    conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
+    conn.execute(FORGET_LINE, (cid,))
+    conn.execute(
+        "INSERT INTO pins (cid, type, name, size, asked_at) VALUES (?, 'recursive', ?, ?, COALESCE(?, "
+        + NOW_PRECISE + "))"
+        " ON CONFLICT (cid) DO UPDATE SET type = 'recursive', size = COALESCE(pins.size, excluded.size),"
+        " name = CASE WHEN ? THEN excluded.name ELSE pins.name END, synced_at = excluded.synced_at,"
+        " asked_at = excluded.asked_at",
+        (cid, name, size, asked_at, 1 if rename else 0))
+
+
+def node_says(on_node, default):
+    """Whether the node pins the CID, as ``on_node()`` answers; ``default``
+    when there is no one to ask or the node cannot say."""
+    if on_node is None:
+        return default
+    try:
+        return bool(on_node())
+    except IPFSError:
+        return default
+
+
+def remove_pin(conn, cid, since=None, on_node=None):
+    """The node (or the cluster) no longer pins ``cid``. True if removed.
+
+    ``since``: when the node was asked to unpin it. A pin another task
+    recorded since then may have crossed this unpin on the node: as in
+    store_pin, ``on_node()`` decides, else the task that asked last wins.
+    A pin only a sync wrote (``asked_at`` NULL) was never asked for.
+    """
     with transaction(conn):
-        # A pin only a sync wrote (asked_at NULL) was never asked for: the unpin stands.
-        if since is not None and conn.execute("SELECT 1 FROM pins WHERE cid = ? AND asked_at > ?",
-                                              (cid, since)).fetchone():
-            return False
-        conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at, asked_at) VALUES (?, %s, COALESCE(?, %s))"
-                     % (NOW_PRECISE, NOW_PRECISE), (cid, since))
-        conn.execute(FORGET_LINE, (cid,))
-        conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
-        conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
-        conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
+        crossed = since is not None and conn.execute(
+            "SELECT asked_at FROM pins WHERE cid = ? AND asked_at IS NOT NULL AND synced_at >= ?",
+            (cid, since)).fetchone()
+        if not crossed:
+            delete_pin(conn, cid, since)
+            return True
+    if node_says(on_node, default=crossed[0] > since):
+        return False
+    with transaction(conn):
+        delete_pin(conn, cid, since)
     return True
+
+
+def delete_pin(conn, cid, asked_at):
+    conn.execute("INSERT OR REPLACE INTO pin_removals (cid, removed_at, asked_at) VALUES (?, %s, COALESCE(?, %s))"
+                 % (NOW_PRECISE, NOW_PRECISE), (cid, asked_at))
+    conn.execute(FORGET_LINE, (cid,))
+    conn.execute("DELETE FROM pins WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM pin_peers WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM pin_replication WHERE cid = ?", (cid,))
 
 
 def cluster_pin_rows(obj):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import console.catalogue
+import console.framing
 import console.store
 import console.tasks.pin_sync
 from fake_node import FakeNode
@@ -217,3 +218,41 @@ def test_the_task_that_asked_the_node_last_wins_whichever_records_first(db):
     assert console.catalogue.remove_pin(db, "y", since=asked_unpin) is True          # recorded after the pin was asked
     assert console.catalogue.store_pin(db, "y", "", 10, since=asked_pin) is True
     assert [row[0] for row in db.execute("SELECT cid FROM pins")] == ["y"]
+
+
+@pytest.mark.parametrize("node_pins", [True, False])
+def test_when_two_tasks_crossed_on_one_cid_the_node_decides(db, node_pins):
+    """A pin and an unpin of one CID whose records overlap may have reached
+    the node in either order: the task recording second asks the node."""
+    asked = []
+
+    def on_node():
+        asked.append(1)
+        return node_pins
+
+    asked_pin = now(db)
+    asked_unpin = after(db, asked_pin)
+    console.catalogue.remove_pin(db, "x", since=asked_unpin)
+    assert console.catalogue.store_pin(db, "x", "", 10, since=asked_pin, on_node=on_node) is node_pins
+    assert bool(db.execute("SELECT 1 FROM pins WHERE cid = 'x'").fetchone()) is node_pins
+
+    asked_unpin = after(db, asked_unpin)
+    asked_pin = after(db, asked_unpin)
+    console.catalogue.store_pin(db, "y", "", 10, since=asked_pin)
+    assert console.catalogue.remove_pin(db, "y", since=asked_unpin, on_node=on_node) is not node_pins
+    assert bool(db.execute("SELECT 1 FROM pins WHERE cid = 'y'").fetchone()) is node_pins
+    assert len(asked) == 2
+
+    # A node that cannot say: the task that asked last wins.
+    def unreachable():
+        raise console.framing.IPFSError("connection refused", transient=True)
+    asked_pin = after(db, asked_pin)
+    console.catalogue.store_pin(db, "z", "", 10, since=asked_pin)
+    assert console.catalogue.remove_pin(db, "z", since=now(db), on_node=unreachable) is True
+
+
+def test_a_pin_recorded_before_the_other_task_asked_is_no_crossing(db):
+    asked = []
+    console.catalogue.store_pin(db, "x", "", 10, since=now(db))
+    assert console.catalogue.remove_pin(db, "x", since=after(db, now(db)), on_node=lambda: asked.append(1)) is True
+    assert asked == []

@@ -226,11 +226,11 @@ def run_pin_task(ctx, source, total, act, verb, workers=1):
         conn.close()
 
 
-def store_console_pin(conn, cid, name, size, since=None):
+def store_console_pin(conn, cid, name, size, since=None, on_node=None):
     """Record a pin the console made (a pin task, an upload, a CAR import) in
     the catalogue, named as asked; the pinning service's requests for the
     same CID then leave it pinned when they end. store_pin's answer."""
-    stored = catalogue.store_pin(conn, cid, name, size, rename=True, since=since)
+    stored = catalogue.store_pin(conn, cid, name, size, rename=True, since=since, on_node=on_node)
     psa.note_console_pin(conn, cid)
     return stored
 

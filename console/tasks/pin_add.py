@@ -105,9 +105,16 @@ def node_pinner(ctx, timeout_s):
             size = pin_size(client, cid)
         return None, (name, size if isinstance(size, int) else None, since)
 
+    checker = []        # a client of the task's thread, made the first time another task crossed a pin
+
+    def on_node(cid):
+        if not checker:
+            checker.append(ctx.client(timeout=30.0))
+        return name_on_node(checker[0], cid) is not None
+
     def record(conn, cid, _, data):
         name, size, since = data
-        store_console_pin(conn, cid, name, size, since=since)
+        store_console_pin(conn, cid, name, size, since=since, on_node=lambda: on_node(cid))
 
     return Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
 

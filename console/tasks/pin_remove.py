@@ -5,7 +5,7 @@ and the request sent again) is done too: it is not pinned, as asked."""
 
 from console import catalogue
 from console.framing import IPFSError
-from console.tasks.common import plain_error, run_pin_task
+from console.tasks.common import name_on_node, plain_error, run_pin_task
 
 
 def run(ctx):
@@ -22,7 +22,9 @@ def run(ctx):
             if exc.transient:
                 raise
             return plain_error(exc)
-        catalogue.remove_pin(conn, cid, since=since)
+        # Another task's pin of the same CID may have crossed this unpin: the node says which came last.
+        catalogue.remove_pin(conn, cid, since=since,
+                             on_node=None if ctx.cluster_api else lambda: name_on_node(client, cid) is not None)
         return None
 
     ctx.result = {"invalid": int(ctx.params.get("invalid", 0)),
