@@ -245,6 +245,16 @@ def line_digests(conn):
     return dict(cursor.execute("SELECT digest, id FROM pin_line_digests"))
 
 
+# The listed pins whose type or name changed, that no task wrote since the
+# listing began (its one value): they take the listing's.
+UPDATE_LISTED_CHANGES = (
+    "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
+    " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), ''),"
+    " synced_at = " + NOW_PRECISE +
+    " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
+    " WHERE p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, ''))")
+
+
 def apply_listing(conn, listing_started, total, digest, cluster, sized, lines=False):
     """Bring the catalogue in line with the complete listing in the temporary
     tables ``listed`` (and, through a cluster, ``listed_peers`` and
@@ -288,13 +298,7 @@ def apply_listing(conn, listing_started, total, digest, cluster, sized, lines=Fa
             removed = conn.execute("DELETE FROM pins WHERE synced_at < ? AND cid NOT IN (SELECT cid FROM listed)",
                                    (listing_started,)).rowcount
         if changed:
-            updated = conn.execute(
-                "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
-                " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), ''),"
-                " synced_at = " + NOW_PRECISE +
-                " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-                " WHERE p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, ''))",
-                (listing_started,)).rowcount
+            updated = conn.execute(UPDATE_LISTED_CHANGES, (listing_started,)).rowcount
         if sized and found:
             # Catalogued pins whose size was found on the way.
             conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
@@ -349,13 +353,7 @@ def apply_lines(conn, listing_started, total, digest, sized):
                          " AND (id IN (SELECT id FROM unseen) OR id NOT IN (SELECT id FROM pin_line_digests))",
                          (listing_started,))
         removed = conn.execute("DELETE FROM pins WHERE cid IN (SELECT cid FROM gone)").rowcount
-        updated = conn.execute(
-            "UPDATE pins SET type = (SELECT type FROM listed WHERE listed.cid = pins.cid),"
-            " name = COALESCE((SELECT name FROM listed WHERE listed.cid = pins.cid), ''),"
-            " synced_at = " + NOW_PRECISE +
-            " WHERE synced_at < ? AND cid IN (SELECT l.cid FROM listed l JOIN pins p ON p.cid = l.cid"
-            " WHERE p.type IS NOT l.type OR p.name IS NOT COALESCE(l.name, ''))",
-            (listing_started,)).rowcount
+        updated = conn.execute(UPDATE_LISTED_CHANGES, (listing_started,)).rowcount
         if sized:
             conn.execute("UPDATE pins SET size = (SELECT size FROM listed WHERE listed.cid = pins.cid)"
                          " WHERE size IS NULL AND cid IN (SELECT cid FROM listed WHERE size IS NOT NULL)")

@@ -173,3 +173,19 @@ def silent_node():
 def bundled_archive(tmp_path_factory):
     """ipfsmaster.pyz, built once from this checkout by ``ipfsmaster.py bundle``."""
     return build_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback that fails its first two posts (tests/webhook_receiver.py)."""
+    from webhook_receiver import WebhookReceiver
+    found = WebhookReceiver(failures=2)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def small_node(tmp_path):
+    """A Kubo whose Datastore.StorageMax is 1 MB."""
+    from ipfs_node import IPFSNode
+    yield from running(IPFSNode(tmp_path / "small-ipfs", config=lambda cfg: cfg["Datastore"].update(StorageMax="1MB")))

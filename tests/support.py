@@ -25,7 +25,7 @@ import console.web.server
 # The fixtures that start an IPFS node (or a cluster): their tests carry the
 # `node` marker (see conftest.py), which tests/other_pythons.sh leaves out.
 NODE_FIXTURES = {"ipfs_node", "own_ipfs_node", "isolated_ipfs_node", "second_ipfs_node", "second_isolated_ipfs_node",
-                 "cluster"}
+                 "cluster", "small_node"}
 
 # The test cluster's REST API password (see the cluster fixture in conftest.py).
 CLUSTER_USER, CLUSTER_PASSWORD = "operator", "cluster-s3cret"

@@ -17,16 +17,9 @@ import console.web.server
 import console.webhook as webhook
 import ipfsmaster
 from support import wait_for
-from webhook_receiver import WebhookReceiver, signed_by
+from webhook_receiver import signed_by
 
 SECRET = "hook s3cret"
-
-
-@pytest.fixture
-def receiver():
-    found = WebhookReceiver(failures=2)
-    yield found
-    found.close()
 
 
 def task(db, task_type, status, error=None, params=None):

@@ -6,20 +6,10 @@ StorageMax."""
 import json
 import os
 
-import pytest
-
-from ipfs_node import IPFSNode
 from support import wait_for
-from webhook_receiver import WebhookReceiver, signed_by
+from webhook_receiver import signed_by
 
 SECRET = "a webhook s3cret"
-
-
-@pytest.fixture
-def receiver():
-    found = WebhookReceiver(failures=2)
-    yield found
-    found.close()
 
 
 def alerts_of(server, kind):
@@ -46,15 +36,6 @@ def test_a_stopped_node_opens_one_alert_and_one_post_and_its_return_closes_it(ma
                          message="the closing's post")
     assert len(delivered) == 2 and signed_by(SECRET, *delivered[1])
     assert json.loads(delivered[1][1]) == {"event": "closed", "alert": closed[0]}
-
-
-@pytest.fixture
-def small_node(tmp_path):
-    """A Kubo whose Datastore.StorageMax is 1 MB."""
-    node = IPFSNode(tmp_path / "small-ipfs", config=lambda cfg: cfg["Datastore"].update(StorageMax="1MB"))
-    node.start()
-    yield node
-    node.stop()
 
 
 def test_a_repository_filled_past_a_tiny_storage_max_opens_the_watermark_alerts(make_live_server, small_node):

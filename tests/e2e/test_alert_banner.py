@@ -5,10 +5,6 @@ and real Kubo daemons."""
 
 import os
 
-import pytest
-
-from ipfs_node import IPFSNode
-
 NOTIFICATIONS = """
     window.__notes = [];
     window.Notification = class {
@@ -64,15 +60,6 @@ def test_an_open_alert_shows_on_every_page_until_dismissed_and_comes_back_while_
     finally:
         page.driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
     page.assert_no_console_errors()
-
-
-@pytest.fixture
-def small_node(tmp_path):
-    """A Kubo whose Datastore.StorageMax is 1 MB."""
-    node = IPFSNode(tmp_path / "small-ipfs", config=lambda cfg: cfg["Datastore"].update(StorageMax="1MB"))
-    node.start()
-    yield node
-    node.stop()
 
 
 def test_a_repository_past_its_alarm_is_shown_and_an_upload_past_storage_max_is_warned_of(
