@@ -90,9 +90,16 @@ def node_pinner(ctx, timeout_s):
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
                     args.append(("name", name))
+                pinned = False
                 for obj in client.stream("pin/add", args):
                     if isinstance(obj, dict) and "Progress" in obj and ctx.current_item == cid:
                         ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
+                    pinned = pinned or (isinstance(obj, dict) and "Pins" in obj)
+                # Only the answer's last object ("Pins") says the pin is made: an
+                # answer cut short (the task stopping drops its connections) is no pin.
+                if not pinned:
+                    raise IPFSError("the node's answer to pin/add %s ended before the pin was made" % cid,
+                                    transient=True)
         except IPFSError as exc:
             if ctx.stopping:
                 raise TaskStopped(ctx.stop_reason)
