@@ -40,6 +40,7 @@ class FakeNode(ThreadingHTTPServer):
         self.listings = 0
         self.have = set()              # blocks pin/add finds; any other CID is "not found locally"
         self.pin_delay = {}            # cid -> seconds pin/add takes, sending progress meanwhile
+        self.cut_short = set()         # CIDs whose pin/add answer ends before its Pins object (no pin made)
         self.pin_calls = collections.Counter()   # cid -> pin/add calls
         self.garbage = []              # CIDs the next repo/gc removes
         self.repo_size = 100000
@@ -188,6 +189,9 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                          "Code": 0, "Type": "error"}, 500)
             return
         steps = int(node.pin_delay.get(cid, 0) / 0.05)
+        if cid in node.cut_short:
+            self.stream([{"Progress": 0}], delay=0.05)
+            return
         lines = [{"Progress": step} for step in range(steps)] + [{"Pins": [cid]}]
         with node.lock:
             node.pinning += 1

@@ -93,3 +93,15 @@ def test_a_cid_is_sized_and_its_name_read_in_one_round_trip_before_it_is_pinned(
         ("files/stat", "/ipfs/" + cid(2)), ("pin/ls", cid(2)), ("pin/add", cid(2))]
     rows = {row[0]: (row[1], row[2]) for row in db.execute("SELECT cid, name, size FROM pins")}
     assert rows == {cid(1): ("", 100 + len(cid(1))), cid(2): ("its own", 150)}
+
+
+def test_a_pin_add_answer_cut_short_is_no_pin(settings, db, fake_node, spawned):
+    """Only the answer's Pins object says the node pinned a CID: an answer that
+    ends before it (a connection dropped) is never recorded as a pin."""
+    good, cut = cid(1), cid(2)
+    fake_node.have.update([good, cut])
+    fake_node.cut_short.add(cut)
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(good, cut)))
+    assert task["status"] == "failed" and "ended before the pin was made" in task["error_message"], task
+    assert cut not in fake_node.pins
+    assert db.execute("SELECT 1 FROM pins WHERE cid = ?", (cut,)).fetchone() is None
