@@ -77,8 +77,8 @@ def prune(conn, now):
     """Delete samples past KEEP_DAYS, and past FULL_DAYS all but the last of each hour."""
     conn.execute("DELETE FROM samples WHERE at < ?", (timestamp(now - KEEP_DAYS * 86400),))
     thinned = timestamp(now - FULL_DAYS * 86400)
-    conn.execute("DELETE FROM samples WHERE at < ?1 AND at NOT IN (SELECT MAX(at) FROM samples WHERE at < ?1"
-                 " GROUP BY substr(at, 1, 13))", (thinned,))
+    conn.execute("DELETE FROM samples WHERE at < ? AND at NOT IN (SELECT MAX(at) FROM samples WHERE at < ?"
+                 " GROUP BY substr(at, 1, 13))", (thinned, thinned))
 
 
 def record_sample_on_own_connection(settings):
