@@ -215,27 +215,12 @@ class IPFSClient:
         answers read back in order. Returns a parsed value or the node's
         IPFSError for each (a shorter list if the node closed the connection
         part-way); a broken connection raises a transient IPFSError."""
-        lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
-        name = "[%s]" % self.host if ":" in self.host else self.host   # an IPv6 address
-        host = name if self.port in (80, 443) else "%s:%d" % (name, self.port)
-        requests = "".join("POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n"
-                           % (self._url(command, params), host, lines) for command, params in calls)
-        answers = []
-        try:
-            self._connection()
-            self._sock.sendall(requests.encode("latin-1"))
-            reader = AnswerReader(self._sock, len(calls), self._shapes)
-            for command, _ in calls:
-                status, body, closing = reader.next()
-                answers.append(_parse_answers(command, [body])[0] if status == 200 else self._error_for(
-                    command, status, body.decode("utf-8", "replace")))
-                if closing:
-                    self.close()
-                    break
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            self.close()
-            raise self._unreachable(exc)
-        return answers
+        tail = " HTTP/1.1\r\n" + self._pipelined_headers()
+        answers = self._pipeline("".join("POST %s%s" % (self._url(command, params), tail) for command, params in calls),
+                                 len(calls))
+        return [_parse_answers(command, [body])[0] if status == 200
+                else self._error_for(command, status, body.decode("utf-8", "replace"))
+                for (command, _), (status, body) in zip(calls, answers)]
 
     def call_many(self, command, args, params=()):
         """The same command for each of several arguments (``arg=``), with the
@@ -250,30 +235,39 @@ class IPFSClient:
         a transient IPFSError: the caller then falls back to ``call``, which
         retries.
         """
-        lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
-        name = "[%s]" % self.host if ":" in self.host else self.host   # an IPv6 address
-        host = name if self.port in (80, 443) else "%s:%d" % (name, self.port)
         before = "POST %s?arg=" % self._url(command, ())
         options = _query(params)
-        options = "&" + options if options else ""
-        after = "%s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n" % (options, host, lines)
-        requests = "".join([before + _quoted(arg) + after for arg in args])
+        after = ("&" + options if options else "") + " HTTP/1.1\r\n" + self._pipelined_headers()
+        answers = self._pipeline("".join([before + _quoted(arg) + after for arg in args]), len(args))
+        return _parse_answers(command, [body if status == 200 else self._error_for(
+            command, status, body.decode("utf-8", "replace")) for status, body in answers])
+
+    def _pipelined_headers(self):
+        """What follows a pipelined request's first line: its headers, no body."""
+        name = "[%s]" % self.host if ":" in self.host else self.host   # an IPv6 address
+        host = name if self.port in (80, 443) else "%s:%d" % (name, self.port)
+        lines = "".join("%s: %s\r\n" % item for item in self._headers.items())
+        return "Host: %s\r\n%sContent-Length: 0\r\n\r\n" % (host, lines)
+
+    def _pipeline(self, requests, count):
+        """Send ``count`` requests in one write on the keep-alive connection;
+        (status, body) of each answer, in order, fewer if the node closed the
+        connection part-way. A broken connection raises a transient IPFSError."""
         answers = []
         try:
             self._connection()
             self._sock.sendall(requests.encode("latin-1"))
-            reader = AnswerReader(self._sock, len(args), self._shapes)
-            for _ in args:
+            reader = AnswerReader(self._sock, count, self._shapes)
+            for _ in range(count):
                 status, body, closing = reader.next()
-                answers.append(body if status == 200 else self._error_for(command, status,
-                                                                        body.decode("utf-8", "replace")))
+                answers.append((status, body))
                 if closing:
                     self.close()
                     break
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
             raise self._unreachable(exc)
-        return _parse_answers(command, answers)
+        return answers
 
     def stream(self, command, params=(), body=None, headers=None, method="POST"):
         """A streaming command: yields each JSON object of the answer.
