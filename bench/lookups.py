@@ -13,7 +13,6 @@ time. Best of ``--rounds``. Prints a table of look-ups per second.
 import argparse
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))

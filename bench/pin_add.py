@@ -83,6 +83,19 @@ def car_file(path, count):
     return cids
 
 
+def import_blocks(node, folder, count):
+    """``count`` raw blocks put into ``node`` unpinned (a CAR through
+    dag/import); returns their CIDs."""
+    car = os.path.join(folder, "blocks.car")
+    cids = car_file(car, count)
+    with open(car, "rb") as f:
+        body, headers = node.multipart([("blocks.car", f.read())])
+    status, _, data = node.request("dag/import", {"pin-roots": "false"}, body, headers, timeout=1800)
+    if status != 200:
+        raise SystemExit("dag/import: HTTP %d %s" % (status, data[:300]))
+    return cids
+
+
 def rss_kib(pid, field="VmRSS"):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -188,13 +201,7 @@ def main():
     node.start()
     try:
         started = time.perf_counter()
-        car = os.path.join(folder, "blocks.car")
-        cids = car_file(car, 3 * args.count)
-        with open(car, "rb") as f:
-            body, headers = node.multipart([("blocks.car", f.read())])
-        status, _, data = node.request("dag/import", {"pin-roots": "false"}, body, headers, timeout=1800)
-        if status != 200:
-            raise SystemExit("dag/import: HTTP %d %s" % (status, data[:300]))
+        cids = import_blocks(node, folder, 3 * args.count)
         made = time.perf_counter() - started
         print("node: Kubo %s; %d raw blocks imported (unpinned) in %.1f s"
               % (node.rpc("version")["Version"], len(cids), made), flush=True)

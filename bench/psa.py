@@ -37,7 +37,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.dirname(os.path.abspa
 import console.psa  # noqa: E402
 import console.store  # noqa: E402
 from ipfs_node import IPFSNode, free_port  # noqa: E402
-from pin_add import car_file  # noqa: E402
+from pin_add import import_blocks  # noqa: E402
 
 
 def percentile(values, fraction):
@@ -137,13 +137,7 @@ def main():
     node.start()
     proc = None
     try:
-        car = os.path.join(folder, "blocks.car")
-        cids = car_file(car, 3 * args.count)
-        with open(car, "rb") as f:
-            body, headers = node.multipart([("blocks.car", f.read())])
-        status, _, data = node.request("dag/import", {"pin-roots": "false"}, body, headers, timeout=1800)
-        if status != 200:
-            raise SystemExit("dag/import: HTTP %d %s" % (status, data[:300]))
+        cids = import_blocks(node, folder, 3 * args.count)
         print("node: Kubo %s; %d raw blocks imported (unpinned)" % (node.rpc("version")["Version"], len(cids)),
               flush=True)
         proc, port, db, token = start_server(folder, node)
