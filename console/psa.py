@@ -351,6 +351,10 @@ def note_console_pin(conn, cid):
     key = cid_key(cid)
     if key is None:
         return
+    # Every pin a pin task makes passes here: most have no request, and cost a read, not a write.
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM psa_requests WHERE cid_key = ? AND held_before = 0)"
+                        " OR EXISTS (SELECT 1 FROM psa_unpins WHERE cid_key = ?)", (key, key)).fetchone()[0]:
+        return
     with transaction(conn):
         conn.execute("UPDATE psa_requests SET held_before = 1 WHERE cid_key = ? AND held_before = 0", (key,))
         conn.execute("DELETE FROM psa_unpins WHERE cid_key = ?", (key,))
