@@ -142,6 +142,12 @@ def list_alerts(conn, lang="en", limit=100):
     return [alert_as_json(row, lang) for row in rows]
 
 
+def prune(conn, days):
+    """Forget the alerts closed more than ``days`` ago; returns how many."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM alerts WHERE closed_at < datetime('now', ?)", ("-%d days" % days,)).rowcount
+
+
 def open_counts(conn):
     """{kind: number of open alerts} for every kind."""
     counts = dict.fromkeys(KINDS, 0)

@@ -293,3 +293,17 @@ def test_the_daily_housekeeping_forgets_sent_posts_past_the_retention_period(set
     console.web.server.housekeeping(settings, stop)
     left = [row[0] for row in db.execute("SELECT body FROM webhook_outbox ORDER BY id")]
     assert left == ['{"old": "waiting"}', '{"new": "delivered"}']
+
+
+def test_the_daily_housekeeping_forgets_alerts_closed_past_the_retention_period(settings, db):
+    db.executemany("INSERT INTO alerts (kind, subject, message, opened_at, closed_at) VALUES (?, ?, 'x',"
+                   " datetime('now', '-50 days'), datetime('now', ?))",
+                   [("task_failed", "old", "-40 days"), ("task_failed", "recent", "-1 days")])
+    db.execute("INSERT INTO alerts (kind, subject, message, opened_at) VALUES ('node_down', 'open', 'x',"
+               " datetime('now', '-50 days'))")
+    db.commit()
+    settings.retention_days = 30
+    stop = threading.Event()
+    stop.set()
+    console.web.server.housekeeping(settings, stop)
+    assert sorted(row[0] for row in db.execute("SELECT subject FROM alerts")) == ["open", "recent"]

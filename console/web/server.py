@@ -15,7 +15,7 @@ import threading
 import traceback
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from console import history, node, webhook
+from console import alerts, history, node, webhook
 from console.control import cleanup_tasks, mark_stale_tasks
 from console.framing import IPFSError
 from console.settings import DEFAULTS
@@ -147,7 +147,7 @@ def watch_node(settings, stop):
 
 
 def housekeeping(settings, stop, interval=24 * 3600):
-    """Once a day: delete finished tasks, and the webhook's sent posts, past the retention period."""
+    """Once a day: delete finished tasks, the webhook's sent posts and closed alerts past the retention period."""
     while True:
         conn = connect(settings.db)
         try:
@@ -155,6 +155,7 @@ def housekeeping(settings, stop, interval=24 * 3600):
             if removed:
                 log.info("cleanup: removed %d finished tasks older than %d days", len(removed), settings.retention_days)
             webhook.prune_outbox(conn, settings.retention_days)
+            alerts.prune(conn, settings.retention_days)
         except sqlite3.Error:
             log.exception("cleanup failed")
         finally:
