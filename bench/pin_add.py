@@ -28,6 +28,7 @@ import hashlib
 import http.client
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,12 +37,13 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.join(ROOT, "bench")]
 
 import console.pin_input  # noqa: E402
 import console.processes  # noqa: E402
 import console.settings  # noqa: E402
 import console.store  # noqa: E402
+from floor import cpu_seconds  # noqa: E402
 from ipfs_node import IPFSNode  # noqa: E402
 from worker import WORKER_NICENESS  # noqa: E402
 
@@ -94,6 +96,25 @@ def import_blocks(node, folder, count):
     if status != 200:
         raise SystemExit("dag/import: HTTP %d %s" % (status, data[:300]))
     return cids
+
+
+def children_cpu():
+    """CPU seconds (user and system) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CPU:
+    """CPU seconds the node and our own side (a waited-for child) used between start and stop."""
+
+    def __init__(self, node):
+        self.node = node
+        self.start_node, self.start_ours = cpu_seconds(node.pid), children_cpu()
+
+    def stop(self):
+        self.node_s = cpu_seconds(self.node.pid) - self.start_node
+        self.ours_s = children_cpu() - self.start_ours
+        return self
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -206,11 +227,17 @@ def main():
         print("node: Kubo %s; %d raw blocks imported (unpinned) in %.1f s"
               % (node.rpc("version")["Version"], len(cids), made), flush=True)
 
+        cpu_ours = CPU(node)
         ours, task, pinned, samples, peak = pin_with_ipfsmaster(node, cids[:args.count], folder)
+        cpu_ours.stop()
         if task["status"] != "completed" or task["result"]["done"] != args.count:
             raise SystemExit("the pin_add task did not pin everything: %s" % json.dumps(task)[:2000])
+        cpu_plain = CPU(node)
         plain = pin_with_plain_client(node, cids[args.count:2 * args.count], folder)
+        cpu_plain.stop()
+        cpu_fair = CPU(node)
         fair = pin_with_plain_client(node, cids[2 * args.count:], folder, args.concurrency)
+        cpu_fair.stop()
 
         print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (%d in flight; pin/ls for the name, pin/add with"
               " progress, files/stat, catalogue); %d in the catalogue with a size"
@@ -221,6 +248,9 @@ def main():
               % (args.concurrency, args.count, fair, args.count / fair, args.concurrency))
         print("pin_add / plain: %.2f; pin_add / plain with as many in flight: %.2f"
               % (plain / ours, fair / ours))
+        print("CPU seconds, node + client: pin_add task %.1f + %.1f; plain %.1f + %.1f; plain, %d connections %.1f + %.1f"
+              % (cpu_ours.node_s, cpu_ours.ours_s, cpu_plain.node_s, cpu_plain.ours_s, args.concurrency,
+                 cpu_fair.node_s, cpu_fair.ours_s))
         marks = []
         for fraction in (0.1, 0.25, 0.5, 0.75, 0.9):
             sample = next((s for s in samples if s[1] >= fraction * args.count), None)

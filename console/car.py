@@ -9,9 +9,8 @@ fixed pragma (itself such a header, ``{"version": 2}``), then 40 bytes that
 say where the CARv1 inside it begins.
 """
 
-import base64
 
-from console.cids import BASE58, is_cid
+from console.cids import BASE58, base32_encode, is_cid
 
 MAX_HEADER = 8 * 1024 * 1024      # bytes; a header with 100,000 roots is about 4 MiB
 MAX_DEPTH = 16                    # nesting in the header's CBOR
@@ -138,7 +137,7 @@ def cid_text(binary):
             number, digit = divmod(number, 58)
             text = BASE58[digit] + text
     else:
-        text = "b" + base64.b32encode(binary).decode("ascii").lower().rstrip("=")
+        text = "b" + base32_encode(binary)
     if not is_cid(text):
         raise ValueError("not a CID")
     return text

@@ -34,10 +34,24 @@ def base36_decode(text):
     return b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 
+# RFC 4648's base32 alphabet as the digits of int(text, 32): one C call decodes a whole CID.
+BASE32_AS_DIGITS = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")
+
+
 def base32_decode(text):
-    if not re.fullmatch(r"[a-z2-7]*", text):
+    """Unpadded lowercase base32 (as CIDs write it) to bytes; the bits left
+    over past the last whole byte are dropped, as base64.b32decode drops them."""
+    if not re.fullmatch(r"[a-z2-7]*", text) or len(text) % 8 in (1, 3, 6):
         raise ValueError("not base32")
-    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+    if not text:
+        return b""
+    bits = 5 * len(text)
+    return (int(text.translate(BASE32_AS_DIGITS), 32) >> bits % 8).to_bytes(bits // 8, "big")
+
+
+def base32_encode(data):
+    """Bytes to unpadded lowercase base32, as a CIDv1 is written by default."""
+    return base64.b32encode(data).decode("ascii").lower().rstrip("=")
 
 
 def read_varint(data, pos):

@@ -209,19 +209,6 @@ class IPFSClient:
                 raise IPFSError("IPFS %s answered something that is not JSON" % command)
         return self._retrying(attempt)
 
-    def call_each(self, calls):
-        """Several commands, ``(command, params)`` each, pipelined on the
-        keep-alive connection as ``call_many`` sends them: one write, the
-        answers read back in order. Returns a parsed value or the node's
-        IPFSError for each (a shorter list if the node closed the connection
-        part-way); a broken connection raises a transient IPFSError."""
-        tail = " HTTP/1.1\r\n" + self._pipelined_headers()
-        answers = self._pipeline("".join("POST %s%s" % (self._url(command, params), tail) for command, params in calls),
-                                 len(calls))
-        return [_parse_answers(command, [body])[0] if status == 200
-                else self._error_for(command, status, body.decode("utf-8", "replace"))
-                for (command, _), (status, body) in zip(calls, answers)]
-
     def call_many(self, command, args, params=()):
         """The same command for each of several arguments (``arg=``), with the
         same other ``params``, pipelined.

@@ -40,6 +40,7 @@ class FakeNode(ThreadingHTTPServer):
         self.listings = 0
         self.have = set()              # blocks pin/add finds; any other CID is "not found locally"
         self.pin_delay = {}            # cid -> seconds pin/add takes, sending progress meanwhile
+        self.blocks = {}               # cid -> blocks in its DAG (1 if not given): pin/add's last progress
         self.cut_short = set()         # CIDs whose pin/add answer ends before its Pins object (no pin made)
         self.pin_calls = collections.Counter()   # cid -> pin/add calls
         self.garbage = []              # CIDs the next repo/gc removes
@@ -192,12 +193,15 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
         if cid in node.cut_short:
             self.stream([{"Progress": 0}], delay=0.05)
             return
-        lines = [{"Progress": step} for step in range(steps)] + [{"Pins": [cid]}]
+        # As Kubo ends it (with progress): the blocks walked and their bytes, then the pin.
+        walked = {"Progress": node.blocks.get(cid, 1), "Bytes": node.sizes.get(cid, 100 + len(cid))}
+        lines = [{"Progress": step} for step in range(steps)] + [walked] * (args.get("progress") == "true")
+        lines.append({"Pins": [cid]})
         with node.lock:
             node.pinning += 1
             node.most_pinning = max(node.most_pinning, node.pinning)
         try:
-            self.stream(lines, delay=0.05, then=lambda: node.add(cid, 100 + len(cid), args.get("name")))
+            self.stream(lines, delay=0.05, then=lambda: node.add(cid, walked["Bytes"], args.get("name")))
         finally:
             with node.lock:
                 node.pinning -= 1

@@ -39,3 +39,20 @@ def test_kubo_pins_the_empty_identity_cid_through_the_console(live_server, ipfs_
     task = live_server.wait_for_task(r.json["taskId"])
     assert task["status"] == "completed" and task["result"]["done"] == 1, task
     assert EMPTY_IDENTITY in ipfs_node.pin_ls(type="recursive")
+
+
+def test_base32_decodes_as_the_standard_library_does():
+    # Every length of content, and a last character whose spare bits are set.
+    for length in range(0, 70):
+        data = bytes((n * 37 + length) % 256 for n in range(length))
+        text = console.cids.base32_encode(data)
+        assert console.cids.base32_decode(text) == data
+        assert console.cids.base32_encode(console.cids.base32_decode(text)) == text
+    for text in ("ab", "a7", "7777777", "zzzzz"):
+        assert console.cids.base32_decode(text) == base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+@pytest.mark.parametrize("text", ["a", "abc", "abcdef", "ABCD", "ab1c", "ab=="])
+def test_base32_refuses_what_no_encoder_writes(text):
+    with pytest.raises(ValueError):
+        console.cids.base32_decode(text)

@@ -16,9 +16,10 @@ def test_pin_add_reuses_its_connections(settings, db, fake_node, spawned, monkey
     task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(*items)))
     assert task["status"] == "completed" and task["result"]["done"] == 40
     assert fake_node.pin_calls == {item: 1 for item in items}
-    # Each CID costs a pin/ls, a streamed pin/add and a files/stat: 120 requests
-    # on the four threads' connections, not a new connection after each stream.
-    assert fake_node.calls["pin/add"] == 40 and fake_node.calls["files/stat"] == 40
+    # Each CID costs a pin/ls and a streamed pin/add (one block: sized by its
+    # answer): 80 requests on the four threads' connections, not a new
+    # connection after each stream.
+    assert fake_node.calls["pin/add"] == 40 and fake_node.calls["pin/ls"] == 40 and not fake_node.calls["files/stat"]
     assert fake_node.connections <= 4
     assert db.execute("SELECT COUNT(*) FROM pins WHERE size IS NOT NULL").fetchone()[0] == 40
 
@@ -65,34 +66,73 @@ def test_a_cancel_with_several_in_flight_leaves_a_retry_exactly_what_was_not_don
     assert all(fake_node.pin_calls[item] == 2 for item in items[2:5])
 
 
-def test_call_each_pipelines_different_commands_and_answers_each(fake_node):
-    import console.rpc
-    from console.framing import IPFSError
-    fake_node.add(cid(1), 4242, name="kept")
-    client = console.rpc.IPFSClient(fake_node.url)
-    answers = client.call_each([("files/stat", [("arg", "/ipfs/" + cid(1))]),
-                                ("pin/ls", [("arg", cid(2)), ("type", "recursive")]),
-                                ("pin/ls", [("arg", cid(1)), ("type", "recursive"), ("names", "true")])])
-    assert answers[0]["CumulativeSize"] == 4242
-    assert isinstance(answers[1], IPFSError) and "not pinned" in str(answers[1]) and not answers[1].transient
-    assert answers[2]["Keys"][cid(1)]["Name"] == "kept"
-    assert client.call("files/stat", [("arg", "/ipfs/" + cid(1))])["CumulativeSize"] == 4242
-    assert fake_node.connections == 1
-    client.close()
-
-
-def test_a_cid_is_sized_and_its_name_read_in_one_round_trip_before_it_is_pinned(settings, db, fake_node, spawned,
-                                                                                 monkeypatch):
+def test_a_short_list_asks_each_name_and_takes_one_block_sizes_from_the_pin(settings, db, fake_node, spawned,
+                                                                             monkeypatch):
+    """Each CID without a name is asked its name (pin/ls) before its pin; a
+    pin of one block is sized by pin/add's own last progress, a larger DAG
+    by files/stat after."""
     monkeypatch.setenv("IPFSMASTER_PIN_CONCURRENCY", "1")
-    fake_node.have.update([cid(1), cid(2)])
+    fake_node.have.update([cid(1), cid(2), cid(3)])
     fake_node.add(cid(2), 150, name="its own")
-    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(cid(1), cid(2))))
-    assert task["status"] == "completed" and task["result"]["done"] == 2
+    fake_node.sizes[cid(3)], fake_node.blocks[cid(3)] = 9000, 3
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(cid(1), cid(2), cid(3))))
+    assert task["status"] == "completed" and task["result"]["done"] == 3
     assert [request for request in fake_node.requests if request[0] != "version"] == [
-        ("files/stat", "/ipfs/" + cid(1)), ("pin/ls", cid(1)), ("pin/add", cid(1)),
-        ("files/stat", "/ipfs/" + cid(2)), ("pin/ls", cid(2)), ("pin/add", cid(2))]
+        ("pin/ls", cid(1)), ("pin/add", cid(1)), ("pin/ls", cid(2)), ("pin/add", cid(2)),
+        ("pin/ls", cid(3)), ("pin/add", cid(3)), ("files/stat", "/ipfs/" + cid(3))]
     rows = {row[0]: (row[1], row[2]) for row in db.execute("SELECT cid, name, size FROM pins")}
-    assert rows == {cid(1): ("", 100 + len(cid(1))), cid(2): ("its own", 150)}
+    assert rows == {cid(1): ("", 100 + len(cid(1))), cid(2): ("its own", 150), cid(3): ("", 9000)}
+
+
+def test_a_long_list_lists_the_named_pins_once_and_asks_only_those(settings, db, fake_node, spawned):
+    """Past pin_names.LIST_FROM CIDs without a name, one listing up front
+    says which CIDs the node pins under a name: only those are asked theirs,
+    the rest get the list's default name, and each CID costs the node one
+    pin/add and nothing else."""
+    import console.tasks.pin_names
+    many = [cid(n) for n in range(1, console.tasks.pin_names.LIST_FROM + 11)]
+    fake_node.have.update(many)
+    fake_node.add(many[3], 150, name="kept")                  # pinned under a name: keeps it
+    fake_node.add(many[5], 160)                               # pinned without one: gets the default
+
+    def fill(writer):
+        writer.name = "batch"
+        writer.feed("".join(item + "\n" for item in many[:-1]).encode() + many[-1].encode() + b" given\n")
+
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, fill))
+    assert task["status"] == "completed" and task["result"]["done"] == len(many), task
+    asked = [request for request in fake_node.requests if request[0] != "version"]
+    assert asked.count(("pin/ls", None)) == 1 and asked[0] == ("pin/ls", None)
+    assert [request for request in asked if request[0] == "pin/ls" and request[1]] == [("pin/ls", many[3])]
+    assert sorted(request[1] for request in asked if request[0] == "pin/add") == sorted(many)
+    assert len(asked) == len(many) + 2
+    names = {row[0]: row[1] for row in db.execute("SELECT cid, name FROM pins")}
+    assert {item: entry.get("Name") for item, entry in fake_node.pins.items()} == names
+    assert names[many[3]] == "kept" and names[many[5]] == "batch" and names[many[-1]] == "given"
+    assert names[many[0]] == "batch"
+
+
+def test_the_listing_is_skipped_when_the_node_pins_far_more_than_the_list_names(settings, db, fake_node, spawned):
+    import console.tasks.pin_names
+    many = [cid(n) for n in range(1, console.tasks.pin_names.LIST_FROM + 1)]
+    fake_node.have.update(many)
+    db.executemany("INSERT INTO pins (cid, type, name) VALUES (?, 'recursive', '')",
+                   [(cid(n),) for n in range(1000, 1000 + 10 * len(many) + 1)])
+    db.commit()
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(*many)))
+    assert task["status"] == "completed", task
+    assert ("pin/ls", None) not in fake_node.requests
+    assert sum(1 for request in fake_node.requests if request[0] == "pin/ls") == len(many)
+
+
+def test_a_cid_is_matched_to_the_listing_in_any_base():
+    import console.cids
+    from console.tasks.pin_names import as_listed
+    v1 = "bafybeididnrsshsoboewbmxdsixad6zaoeyvnlujmypiupjneysyii4lwu"
+    binary = console.cids.base32_decode(v1[1:])
+    assert as_listed(v1) == v1 and as_listed("B" + v1[1:].upper()) == v1
+    assert as_listed("f" + binary.hex()) == v1
+    assert as_listed("QmVM3LBoHGfKKjyoeJ2VcFPuVBNPhC2MoxdC1crsh583qv") == "QmVM3LBoHGfKKjyoeJ2VcFPuVBNPhC2MoxdC1crsh583qv"
 
 
 def test_a_pin_add_answer_cut_short_is_no_pin(settings, db, fake_node, spawned):

@@ -235,28 +235,14 @@ def store_console_pin(conn, cid, name, size, since=None, on_node=None):
     return stored
 
 
-def name_args(cid):
-    """The pin/ls call that asks for ``cid``'s recursive pin and its name."""
-    return [("arg", cid), ("type", "recursive"), ("names", "true")]
-
-
 def name_on_node(client, cid):
     """The name of ``cid``'s recursive pin on the node ('' for none), or None if it has none."""
     try:
-        answer = client.call("pin/ls", name_args(cid))
+        answer = client.call("pin/ls", [("arg", cid), ("type", "recursive"), ("names", "true")])
     except IPFSError as exc:
         if exc.transient:
             raise
         return None         # "not pinned"
-    return name_in_answer(answer)
-
-
-def name_in_answer(answer):
-    """The name in a pin/ls answer for one CID ('' for none), or None if it is not pinned."""
-    if isinstance(answer, IPFSError):
-        if answer.transient:
-            raise answer
-        return None
     keys = answer.get("Keys") if isinstance(answer, dict) else None
     for entry in (keys or {}).values():
         return str(entry.get("Name") or "") if isinstance(entry, dict) else ""

@@ -4,11 +4,19 @@ have it), and put each in the catalogue with its size as soon as it is pinned.
 
 Names: a CID's own name (on its line) is given to its pin. A CID without one
 keeps the name its pin already has on the node (Kubo's pin/add without a
-name would clear it), else gets the list's default name, if any.
+name would clear it), else gets the list's default name, if any. For a
+large list the node's named pins are listed once up front (pin_names),
+so that most CIDs cost the node nothing but their pin/add.
+
+Sizes: pin/add's own progress answer ends with the blocks and bytes it
+walked; for a pin of one block, that is its size (what files/stat would
+say), with no look-up. A larger DAG is sized by files/stat after its pin,
+which costs far less than pinning it did.
 """
 
 import os
 import time
+from contextlib import closing
 from urllib.parse import quote
 
 from console import catalogue
@@ -16,10 +24,12 @@ from console.catalogue import CLUSTER_ERROR_STATUSES, cluster_pin_rows
 from console.cids import DEFAULT_PIN_TIMEOUT_S, read_pin_list
 from console.framing import IPFSError
 from console.runner import TaskStopped
-from console.tasks.common import (follow_cluster_pin, name_args, name_in_answer, name_on_node, plain_error,
-                                  run_pin_task, store_console_pin)
+from console.store import connect
+from console.tasks import pin_names
+from console.tasks.common import (count_of, follow_cluster_pin, name_on_node, plain_error, run_pin_task,
+                                  store_console_pin)
 from console.tasks.in_flight import Step, pin_concurrency
-from console.tasks.sizes import pin_size, stat_args
+from console.tasks.sizes import pin_size
 
 
 def run(ctx):
@@ -33,7 +43,7 @@ def run(ctx):
     if ctx.cluster_api:
         pin, verb = cluster_pinner(ctx, ctx.client(timeout=timeout_s + 30.0), timeout_s), "Pinning through the cluster"
     else:
-        pin, verb = node_pinner(ctx, timeout_s), "Pinning"
+        pin, verb = node_pinner(ctx, timeout_s, named_on_node(ctx, path)), "Pinning"
     return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb,
                         workers=pin_concurrency())
 
@@ -49,33 +59,33 @@ def name_in_cluster(cluster, cid):
     return str(info.get("name") or "") if isinstance(info, dict) else None
 
 
-def before_pinning(client, cid, name):
-    """(the name to pin ``cid`` with, its size if the node has its root
-    block already, else None), in one round trip: the pin's name on the
-    node (when the list gives none) and its size, asked together,
-    pipelined. A CID is immutable: its size before the pin is its size
-    after. The name: the list's, else the one its pin already has."""
-    calls = [("files/stat", stat_args(cid))] + ([] if name else [("pin/ls", name_args(cid))])
-    try:
-        answers = client.call_each(calls)
-    except IPFSError:
-        answers = []          # a broken connection: one call at a time, with their retries
-    if not name:
-        answer = answers[1] if len(answers) > 1 else None
-        if answer is None or (isinstance(answer, IPFSError) and answer.transient):
-            name = name_on_node(client, cid)       # asked again, with its retries
-        else:
-            name = name_in_answer(answer)
-    stat = answers[0] if answers else None
-    size = stat.get("CumulativeSize") if isinstance(stat, dict) else None
-    return name, size if type(size) is int else None
+def named_on_node(ctx, path):
+    """The node's named pins (pin_names.NamedOnNode) if the list is large
+    enough for one listing to cost less than a look-up per CID, else None."""
+    nameless = sum(1 for _, name in read_pin_list(path) if not name)
+    with closing(connect(ctx.db_path)) as conn:
+        pins_known = conn.execute("SELECT COUNT(*) FROM pins").fetchone()[0]
+    if not pin_names.worth_listing(nameless, pins_known):
+        return None
+    ctx.log("Listing the node's pins, for the names of those it has already...")
+    named = pin_names.NamedOnNode(ctx.client(timeout=600.0))
+    ctx.log("The node pins %s under a name." % count_of(named.count, "CID"))
+    return named
 
 
-def node_pinner(ctx, timeout_s):
+def name_before_pinning(client, cid, name, named):
+    """The name to pin ``cid`` with: the list's, else the one its pin
+    already has on the node (asked only if ``named`` says it may have one)."""
+    if name or (named is not None and not named.may_name(cid)):
+        return name
+    return name_on_node(client, cid) or ""
+
+
+def node_pinner(ctx, timeout_s, named=None):
     """Pin on the node: pin/add with progress, which a cancel interrupts;
     several CIDs at once (in_flight), each thread on its own keep-alive
     connection. The CID the task shows (``result.current``) is the oldest
-    in flight, with the node's progress on it."""
+    in flight, with the node's progress on it. ``named``: see named_on_node."""
     default = ctx.params.get("default_name") or ""
 
     def remote(client, clock, cid, name):
@@ -84,16 +94,18 @@ def node_pinner(ctx, timeout_s):
         client.stopped = False
         try:
             with ctx.interruptible(client):
-                name, size = before_pinning(client, cid, name)
-                name = name or default
+                name = name_before_pinning(client, cid, name, named) or default
+                size = None
                 since = catalogue.now(clock)
                 args = [("arg", cid), ("progress", "true"), ("timeout", "%ds" % timeout_s)]
                 if name:
                     args.append(("name", name))
                 pinned = False
                 for obj in client.stream("pin/add", args):
-                    if isinstance(obj, dict) and "Progress" in obj and ctx.current_item == cid:
-                        ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
+                    if isinstance(obj, dict) and "Progress" in obj:
+                        size = obj.get("Bytes") if obj["Progress"] == 1 else None   # one block: its size
+                        if ctx.current_item == cid:
+                            ctx.result["current"] = {"cid": cid, "blocks": obj["Progress"], "bytes": obj.get("Bytes")}
                     pinned = pinned or (isinstance(obj, dict) and "Pins" in obj)
                 # Only the answer's last object ("Pins") says the pin is made: an
                 # answer cut short (the task stopping drops its connections) is no pin.
@@ -108,7 +120,7 @@ def node_pinner(ctx, timeout_s):
             if "deadline exceeded" in str(exc):
                 return "timed out after %d s (%s)" % (timeout_s, plain_error(exc)), None
             return plain_error(exc), None
-        if size is None:
+        if type(size) is not int:
             size = pin_size(client, cid)
         return None, (name, size if isinstance(size, int) else None, since)
 
