@@ -88,6 +88,20 @@ def store_pin(conn, cid, name, size, rename=False, since=None, on_node=None):
     return True
 
 
+def write_pins(conn, entries, rename=False):
+    """Several pins (``(cid, name, size, since)`` each, as store_pin takes
+    them), in the caller's transaction, for a task that pins many. Returns
+    those an unpin crossed (see store_pin), not written: store_pin settles each."""
+    crossed = []
+    for cid, name, size, since in entries:
+        if since is not None and conn.execute(
+                "SELECT 1 FROM pin_removals WHERE cid = ? AND removed_at >= ?", (cid, since)).fetchone():
+            crossed.append((cid, name, size, since))
+        else:
+            write_pin(conn, cid, name, size, rename, since)
+    return crossed
+
+
 def write_pin(conn, cid, name, size, rename, asked_at):
     conn.execute("DELETE FROM pin_removals WHERE cid = ?", (cid,))
     conn.execute(FORGET_LINE, (cid,))

@@ -116,6 +116,30 @@ class Buffered:
         data, self.pos = self.buf[self.pos:self.pos + size], self.pos + size
         return data
 
+    def head(self):
+        """(status, chunked, content length or None, closing) of the next answer, read past its head."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n", self.pos)
+            if end >= 0:
+                break
+            if len(self.buf) - self.pos > 65536:
+                raise http.client.LineTooLong("an answer's head")
+            self.more(started=self.pos < len(self.buf))
+        head = self.buf[self.pos:end]
+        self.pos = end + 4
+        return _framing(head)
+
+    def to_the_end(self):
+        """A body that runs to the end of the connection, in pieces."""
+        if self.pos < len(self.buf):
+            yield self.buf[self.pos:]
+        self.buf, self.pos = b"", 0
+        while True:
+            data = self.read(1 << 16)
+            if not data:
+                return
+            yield data
+
 
 def chunked_body(source):
     """The body of a chunked answer in ``source`` (a Buffered), in pieces as
@@ -263,16 +287,7 @@ class AnswerReader(Buffered):
         return answer
 
     def _next(self):
-        while True:
-            end = self.buf.find(b"\r\n\r\n", self.pos)
-            if end >= 0:
-                break
-            if len(self.buf) - self.pos > 65536:
-                raise http.client.LineTooLong("an answer's head")
-            self.more(started=self.pos < len(self.buf))
-        head = self.buf[self.pos:end]
-        self.pos = end + 4
-        status, chunked, length, closing = _framing(head)
+        status, chunked, length, closing = self.head()
         if chunked:
             try:
                 return status, b"".join(chunked_body(self)), closing

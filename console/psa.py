@@ -352,12 +352,31 @@ def note_console_pin(conn, cid):
     if key is None:
         return
     # Every pin a pin task makes passes here: most have no request, and cost a read, not a write.
-    if not conn.execute("SELECT EXISTS (SELECT 1 FROM psa_requests WHERE cid_key = ? AND held_before = 0)"
-                        " OR EXISTS (SELECT 1 FROM psa_unpins WHERE cid_key = ?)", (key, key)).fetchone()[0]:
+    if not conn.execute(HOLDS_KEY, (key, key)).fetchone()[0]:
         return
     with transaction(conn):
-        conn.execute("UPDATE psa_requests SET held_before = 1 WHERE cid_key = ? AND held_before = 0", (key,))
-        conn.execute("DELETE FROM psa_unpins WHERE cid_key = ?", (key,))
+        hold(conn, key)
+
+
+def note_console_pins(conn, cids):
+    """note_console_pin for each of ``cids``, in the caller's transaction;
+    one read when no request or unpin waits at all."""
+    if not conn.execute(WAITING).fetchone()[0]:
+        return
+    for key in filter(None, map(cid_key, cids)):
+        if conn.execute(HOLDS_KEY, (key, key)).fetchone()[0]:
+            hold(conn, key)
+
+
+HOLDS_KEY = ("SELECT EXISTS (SELECT 1 FROM psa_requests WHERE cid_key = ? AND held_before = 0)"
+             " OR EXISTS (SELECT 1 FROM psa_unpins WHERE cid_key = ?)")
+WAITING = ("SELECT EXISTS (SELECT 1 FROM psa_requests WHERE held_before = 0)"
+           " OR EXISTS (SELECT 1 FROM psa_unpins)")
+
+
+def hold(conn, key):
+    conn.execute("UPDATE psa_requests SET held_before = 1 WHERE cid_key = ? AND held_before = 0", (key,))
+    conn.execute("DELETE FROM psa_unpins WHERE cid_key = ?", (key,))
 
 
 def finish_request(conn, row, task_id, status, error=None):

@@ -13,8 +13,8 @@ import threading
 import time
 from urllib.parse import quote, urlsplit
 
-from console.framing import (MAX_LINE, AnswerReader, AnswerShapes, Buffered, IPFSError, _parse_answers, _plain,
-                             _query, _quoted, chunked_body, json_batches)
+from console.framing import (MAX_LINE, AnswerReader, AnswerShapes, Buffered, IPFSError, StreamError, _parse_answers,
+                             _plain, _query, _quoted, chunked_body, json_batches)
 
 MAX_ANSWER = 1 << 24   # the largest answer ``call`` reads (its answers are small JSON values)
 # Kubo's pin listing: recursive pins, streamed, with their names; then the
@@ -276,8 +276,68 @@ class IPFSClient:
     def stream_bytes(self, command, params=(), body=None, headers=None, method="POST"):
         """The body of a streaming command as it arrives, in pieces of bytes,
         checked as ``stream`` checks it."""
+        if body is None and headers is None:
+            opened = self._retrying(lambda: self._open_stream(command, params, method))
+            return self._read_stream(command, *opened)
         resp = self._retrying(lambda: self._send(command, params, body, headers, method))
         return self._read_body(command, resp)
+
+    def _open_stream(self, command, params, method):
+        """One attempt at a command with no body, sent and answered on the
+        keep-alive socket as the pipelined calls are (http.client's parse of
+        an answer's head costs more than a small pin takes the node).
+        Returns (the socket's Buffered reader at the body, chunked, content
+        length or None, closing) for a 200 or 204 answer."""
+        request = "%s %s HTTP/1.1\r\n%s" % (method, self._url(command, params), self._pipelined_headers())
+        try:
+            self._connection()
+            self._sock.sendall(request.encode("latin-1"))
+            source = Buffered(self._sock.recv)
+            status, chunked, length, closing = source.head()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.close()
+            raise self._unreachable(exc)
+        if status in (200, 204):
+            return source, chunked, 0 if status == 204 else length, closing
+        try:     # the node's message; the status alone if it cannot be read
+            if chunked:
+                text = b"".join(chunked_body(source))
+            elif length is not None:
+                text = source.take(min(length, MAX_LINE))
+                closing = closing or length > MAX_LINE
+            else:
+                text, closing = b"", True
+                for piece in source.to_the_end():
+                    text += piece
+                    if len(text) > MAX_LINE:
+                        break
+        except StreamError as exc:
+            text, closing = exc.reported, True
+        except (OSError, http.client.HTTPException, ValueError):
+            text, closing = b"", True
+        if closing or source.pos != len(source.buf):
+            self.close()
+        raise self._error_for(command, status, text[:MAX_LINE].decode("utf-8", "replace"))
+
+    def _read_stream(self, command, source, chunked, length, closing):
+        """The body _open_stream reached, piece by piece; the connection is
+        kept for the next call only if the answer was read exactly to its end."""
+        reusable = False
+        try:
+            if chunked:
+                yield from chunked_body(source)
+            elif length is not None:
+                if length:
+                    yield source.take(length)
+            else:
+                closing = True
+                yield from source.to_the_end()
+            reusable = not closing and source.pos == len(source.buf)
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._broke_off(command, exc)
+        finally:
+            if not reusable or self.stopped:
+                self.close()
 
     def upload(self, command, params, chunks, length, content_type):
         """Send a large body while reading the streamed answer; yields its objects.

@@ -256,3 +256,23 @@ def test_a_pin_recorded_before_the_other_task_asked_is_no_crossing(db):
     console.catalogue.store_pin(db, "x", "", 10, since=now(db))
     assert console.catalogue.remove_pin(db, "x", since=after(db, now(db)), on_node=lambda: asked.append(1)) is True
     assert asked == []
+
+
+@pytest.mark.parametrize("node_pins", [True, False])
+def test_a_batch_of_pins_settles_a_crossed_one_alone_with_the_node(db, node_pins):
+    """A pin task records the answers that came meanwhile in one transaction;
+    one an unpin crossed is settled on its own, by the node, as store_pin does."""
+    from console.tasks.common import store_console_pins
+    asked = []
+
+    def on_node(cid):
+        asked.append(cid)
+        return node_pins
+
+    asked_pin = now(db)
+    console.catalogue.remove_pin(db, "crossed", since=after(db, asked_pin))
+    store_console_pins(db, [("a", "one", 10, asked_pin), ("crossed", "two", 20, asked_pin),
+                            ("b", "three", None, asked_pin)], on_node)
+    assert asked == ["crossed"]
+    rows = {row[0]: (row[1], row[2]) for row in db.execute("SELECT cid, name, size FROM pins")}
+    assert rows == dict({"a": ("one", 10), "b": ("three", None)}, **({"crossed": ("two", 20)} if node_pins else {}))

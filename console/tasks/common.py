@@ -14,7 +14,7 @@ from urllib.parse import quote
 from console import catalogue, psa
 from console.catalogue import cluster_pin_rows
 from console.framing import IPFSError
-from console.store import connect, get_task
+from console.store import connect, get_task, transaction
 from console.tasks.in_flight import Step, run_in_flight
 
 MAX_ERROR_DETAILS = 10       # error details kept in a task's result
@@ -233,6 +233,17 @@ def store_console_pin(conn, cid, name, size, since=None, on_node=None):
     stored = catalogue.store_pin(conn, cid, name, size, rename=True, since=since, on_node=on_node)
     psa.note_console_pin(conn, cid)
     return stored
+
+
+def store_console_pins(conn, entries, on_node):
+    """store_console_pin for several pins, ``(cid, name, size, since)`` each,
+    in one transaction; a pin an unpin crossed is settled alone, asking
+    ``on_node(cid)`` whether the node pins it."""
+    with transaction(conn):
+        crossed = catalogue.write_pins(conn, entries, rename=True)
+        psa.note_console_pins(conn, [entry[0] for entry in entries if entry not in crossed])
+    for cid, name, size, since in crossed:
+        store_console_pin(conn, cid, name, size, since=since, on_node=lambda: on_node(cid))
 
 
 def name_on_node(client, cid):

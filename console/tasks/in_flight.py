@@ -25,6 +25,7 @@ from console.runner import TaskStopped
 from console.tasks.sizes import setting
 
 KINDS = ("inherited_next", "next_index")
+MAX_BATCH = 256       # answers recorded in one transaction at most
 
 
 def pin_concurrency():
@@ -34,9 +35,10 @@ def pin_concurrency():
 
 class Step:
     """The two halves of one item: ``remote(client, clock, cid, name)`` on a
-    thread returns (error or None, what to record); ``record(conn, cid,
-    name, data)`` on the task's thread writes the catalogue. ``clock`` is
-    a connection of the thread's own, for ``catalogue.now``."""
+    thread returns (error or None, what to record); ``record(conn, done)``
+    on the task's thread writes the catalogue for the items done,
+    ``(cid, name, data)`` each: all the answers that came meanwhile, at
+    once. ``clock`` is a connection of the thread's own, for ``catalogue.now``."""
 
     def __init__(self, remote, record, make_client):
         self.remote, self.record, self.make_client = remote, record, make_client
@@ -74,11 +76,16 @@ class InFlight:
                 if not self.flying:
                     return
                 try:
-                    key, outcome = self.done.get(timeout=0.1)
+                    answers = [self.done.get(timeout=0.1)]
                 except queue.Empty:
                     ctx.check()
                     continue
-                self.finish(key, outcome)
+                while len(answers) < MAX_BATCH:
+                    try:
+                        answers.append(self.done.get_nowait())
+                    except queue.Empty:
+                        break
+                self.finish(answers)
         except TaskStopped:
             self.wind_down(owe=True)
             raise
@@ -120,17 +127,26 @@ class InFlight:
             clock.close()
             client.close()
 
-    def finish(self, key, outcome):
-        if isinstance(outcome, BaseException):
-            raise outcome
-        kind, index, cid, name = self.flying.pop(key)
-        error, data = outcome
-        if error is None:
-            self.step.record(self.conn, cid, name, data)
-            self.items.done(cid)
-        else:
-            self.items.failed(cid, name, error)
+    def finish(self, answers):
+        """Record the items ``answers`` finish, then raise the first error a thread raised, if any."""
+        raised, done = None, []
+        for key, outcome in answers:
+            if isinstance(outcome, BaseException):
+                raised = raised or outcome
+                continue
+            kind, index, cid, name = self.flying.pop(key)
+            error, data = outcome
+            if error is None:
+                done.append((cid, name, data))
+            else:
+                self.items.failed(cid, name, error)
+        if done:
+            self.step.record(self.conn, done)
+            for cid, _, _ in done:
+                self.items.done(cid)
         self.settle()
+        if raised is not None:
+            raise raised
 
     def settle(self):
         """Where a retry would take up: at the oldest item in flight of each kind."""
@@ -157,6 +173,7 @@ class InFlight:
             client.interrupt()
         for thread in self.threads:
             thread.join(30)
+        done = []
         while True:
             try:
                 key, outcome = self.done.get_nowait()
@@ -164,7 +181,10 @@ class InFlight:
                 break
             if key in self.flying and not isinstance(outcome, BaseException) and outcome[0] is None:
                 kind, index, cid, name = self.flying.pop(key)
-                self.step.record(self.conn, cid, name, outcome[1])
+                done.append((cid, name, outcome[1]))
+        if done:
+            self.step.record(self.conn, done)
+            for cid, _, _ in done:
                 self.items.done(cid)
         if owe:
             for kind, index, cid, name in self.flying.values():

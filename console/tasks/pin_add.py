@@ -27,7 +27,7 @@ from console.runner import TaskStopped
 from console.store import connect
 from console.tasks import pin_names
 from console.tasks.common import (count_of, follow_cluster_pin, name_on_node, plain_error, run_pin_task,
-                                  store_console_pin)
+                                  store_console_pin, store_console_pins)
 from console.tasks.in_flight import Step, pin_concurrency
 from console.tasks.sizes import pin_size
 
@@ -131,9 +131,8 @@ def node_pinner(ctx, timeout_s, named=None):
             checker.append(ctx.client(timeout=30.0))
         return name_on_node(checker[0], cid) is not None
 
-    def record(conn, cid, _, data):
-        name, size, since = data
-        store_console_pin(conn, cid, name, size, since=since, on_node=lambda: on_node(cid))
+    def record(conn, done):
+        store_console_pins(conn, [(cid, name, size, since) for cid, _, (name, size, since) in done], on_node)
 
     return Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
 
