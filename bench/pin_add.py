@@ -9,9 +9,11 @@ pin_add task, against the same pins made by a plain client.
    one ``dag/import`` of a CAR file, unpinned.
 2. Pins the first COUNT with IPFSMaster: the list goes through the same
    check and spool as ``POST /pins/add`` (``start_pin_add``), then the real
-   worker process runs the task (pin/add with progress and a time-out,
-   files/stat, the catalogue written CID by CID). The worker's resident
-   memory is sampled twice a second, with the progress it had then.
+   worker process runs the task (the node's named pins listed once, pin/add
+   with progress and a time-out, the catalogue written as the answers
+   come). The worker's resident memory is sampled twice a second, with the
+   progress it had then, and the CPU time of the node and of each client
+   is read (``/proc``, and the children's resource usage).
 3. Pins the next COUNT with a plain client: one keep-alive connection,
    ``pin/add?arg=CID`` one after the other, nothing else; and the last
    COUNT the same way over as many connections as the task has CIDs in
@@ -239,8 +241,8 @@ def main():
         fair = pin_with_plain_client(node, cids[2 * args.count:], folder, args.concurrency)
         cpu_fair.stop()
 
-        print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (%d in flight; pin/ls for the name, pin/add with"
-              " progress, files/stat, catalogue); %d in the catalogue with a size"
+        print("pin_add task: %d CIDs in %.1f s, %.0f CIDs/s (%d in flight; the named pins listed once,"
+              " pin/add with progress, catalogue); %d in the catalogue with a size"
               % (args.count, ours, args.count / ours, args.concurrency, pinned))
         print("plain client: %d CIDs in %.1f s, %.0f CIDs/s (pin/add alone, one keep-alive connection)"
               % (args.count, plain, args.count / plain))

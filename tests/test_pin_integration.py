@@ -62,6 +62,28 @@ def test_a_default_name_never_replaces_a_name_the_pin_has_on_the_node(live_serve
     assert catalogue(live_server.db_path)[named][1] == "set by the operator"
 
 
+def test_a_long_list_keeps_the_names_the_node_has_and_sizes_every_pin_as_files_stat_does(live_server, ipfs_node):
+    """Past 64 CIDs without a name, the node's named pins are listed once up
+    front; one-block pins are sized by pin/add's own answer, larger DAGs
+    (here one of repeated chunks, which the walk counts once) by files/stat."""
+    stamp = b"%f" % time.time()
+    contents = [b"long list %d " % n + stamp for n in range(70)]
+    contents += [b"\0" * 800000 + stamp, os.urandom(600000)]
+    cids = ipfs_node.add_many(contents, pin=False)
+    ipfs_node.rpc("pin/add", arg=cids[5], name="set by the operator")
+    ipfs_node.rpc("pin/add", arg=cids[6])
+    task = live_server.wait_for_task(post_list(live_server, "\n".join(cids), name="batch")["taskId"])
+    assert task["status"] == "completed" and task["result"]["done"] == len(cids), task
+    assert "Listing the node's pins" in live_server.log(task["id"])
+    pins = named_pins(ipfs_node)
+    assert pins[cids[5]] == "set by the operator"
+    assert all(pins[cid] == "batch" for n, cid in enumerate(cids) if n != 5)
+    rows = catalogue(live_server.db_path)
+    for cid in cids:
+        assert rows[cid] == ("recursive", pins[cid],
+                             ipfs_node.rpc("files/stat", arg="/ipfs/" + cid)["CumulativeSize"]), cid
+
+
 def test_direct_pins_are_synced_and_unpinned(live_server, ipfs_node):
     direct = ipfs_node.add(b"pinned directly %f" % time.time(), pin=False)
     ipfs_node.rpc("pin/add", arg=direct, recursive="false", name="direct-one")

@@ -73,7 +73,7 @@ def pin_one(ctx, conn, client, timeout_s, cid, name):
     step = node_pinner(ctx, timeout_s)
     error, data = step.remote(client, conn, cid, name)
     if error is None:
-        step.record(conn, cid, name, data)
+        step.record(conn, [(cid, name, data)])
     return error
 
 
