@@ -312,13 +312,16 @@ def bench_node(url, pins, args, work, cluster_api=None, node_pid=None):
 
 
 def resync_after_changes(server, cluster_url, db, args):
-    """Re-syncs through the synthetic cluster after one pin's status
-    changed (one peer fails it, then has it again), and re-syncs where
-    nothing changed but the listing is compared all the same (the
-    catalogue's memory of its last listing forgotten first, as a change by
-    a task would): the seconds of each, the median of ``args.resyncs``."""
-    one, compared = [], []
-    for _ in range(args.resyncs):
+    """Through the synthetic cluster, ``args.change_rounds`` rounds of: a
+    re-sync where nothing changed, then one after one pin's status changed
+    (one peer fails it, then has it again), then one where nothing changed
+    but the listing is compared all the same (the catalogue's memory of its
+    last listing forgotten first, as a change by a task would). Each pair is
+    timed back to back, so that the machine's load moves both alike: the
+    median seconds of each kind."""
+    unchanged, one, compared = [], [], []
+    for _ in range(args.change_rounds):
+        unchanged.append(sync(server, args.pollers)["wall_s"])
         parts = urlsplit(cluster_url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         conn.request("POST", "/bench/change-pin")
@@ -330,9 +333,11 @@ def resync_after_changes(server, cluster_url, db, args):
         forget.commit()
         forget.close()
         compared.append(sync(server, args.pollers)["wall_s"])
-    print("  re-sync after one pin changed %.2f s; compared, nothing changed %.2f s" % (
-        statistics.median(one), statistics.median(compared)), flush=True)
-    return {"one_changed_s": statistics.median(one), "compared_s": statistics.median(compared)}
+    print("  re-syncs, in %d rounds: nothing changed %s s; one pin changed %s s; compared, nothing changed %s s" % (
+        args.change_rounds, " ".join("%.2f" % x for x in unchanged), " ".join("%.2f" % x for x in one),
+        " ".join("%.2f" % x for x in compared)), flush=True)
+    return {"unchanged_s": statistics.median(unchanged), "one_changed_s": statistics.median(one),
+            "compared_s": statistics.median(compared)}
 
 
 def bench_upload(args, work):
@@ -409,7 +414,7 @@ def targets(sizes, kubo, cluster, upload):
         ratio = cluster["resync_s"] / node["resync_s"]
         checks.append(("re-sync through the cluster / re-sync of the node alone", ratio, "<= 3.0", ratio <= 3.0))
     if cluster and cluster.get("changed"):
-        ratio = cluster["changed"]["one_changed_s"] / cluster["resync_s"]
+        ratio = cluster["changed"]["one_changed_s"] / cluster["changed"]["unchanged_s"]
         checks.append(("cluster re-sync, one pin changed / none changed", ratio, "<= 1.2", ratio <= 1.2))
     if kubo:
         ratio = kubo["first_sync_s"] / (kubo["pins"] / kubo["floor"]["lookups_per_s"])
@@ -500,10 +505,10 @@ def report(info, sizes, kubo, cluster, upload, checks, args):
         lines += ["Through a stand-in for IPFS Cluster's REST API (bench/synthetic_node.py --cluster: two peers,"
                   " every pin pinned on both; sizes from its stand-in Kubo):", ""] + sizes_table([cluster])
         if cluster.get("changed"):
-            lines += ["- re-sync after one pin's status changed: %.2f s; re-sync where nothing changed: %.2f s"
-                      " (%.2f s when the listing is compared all the same)" % (
-                          cluster["changed"]["one_changed_s"], cluster["resync_s"],
-                          cluster["changed"]["compared_s"])]
+            lines += ["- re-sync after one pin's status changed: %.2f s; re-sync where nothing changed, just"
+                      " before each: %.2f s (%.2f s when the listing is compared all the same); medians of %d"
+                      " rounds" % (cluster["changed"]["one_changed_s"], cluster["changed"]["unchanged_s"],
+                                   cluster["changed"]["compared_s"], args.change_rounds)]
         lines += [""]
     if kubo:
         floor_s = kubo["floor"]["listing_s"] + kubo["pins"] / kubo["floor"]["lookups_per_s"]
@@ -528,6 +533,8 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=8, help="size look-ups at once (worker and floor)")
     parser.add_argument("--pollers", type=int, default=50)
     parser.add_argument("--resyncs", type=int, default=3, help="re-syncs after the first sync, at each size")
+    parser.add_argument("--change-rounds", type=int, default=5,
+                        help="through the cluster: rounds of a re-sync with no change, then one after a change")
     parser.add_argument("--floor-lookups", type=int, default=100000, help="size look-ups the floor times")
     parser.add_argument("--upload-mib", type=int, default=1024, help="0 skips the upload")
     parser.add_argument("--cluster-pins", type=int, default=100000,

@@ -107,7 +107,12 @@ def test_a_bulk_pin_stops_within_a_few_cids_of_a_cancel(live_server, ipfs_node):
     task = live_server.wait_for_task(task_id, timeout=10)
     after = len(set(cids) & set(ipfs_node.pin_ls(type="recursive")))
     assert task["status"] == "cancelled" and task["result"]["done"] < len(cids)
-    assert after - before <= 100, "%d CIDs were pinned after the cancel" % (after - before)
+    # The worker looks for a cancel every 0.1 s: what the node pinned between the
+    # count above and the stop is what it pins in a fraction of a second at this
+    # task's own pace (100 CIDs at least, as the pace is measured coarsely).
+    per_second = task["result"]["done"] / task["result"]["duration_s"]
+    assert after - before <= max(100, 0.5 * per_second), "%d CIDs were pinned after the cancel, at %.0f/s" % (
+        after - before, per_second)
     # Each CID the task counted is in the catalogue and on the node; those in hand when the cancel
     # cut their requests (four at once) may have been pinned by the node all the same (the next sync
     # catalogues them).
