@@ -242,10 +242,11 @@ def test_a_cancel_stops_within_a_cid_and_a_retry_does_only_what_was_not_done(set
     assert time.monotonic() - started < 5
     task = console.store.task_as_json(console.store.get_task(db, task_id))
     assert task["status"] == "cancelled" and task["retryable"]
-    # cid(3), in hand when it stopped, is owed on the undone file; the list goes on after it.
-    assert task["result"]["done"] == 2 and task["result"]["next_index"] == 3
+    # cid(3), in hand when it stopped, and cid(4), read ahead for the thread, are
+    # owed on the undone file; the list goes on after them.
+    assert task["result"]["done"] == 2 and task["result"]["next_index"] == 4
     with open(settings.files.undone(task_id), encoding="utf-8") as f:
-        assert f.read() == cid(3) + "\t\n"
+        assert f.read() == cid(3) + "\t\n" + cid(4) + "\t\n"
 
     retry_id = console.control.retry_task(settings, db, task_id)
     fake_node.pin_delay.clear()

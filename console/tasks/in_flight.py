@@ -4,8 +4,10 @@ keep-alive connection, the catalogue written by the task's own thread.
 A pin task's item is two steps: what the node does (``remote``, on a
 thread: the calls, which wait on the node) and the record of it
 (``record``, on the task's thread: the catalogue). Up to
-``pin_concurrency()`` items are with the node at once; each is recorded
-as its answer comes, and counted done or failed.
+``pin_concurrency()`` items are with the node at once, and as many again
+wait for a free thread (items in flight, for what follows); the answers
+are recorded as they come, those that came together in one transaction,
+and counted done or failed. A stop hands out no waiting item.
 
 What a task owes a retry stays exact (see common.PinItems): while items
 are in flight, ``next_index`` (and ``inherited_next``) stand at the
@@ -20,12 +22,15 @@ nothing it finished.
 import queue
 import sqlite3
 import threading
+import time
 
 from console.runner import TaskStopped
 from console.tasks.sizes import setting
 
 KINDS = ("inherited_next", "next_index")
 MAX_BATCH = 256       # answers recorded in one transaction at most
+READ_AHEAD = 2        # items handed out per thread: each finds its next one waiting
+GATHER_S = 0.003      # after an answer, the wait for others to record with it
 
 
 def pin_concurrency():
@@ -66,7 +71,7 @@ class InFlight:
         exhausted = False
         try:
             while True:
-                while not exhausted and len(self.flying) < self.workers:
+                while not exhausted and len(self.flying) < self.workers * READ_AHEAD:
                     ctx.check()
                     entry = next(source, None)
                     if entry is None:
@@ -80,6 +85,9 @@ class InFlight:
                 except queue.Empty:
                     ctx.check()
                     continue
+                # A moment for the other threads' answers: one wake-up and one
+                # transaction for several, where each would cost its own.
+                time.sleep(GATHER_S)
                 while len(answers) < MAX_BATCH:
                     try:
                         answers.append(self.done.get_nowait())
@@ -167,6 +175,11 @@ class InFlight:
         if self.wound_down:
             return
         self.wound_down = True
+        while True:         # items no thread has begun stay in flight: owed, or where a retry takes up
+            try:
+                self.todo.get_nowait()
+            except queue.Empty:
+                break
         for _ in self.threads:
             self.todo.put(None)
         for client in self.clients:
