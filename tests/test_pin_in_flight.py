@@ -145,3 +145,30 @@ def test_a_pin_add_answer_cut_short_is_no_pin(settings, db, fake_node, spawned):
     assert task["status"] == "failed" and "ended before the pin was made" in task["error_message"], task
     assert cut not in fake_node.pins
     assert db.execute("SELECT 1 FROM pins WHERE cid = ?", (cut,)).fetchone() is None
+
+
+def test_a_cancel_ends_the_listing_of_named_pins(settings, db, fake_node, spawned):
+    """The listing a long list begins with stops at a cancel, as a pin does;
+    nothing was pinned, so a retry does the whole list."""
+    import time
+
+    import console.tasks.pin_names
+    many = [cid(n) for n in range(1, console.tasks.pin_names.LIST_FROM + 1)]
+    fake_node.have.update(many)
+    for n in range(100, 110):
+        fake_node.add(cid(n), 10, name="named %d" % n)
+    fake_node.listing_pause = 30.0
+    task_id = start(settings, db, "pin_add", fake_node, lines(*many))
+    runner = threading.Thread(target=run_here, args=(settings, task_id))
+    runner.start()
+    wait_for(lambda: fake_node.listings, timeout=10, message="the listing to begin")
+    started = time.monotonic()
+    assert console.control.cancel_task(settings, db, task_id) == "cancelling"
+    runner.join(20)
+    assert not runner.is_alive() and time.monotonic() - started < 10
+    task = console.store.task_as_json(console.store.get_task(db, task_id))
+    assert task["status"] == "cancelled" and task["result"]["done"] == 0, task
+    assert not fake_node.pin_calls
+    fake_node.listing_pause = 0.0
+    retried = run_here(settings, console.control.retry_task(settings, db, task_id))
+    assert retried["status"] == "completed" and retried["result"]["done"] == len(many), retried

@@ -193,12 +193,17 @@ class PinItems:
         self.undone.close()
 
 
+def pin_counts():
+    """What a pin task's result counts, before its first item."""
+    return {"done": 0, "failed": 0, "duplicates": 0, "error_details": []}
+
+
 def run_pin_task(ctx, source, total, act, verb, workers=1):
     """The loop pin_add and pin_remove share: each item through ``act``,
     which returns None when it is done, else the sentence that says why not;
     or, given an in_flight.Step as ``act``, ``workers`` items at once."""
     conn = connect(ctx.db_path)
-    ctx.result = dict({"done": 0, "failed": 0, "duplicates": 0, "error_details": []}, **ctx.result)
+    ctx.result = dict(pin_counts(), **ctx.result)
     items = PinItems(ctx, conn, source)
     ctx.set_total(items.remaining(total))
     started = time.monotonic()

@@ -26,8 +26,8 @@ from console.framing import IPFSError
 from console.runner import TaskStopped
 from console.store import connect
 from console.tasks import pin_names
-from console.tasks.common import (count_of, follow_cluster_pin, name_on_node, plain_error, run_pin_task,
-                                  store_console_pin, store_console_pins)
+from console.tasks.common import (count_of, follow_cluster_pin, name_on_node, pin_counts, plain_error,
+                                  run_pin_task, store_console_pin, store_console_pins)
 from console.tasks.in_flight import Step, pin_concurrency
 from console.tasks.sizes import pin_size
 
@@ -37,7 +37,7 @@ def run(ctx):
     params = ctx.params
     path = ctx.files.pin_list(params.get("pin_list", ""))
     timeout_s = int(params.get("timeout_s") or DEFAULT_PIN_TIMEOUT_S)
-    ctx.result = {"invalid": int(params.get("invalid", 0)), "invalid_lines": params.get("invalid_lines", [])}
+    ctx.result = dict(pin_counts(), invalid=int(params.get("invalid", 0)), invalid_lines=params.get("invalid_lines", []))
     if not os.path.exists(path):
         raise IPFSError("the list of CIDs to pin is gone (%s)" % os.path.basename(path))
     if ctx.cluster_api:
@@ -68,7 +68,16 @@ def named_on_node(ctx, path):
     if not pin_names.worth_listing(nameless, pins_known):
         return None
     ctx.log("Listing the node's pins, for the names of those it has already...")
-    named = pin_names.NamedOnNode(ctx.client(timeout=600.0))
+    client = ctx.client(timeout=600.0)
+    try:
+        with ctx.interruptible(client):
+            named = pin_names.NamedOnNode(client, ctx.check)
+    except IPFSError:
+        if ctx.stopping:
+            raise TaskStopped(ctx.stop_reason)
+        raise
+    finally:
+        client.close()
     ctx.log("The node pins %s under a name." % count_of(named.count, "CID"))
     return named
 

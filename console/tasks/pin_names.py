@@ -43,11 +43,13 @@ def as_listed(cid):
 class NamedOnNode:
     """The node's named recursive pins, from one streamed listing."""
 
-    def __init__(self, client):
+    def __init__(self, client, check=lambda: None):
+        """``check()`` is called between batches of the listing: it raises to stop it."""
         self.bits = bytearray(BITS // 8)
         self.count = 0
         for batch in client.stream_batches("pin/ls", [("type", "recursive"), ("names", "true"),
                                                       ("stream", "true")]):
+            check()
             for entry in batch:
                 if isinstance(entry, dict) and entry.get("Name") and isinstance(entry.get("Cid"), str):
                     spot = hash(entry["Cid"]) & (BITS - 1)
