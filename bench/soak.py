@@ -14,6 +14,7 @@ exits 1 if any divergence was found (the seed replays it).
 import argparse
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -32,6 +33,8 @@ def main():
     parser.add_argument("--round-seconds", type=float, default=60.0)
     parser.add_argument("--pins", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", help="a folder to keep the console's database and task files in, if a"
+                                       " divergence is found")
     args = parser.parse_args()
     # A TERM ends the run as an interrupt does: the node and the console are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -52,6 +55,9 @@ def main():
         finally:
             soak.close()
             node.stop()
+            if args.keep and soak.divergences:
+                shutil.copytree(folder, args.keep, ignore=shutil.ignore_patterns("kubo"), dirs_exist_ok=True)
+                print("the console's files are kept in %s" % args.keep, flush=True)
     total = dict(soak.operations)
     print("\n%d rounds in %.1f minutes, seed %d: %d operations (%s), %d workers killed, %d divergences"
           % (rounds, (time.monotonic() - started) / 60, seed, sum(v for k, v in total.items() if k != "kills"),

@@ -190,6 +190,12 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                          "Code": 0, "Type": "error"}, 500)
             return
         steps = int(node.pin_delay.get(cid, 0) / 0.05)
+        with node.lock:
+            # As Kubo's pinner does: a CID pinned already loses its pin first, and gets
+            # it back (with the new name) once its DAG is walked; an answer cut short
+            # meanwhile leaves it unpinned.
+            if node.pins.get(cid, {}).get("Type", "recursive") == "recursive":
+                node.pins.pop(cid, None)
         if cid in node.cut_short:
             self.stream([{"Progress": 0}], delay=0.05)
             return

@@ -107,7 +107,7 @@ class Soak:
             if cid in self.contents and self.rng.random() < 0.9:
                 again.append(self.contents[cid])
         if again:
-            self.node.add_many(again, pin=False)    # a gc since may have removed them
+            self.node.add_many(list(dict.fromkeys(again)), pin=False)    # a gc since may have removed them
         query = "?timeout_s=5"
         if self.rng.random() < 0.2:
             query += "&name=default"

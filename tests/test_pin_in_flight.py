@@ -172,3 +172,43 @@ def test_a_cancel_ends_the_listing_of_named_pins(settings, db, fake_node, spawne
     fake_node.listing_pause = 0.0
     retried = run_here(settings, console.control.retry_task(settings, db, task_id))
     assert retried["status"] == "completed" and retried["result"]["done"] == len(many), retried
+
+
+def test_a_cancel_that_cuts_a_repin_short_leaves_no_pin_the_node_lost(settings, db, fake_node, spawned, monkeypatch):
+    """Kubo's pin/add of a CID it already pins removes that pin first and adds
+    it back once the DAG is walked: cut short by a cancel, it leaves the CID
+    unpinned. The task asks the node afterwards about each CID it had sent
+    without an answer, and the catalogue loses those the node no longer pins."""
+    monkeypatch.setenv("IPFSMASTER_PIN_CONCURRENCY", "2")
+    renamed, fresh, kept = cid(1), cid(2), cid(3)
+    fake_node.have.update([renamed, fresh, kept])
+    fake_node.add(renamed, 150, name="old name")
+    fake_node.add(kept, 160, name="kept")
+    db.executemany("INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', ?, ?)",
+                   [(renamed, "old name", 150), (kept, "kept", 160)])
+    db.commit()
+    fake_node.pin_delay[renamed] = fake_node.pin_delay[fresh] = 30.0
+    task_id = start(settings, db, "pin_add", fake_node, lines(renamed + " new name", fresh))
+    runner = threading.Thread(target=run_here, args=(settings, task_id))
+    runner.start()
+    wait_for(lambda: fake_node.pinning == 2, timeout=10, message="both pins to be under way")
+    assert console.control.cancel_task(settings, db, task_id) == "cancelling"
+    runner.join(20)
+    assert not runner.is_alive()
+    assert renamed not in fake_node.pins and fresh not in fake_node.pins and kept in fake_node.pins
+    assert {row[0] for row in db.execute("SELECT cid FROM pins")} == {kept}
+
+
+def test_a_failed_repin_leaves_no_pin_the_node_lost(settings, db, fake_node, spawned):
+    """The same when the node's answer is an error after it removed the pin
+    (here: the answer ends before its Pins object, as a time-out would)."""
+    lost = cid(1)
+    fake_node.have.add(lost)
+    fake_node.add(lost, 150, name="old name")
+    fake_node.cut_short.add(lost)
+    db.execute("INSERT INTO pins (cid, type, name, size) VALUES (?, 'recursive', 'old name', 150)", (lost,))
+    db.commit()
+    task = run_here(settings, start(settings, db, "pin_add", fake_node, lines(lost + " new name")))
+    assert task["status"] == "failed", task
+    assert lost not in fake_node.pins
+    assert db.execute("SELECT 1 FROM pins WHERE cid = ?", (lost,)).fetchone() is None

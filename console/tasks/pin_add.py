@@ -44,8 +44,37 @@ def run(ctx):
         pin, verb = cluster_pinner(ctx, ctx.client(timeout=timeout_s + 30.0), timeout_s), "Pinning through the cluster"
     else:
         pin, verb = node_pinner(ctx, timeout_s, named_on_node(ctx, path)), "Pinning"
-    return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb,
-                        workers=pin_concurrency())
+    try:
+        return run_pin_task(ctx, lambda start: read_pin_list(path, start), int(params.get("valid", 0)), pin, verb,
+                            workers=pin_concurrency())
+    finally:
+        if not ctx.cluster_api:
+            settle_unanswered(ctx, pin.unanswered)
+
+
+def settle_unanswered(ctx, cids):
+    """Kubo's pin/add of a CID it pins already first removes that pin, then
+    walks the DAG and adds it back (with the new name): cut short or failed
+    meanwhile (a cancel drops the request, a time-out, a missing block), it
+    leaves the CID unpinned. For each CID whose pin/add got no "Pins"
+    answer, the node is asked whether it pins it still, and the catalogue
+    loses those it no longer does. A worker killed outright cannot ask:
+    the next sync finds them."""
+    with closing(connect(ctx.db_path)) as conn:
+        shown = [cid for cid in sorted(cids) if conn.execute("SELECT 1 FROM pins WHERE cid = ?", (cid,)).fetchone()]
+        if not shown:
+            return
+        client = ctx.client(timeout=30.0)
+        try:
+            for cid in shown:
+                since = catalogue.now(conn)
+                if name_on_node(client, cid) is None:
+                    catalogue.remove_pin(conn, cid, since=since, on_node=lambda: name_on_node(client, cid) is not None)
+                    ctx.log("%s is no longer pinned: the node dropped its pin when its pin/add failed" % cid)
+        except IPFSError:
+            pass        # the node cannot say now: the next sync will
+        finally:
+            client.close()
 
 
 def name_in_cluster(cluster, cid):
@@ -96,6 +125,7 @@ def node_pinner(ctx, timeout_s, named=None):
     connection. The CID the task shows (``result.current``) is the oldest
     in flight, with the node's progress on it. ``named``: see named_on_node."""
     default = ctx.params.get("default_name") or ""
+    unanswered = set()      # CIDs whose pin/add was sent and got no "Pins" answer (see settle_unanswered)
 
     def remote(client, clock, cid, name):
         if ctx.current_item in (None, cid):
@@ -110,6 +140,7 @@ def node_pinner(ctx, timeout_s, named=None):
                 if name:
                     args.append(("name", name))
                 pinned = False
+                unanswered.add(cid)
                 for obj in client.stream("pin/add", args):
                     if isinstance(obj, dict) and "Progress" in obj:
                         size = obj.get("Bytes") if obj["Progress"] == 1 else None   # one block: its size
@@ -121,6 +152,7 @@ def node_pinner(ctx, timeout_s, named=None):
                 if not pinned:
                     raise IPFSError("the node's answer to pin/add %s ended before the pin was made" % cid,
                                     transient=True)
+                unanswered.discard(cid)
         except IPFSError as exc:
             if ctx.stopping:
                 raise TaskStopped(ctx.stop_reason)
@@ -143,7 +175,9 @@ def node_pinner(ctx, timeout_s, named=None):
     def record(conn, done):
         store_console_pins(conn, [(cid, name, size, since) for cid, _, (name, size, since) in done], on_node)
 
-    return Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
+    step = Step(remote, record, lambda: ctx.client(timeout=timeout_s + 30.0))
+    step.unanswered = unanswered
+    return step
 
 
 def cluster_pinner(ctx, client, timeout_s):
