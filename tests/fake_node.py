@@ -42,6 +42,7 @@ class FakeNode(ThreadingHTTPServer):
         self.pin_delay = {}            # cid -> seconds pin/add takes, sending progress meanwhile
         self.blocks = {}               # cid -> blocks in its DAG (1 if not given): pin/add's last progress
         self.cut_short = set()         # CIDs whose pin/add answer ends before its Pins object (no pin made)
+        self.pin_errors = {}           # cid -> the error pin/add answers (after dropping a pin it had)
         self.pin_calls = collections.Counter()   # cid -> pin/add calls
         self.garbage = []              # CIDs the next repo/gc removes
         self.repo_size = 100000
@@ -198,6 +199,9 @@ class FakeNodeHandler(BaseHTTPRequestHandler):
                 node.pins.pop(cid, None)
         if cid in node.cut_short:
             self.stream([{"Progress": 0}], delay=0.05)
+            return
+        if cid in node.pin_errors:
+            self.answer({"Message": node.pin_errors[cid], "Code": 0, "Type": "error"}, 500)
             return
         # As Kubo ends it (with progress): the blocks walked and their bytes, then the pin.
         walked = {"Progress": node.blocks.get(cid, 1), "Bytes": node.sizes.get(cid, 100 + len(cid))}

@@ -212,3 +212,28 @@ def test_a_failed_repin_leaves_no_pin_the_node_lost(settings, db, fake_node, spa
     assert task["status"] == "failed", task
     assert lost not in fake_node.pins
     assert db.execute("SELECT 1 FROM pins WHERE cid = ?", (lost,)).fetchone() is None
+
+
+def test_a_car_root_whose_naming_failed_is_counted_as_the_node_left_it(settings, db, fake_node):
+    """A CAR import names each root with a second pin/add; one that fails after
+    Kubo dropped the pin leaves the root unpinned: failed, not catalogued."""
+    import io
+
+    import console.rpc
+    import console.runner
+    from console.tasks.car_import import record_root
+    lost, named = cid(1), cid(2)
+    fake_node.have.update([lost, named])
+    fake_node.add(lost, 100)
+    fake_node.add(named, 120)
+    fake_node.pin_errors[lost] = "context deadline exceeded"
+    ctx = console.runner.TaskContext({"id": 1, "task_type": "car_import", "params": "{}"}, settings.db,
+                                     fake_node.url, out=io.StringIO())
+    ctx.result = {"done": 0, "failed": 0, "roots": [], "error_details": []}
+    client = console.rpc.IPFSClient(fake_node.url)
+    for root in (lost, named):
+        record_root(ctx, client, db, {"Cid": {"/": root}}, {}, "imported")
+    client.close()
+    assert (ctx.result["done"], ctx.result["failed"]) == (1, 1)
+    assert ctx.result["error_details"] == [{"cid": lost, "error": "context deadline exceeded"}]
+    assert {row[0]: row[1] for row in db.execute("SELECT cid, name FROM pins")} == {named: "imported"}

@@ -13,7 +13,7 @@ import time
 from console.car import NotACar, read_roots
 from console.framing import IPFSError
 from console.store import connect
-from console.tasks.common import count_of, name_on_node, note_error, spooled_multipart, store_console_pin
+from console.tasks.common import count_of, name_on_node, note_error, plain_error, spooled_multipart, store_console_pin
 from console.tasks.sizes import pin_size
 
 MAX_ROOTS_LISTED = 100      # roots named in a result; ``done`` counts them all
@@ -89,7 +89,13 @@ def record_root(ctx, client, conn, root, names, default_name):
         if exc.transient:
             raise
         ctx.log("Could not name %s: %s" % (cid, exc))
-        name = ""           # pinned, as the import left it: without a name
+        # Kubo drops a pin before pinning it again under the new name: a failure
+        # may have left it unpinned, or pinned as the import left it (no name).
+        name = name_on_node(client, cid)
+        if name is None:
+            result["failed"] += 1
+            note_error(result, {"cid": cid, "error": plain_error(exc)})
+            return
     size = pin_size(client, cid)
     size = size if isinstance(size, int) else None
     store_console_pin(conn, cid, name, size)
