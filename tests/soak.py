@@ -23,6 +23,7 @@ from collections import Counter
 
 import console.processes
 import console.settings
+from console.cids import read_pin_list
 from support import LiveServer, wait_for
 from test_upload import multipart
 
@@ -43,6 +44,7 @@ class Soak:
         self.have = []       # CIDs whose blocks the node has (pinned or not), or had before a gc
         self.contents = {}   # their bytes, added again before a pin (a gc removes what is not pinned)
         self.outside_touched = set()     # CIDs another tool changed this round
+        self.killed_pinning = set()      # CIDs of the pin_add tasks killed this round
         self.missing = []    # CIDs nobody has: pinning them fails
         self.names = ["photos", "备份", "release v1", "日志 2026", "a/b", "x" * 40]
 
@@ -83,10 +85,14 @@ class Soak:
             operation()
             time.sleep(self.rng.random() * 0.2)    # the pace of the workload, not a wait for a state
         self.wait_for_every_task()
+        found = len(self.divergences)
         self.nothing_shown_that_the_node_lacks()
         self.settle()
         self.compare()
+        for line in self.divergences[found:]:
+            self.say("  " + line)
         self.outside_touched.clear()
+        self.killed_pinning.clear()
 
     def post(self, path, body=b"", headers=None):
         return self.server.request("POST", path, body=body, headers=headers or {})
@@ -143,6 +149,19 @@ class Soak:
             if console.processes.is_task_worker(task["pid"], task["id"]):
                 self.operations["kills"] += 1
                 os.kill(task["pid"], signal.SIGKILL)
+                if task["task_type"] == "pin_add":
+                    self.killed_pinning.update(self.pin_list(task["id"]))
+
+    def pin_list(self, task_id):
+        """The CIDs of a pin_add task's list."""
+        conn = sqlite3.connect(self.settings.db)
+        try:
+            params = json.loads(conn.execute("SELECT params FROM background_tasks WHERE id = ?", (task_id,))
+                                .fetchone()[0])
+        finally:
+            conn.close()
+        path = self.settings.files.pin_list(params.get("pin_list", ""))
+        return [cid for cid, _ in read_pin_list(path)] if os.path.exists(path) else []
 
     def retry(self):
         retryable = [task for task in self.server.request("GET", "/api/tasks?limit=100").json["tasks"]
@@ -176,8 +195,11 @@ class Soak:
 
     def nothing_shown_that_the_node_lacks(self):
         """Before any last sync: the catalogue shows no pin the node lacks, but
-        for what another tool unpinned, or a pin_remove cut short (cancelled,
-        killed) may have unpinned without saying so."""
+        for what another tool unpinned, what a pin_remove cut short (cancelled,
+        killed) may have unpinned without saying so, and what a pin_add killed
+        this round may have lost: Kubo drops a pin it renews (pin/add of a CID
+        it pins) until the DAG is walked, and a worker killed then cannot ask
+        the node afterwards, as a cancelled one does."""
         conn = sqlite3.connect(self.settings.db)
         try:
             shown = {row[0] for row in conn.execute("SELECT cid FROM pins")}
@@ -187,7 +209,7 @@ class Soak:
                 cut_short.update(json.loads(params).get("cids", []))
         finally:
             conn.close()
-        for cid in sorted(shown - set(self.node_pins()) - self.outside_touched - cut_short):
+        for cid in sorted(shown - set(self.node_pins()) - self.outside_touched - cut_short - self.killed_pinning):
             self.divergences.append("seed %d: before the last sync the catalogue shows %s, which the node does not"
                                     " pin" % (self.seed, cid))
 
