@@ -75,13 +75,10 @@ def store_pin(conn, cid, name, size, rename=False, since=None, on_node=None):
     that asked the node last wins.
     """
     with transaction(conn):
-        crossed = since is not None and conn.execute(
-            "SELECT COALESCE(asked_at, removed_at) FROM pin_removals WHERE cid = ? AND removed_at >= ?",
-            (cid, since)).fetchone()
-        if not crossed:
-            write_pin(conn, cid, name, size, rename, since)
-            return True
-    if not node_says(on_node, default=crossed[0] < since):
+        crossed = write_pins(conn, [(cid, name, size, since)], rename)
+    if not crossed:
+        return True
+    if not node_says(on_node, default=crossed[0][1] < since):
         return False
     with transaction(conn):
         write_pin(conn, cid, name, size, rename, since)
@@ -89,14 +86,18 @@ def store_pin(conn, cid, name, size, rename=False, since=None, on_node=None):
 
 
 def write_pins(conn, entries, rename=False):
-    """Several pins (``(cid, name, size, since)`` each, as store_pin takes
-    them), in the caller's transaction, for a task that pins many. Returns
-    those an unpin crossed (see store_pin), not written: store_pin settles each."""
+    """Pins (``(cid, name, size, since)`` each, as store_pin takes them), in
+    the caller's transaction, but those an unpin recorded since ``since``
+    may have crossed on the node: (entry, when that unpin was asked) of
+    each of these is returned, not written; store_pin settles them."""
     crossed = []
-    for cid, name, size, since in entries:
-        if since is not None and conn.execute(
-                "SELECT 1 FROM pin_removals WHERE cid = ? AND removed_at >= ?", (cid, since)).fetchone():
-            crossed.append((cid, name, size, since))
+    for entry in entries:
+        cid, name, size, since = entry
+        unpin = since is not None and conn.execute(
+            "SELECT COALESCE(asked_at, removed_at) FROM pin_removals WHERE cid = ? AND removed_at >= ?",
+            (cid, since)).fetchone()
+        if unpin:
+            crossed.append((entry, unpin[0]))
         else:
             write_pin(conn, cid, name, size, rename, since)
     return crossed

@@ -129,6 +129,15 @@ class Buffered:
         self.pos = end + 4
         return _framing(head)
 
+    def body(self, chunked, length):
+        """The body of the answer whose head ``head`` read, in pieces: chunked,
+        ``length`` bytes, or (neither) to the end of the connection."""
+        if chunked:
+            return chunked_body(self)
+        if length is not None:
+            return iter([self.take(length)] if length else [])
+        return self.to_the_end()
+
     def to_the_end(self):
         """A body that runs to the end of the connection, in pieces."""
         if self.pos < len(self.buf):

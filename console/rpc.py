@@ -256,7 +256,7 @@ class IPFSClient:
             raise self._unreachable(exc)
         return answers
 
-    def stream(self, command, params=(), body=None, headers=None, method="POST"):
+    def stream(self, command, params=(), method="POST"):
         """A streaming command: yields each JSON object of the answer.
 
         The standard library drops HTTP trailers, where the node reports an
@@ -265,22 +265,19 @@ class IPFSClient:
         with no error trailer. Anything else raises IPFSError. Only the
         opening request is retried; a stream cut short is not resumed.
         """
-        for batch in self.stream_batches(command, params, body, headers, method):
+        for batch in self.stream_batches(command, params, method):
             yield from batch
 
-    def stream_batches(self, command, params=(), body=None, headers=None, method="POST"):
+    def stream_batches(self, command, params=(), method="POST"):
         """Like ``stream``, but yields lists of objects as they arrive: much
         cheaper per object for listings of millions of pins."""
-        return json_batches(command, self.stream_bytes(command, params, body, headers, method))
+        return json_batches(command, self.stream_bytes(command, params, method))
 
-    def stream_bytes(self, command, params=(), body=None, headers=None, method="POST"):
+    def stream_bytes(self, command, params=(), method="POST"):
         """The body of a streaming command as it arrives, in pieces of bytes,
         checked as ``stream`` checks it."""
-        if body is None and headers is None:
-            opened = self._retrying(lambda: self._open_stream(command, params, method))
-            return self._read_stream(command, *opened)
-        resp = self._retrying(lambda: self._send(command, params, body, headers, method))
-        return self._read_body(command, resp)
+        opened = self._retrying(lambda: self._open_stream(command, params, method))
+        return self._read_stream(command, *opened)
 
     def _open_stream(self, command, params, method):
         """One attempt at a command with no body, sent and answered on the
@@ -299,18 +296,14 @@ class IPFSClient:
             raise self._unreachable(exc)
         if status in (200, 204):
             return source, chunked, 0 if status == 204 else length, closing
+        text = b""
         try:     # the node's message; the status alone if it cannot be read
-            if chunked:
-                text = b"".join(chunked_body(source))
-            elif length is not None:
-                text = source.take(min(length, MAX_LINE))
-                closing = closing or length > MAX_LINE
-            else:
-                text, closing = b"", True
-                for piece in source.to_the_end():
-                    text += piece
-                    if len(text) > MAX_LINE:
-                        break
+            for piece in source.body(chunked, length):
+                text += piece
+                if len(text) > MAX_LINE:
+                    closing = True      # the rest is not read
+                    break
+            closing = closing or not chunked and length is None
         except StreamError as exc:
             text, closing = exc.reported, True
         except (OSError, http.client.HTTPException, ValueError):
@@ -324,15 +317,8 @@ class IPFSClient:
         kept for the next call only if the answer was read exactly to its end."""
         reusable = False
         try:
-            if chunked:
-                yield from chunked_body(source)
-            elif length is not None:
-                if length:
-                    yield source.take(length)
-            else:
-                closing = True
-                yield from source.to_the_end()
-            reusable = not closing and source.pos == len(source.buf)
+            yield from source.body(chunked, length)
+            reusable = not closing and (chunked or length is not None) and source.pos == len(source.buf)
         except (OSError, http.client.HTTPException) as exc:
             raise self._broke_off(command, exc)
         finally:

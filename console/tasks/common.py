@@ -246,8 +246,9 @@ def store_console_pins(conn, entries, on_node):
     ``on_node(cid)`` whether the node pins it."""
     with transaction(conn):
         crossed = catalogue.write_pins(conn, entries, rename=True)
-        psa.note_console_pins(conn, [entry[0] for entry in entries if entry not in crossed])
-    for cid, name, size, since in crossed:
+        settled_later = {entry[0] for entry, _ in crossed}
+        psa.note_console_pins(conn, [entry[0] for entry in entries if entry[0] not in settled_later])
+    for (cid, name, size, since), _ in crossed:
         store_console_pin(conn, cid, name, size, since=since, on_node=lambda: on_node(cid))
 
 

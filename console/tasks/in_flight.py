@@ -148,13 +148,17 @@ class InFlight:
                 done.append((cid, name, data))
             else:
                 self.items.failed(cid, name, error)
+        self.record(done)
+        self.settle()
+        if raised is not None:
+            raise raised
+
+    def record(self, done):
+        """The catalogue for the items ``done`` ((cid, name, data) each), then their count."""
         if done:
             self.step.record(self.conn, done)
             for cid, _, _ in done:
                 self.items.done(cid)
-        self.settle()
-        if raised is not None:
-            raise raised
 
     def settle(self):
         """Where a retry would take up: at the oldest item in flight of each kind."""
@@ -195,10 +199,7 @@ class InFlight:
             if key in self.flying and not isinstance(outcome, BaseException) and outcome[0] is None:
                 kind, index, cid, name = self.flying.pop(key)
                 done.append((cid, name, outcome[1]))
-        if done:
-            self.step.record(self.conn, done)
-            for cid, _, _ in done:
-                self.items.done(cid)
+        self.record(done)
         if owe:
             for kind, index, cid, name in self.flying.values():
                 self.items.owe(cid, name)

@@ -17,6 +17,7 @@ between a look-up and the pin that follows it.
 """
 
 from console.cids import MULTIBASES, base32_encode
+from console.rpc import LIST_ARGS
 
 BITS = 1 << 26              # 8 MiB; a listing of a million named pins sets under 1.5% of them
 LIST_FROM = 64              # CIDs without a name in the list, at least, for a listing to pay
@@ -47,8 +48,7 @@ class NamedOnNode:
         """``check()`` is called between batches of the listing: it raises to stop it."""
         self.bits = bytearray(BITS // 8)
         self.count = 0
-        for batch in client.stream_batches("pin/ls", [("type", "recursive"), ("names", "true"),
-                                                      ("stream", "true")]):
+        for batch in client.stream_batches("pin/ls", LIST_ARGS):
             check()
             for entry in batch:
                 if isinstance(entry, dict) and entry.get("Name") and isinstance(entry.get("Cid"), str):
